@@ -1,0 +1,26 @@
+from dataclasses import dataclass
+
+# The 19 symbols of the public captcha_images_v2 set; the report used a-z0-9.
+CAPTCHA_V2 = "2345678bcdefgmnpwxy"
+REPORT36 = "abcdefghijklmnopqrstuvwxyz0123456789"
+
+
+@dataclass(frozen=True)
+class Charset:
+    symbols: str = CAPTCHA_V2
+
+    def __post_init__(self):
+        if not self.symbols or len(set(self.symbols)) != len(self.symbols):
+            raise ValueError(f"charset symbols must be non-empty and unique, got {self.symbols!r}")
+
+    def __len__(self) -> int:
+        return len(self.symbols)
+
+    def unknown(self, text: str) -> set[str]:
+        return set(text) - set(self.symbols)
+
+    def encode(self, text: str) -> list[int]:
+        return [self.symbols.index(c) for c in text]
+
+    def decode(self, indices) -> str:
+        return "".join(self.symbols[int(i)] for i in indices)

@@ -1,0 +1,95 @@
+import logging
+
+import lightning as L
+import torch
+from torch.utils.data import DataLoader, TensorDataset
+
+from captcha_lab.charset import CAPTCHA_V2, Charset
+from captcha_lab.errors import ConfigError, DataError
+from captcha_lab.images import IMAGE_SIZE, LabelledImages, load_folder
+from captcha_lab.synthetic import ensure_synthetic
+
+log = logging.getLogger(__name__)
+
+
+def split_indices(n: int, seed: int, val_fraction: float, test_fraction: float) -> dict[str, torch.Tensor]:
+    """Seeded disjoint train/val/test indices: test first (the report's 100 of 1070), then val
+    out of the rest (Keras's validation_split)."""
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    n_test = round(n * test_fraction)
+    n_val = round((n - n_test) * val_fraction)
+    return {"test": perm[:n_test], "val": perm[n_test:n_test + n_val], "train": perm[n_test + n_val:]}
+
+
+class CaptchaDataModule(L.LightningDataModule):
+    """Any folder of filename-labelled captchas, decoded once and held in memory as tensors.
+
+    `synthetic > 0` first generates that many captchas into `dir` (once, from `seed`)."""
+
+    def __init__(
+        self,
+        dir: str = "data/captcha_v2",
+        symbols: str = CAPTCHA_V2,
+        length: int = 5,
+        test_dir: str | None = None,
+        val_fraction: float = 0.2,
+        test_fraction: float = 0.1,
+        batch_size: int = 32,
+        eval_batch_size: int = 256,
+        seed: int = 0,
+        synthetic: int = 0,
+        num_workers: int = 0,
+    ):
+        super().__init__()
+        if not 0 < val_fraction < 1:
+            raise ConfigError(f"data.val_fraction must be in (0, 1), got {val_fraction}")
+        if not 0 <= test_fraction < 1:
+            raise ConfigError(f"data.test_fraction must be in [0, 1), got {test_fraction}")
+        for key, value in [("batch_size", batch_size), ("eval_batch_size", eval_batch_size), ("length", length)]:
+            if value < 1:
+                raise ConfigError(f"{key} must be >= 1, got {value}")
+        if synthetic < 0:
+            raise ConfigError(f"data.synthetic must be >= 0, got {synthetic}")
+        self.save_hyperparameters()
+        self.charset = Charset(symbols)
+        self.splits: dict[str, LabelledImages] = {}
+
+    def prepare_data(self) -> None:
+        if self.hparams.synthetic:
+            ensure_synthetic(self.hparams.dir, self.hparams.synthetic, self.hparams.seed,
+                             self.hparams.symbols, self.hparams.length, IMAGE_SIZE)
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.splits:
+            return  # decoded once per process, whatever the stage
+        hp = self.hparams
+        data = load_folder(hp.dir, self.charset, hp.length)
+        test_fraction = 0.0 if hp.test_dir else hp.test_fraction
+        idx = split_indices(len(data), hp.seed, hp.val_fraction, test_fraction)
+        self.splits = {name: data.subset(i) for name, i in idx.items()}
+        if hp.test_dir:
+            self.splits["test"] = load_folder(hp.test_dir, self.charset, hp.length)
+        if len(self.splits["train"]) == 0:
+            raise DataError(f"{hp.dir}: {len(data)} usable images leave none for training")
+        log.info("data %s: %s", hp.dir, ", ".join(f"{k} {len(v)}" for k, v in self.splits.items()))
+
+    def _loader(self, split: str, train: bool = False) -> DataLoader:
+        data = self.splits[split]
+        return DataLoader(
+            TensorDataset(data.images, data.targets),
+            batch_size=self.hparams.batch_size if train else self.hparams.eval_batch_size,
+            shuffle=train,
+            num_workers=self.hparams.num_workers,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", train=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val")
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test")
+
+    def has_split(self, split: str) -> bool:
+        return len(self.splits.get(split, ())) > 0

@@ -1,0 +1,118 @@
+"""Reading filename-labelled captcha folders into memory."""
+
+import io
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import PIL.Image
+import torch
+
+from captcha_lab.charset import Charset
+from captcha_lab.errors import DataError
+
+log = logging.getLogger(__name__)
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
+IMAGE_SIZE = (50, 200)  # (H, W), as in the report
+MAX_PIXELS = 50_000_000  # refuse decompression bombs long before they reach memory
+
+
+class ImageError(Exception):
+    pass
+
+
+def decode_gray(data: bytes | np.ndarray, size: tuple[int, int] = IMAGE_SIZE) -> np.ndarray:
+    """Encoded image bytes -> (H, W) uint8 grayscale, resized to `size` only when needed."""
+    buf = np.frombuffer(data, np.uint8) if isinstance(data, bytes) else data
+    if buf.size == 0:
+        raise ImageError("empty file")
+    try:  # read only the header first: a decompression bomb is refused before it is decoded
+        with PIL.Image.open(io.BytesIO(buf.tobytes())) as header:
+            w, h = header.size
+    except PIL.Image.DecompressionBombError:
+        raise ImageError(f"more pixels than the limit of {MAX_PIXELS}") from None
+    except (OSError, SyntaxError, ValueError):
+        raise ImageError("not a readable image") from None
+    if w * h > MAX_PIXELS:
+        raise ImageError(f"{w}x{h} pixels is more than the limit of {MAX_PIXELS}")
+    # cv2's grayscale read is what the report used; alpha (all opaque in captcha_v2) is dropped.
+    img = cv2.imdecode(buf, cv2.IMREAD_GRAYSCALE)
+    if img is None:
+        raise ImageError("not a readable image")
+    if img.shape != size:
+        img = cv2.resize(img, (size[1], size[0]), interpolation=cv2.INTER_AREA)
+    return img
+
+
+def read_gray(path: str | Path, size: tuple[int, int] = IMAGE_SIZE) -> np.ndarray:
+    try:
+        return decode_gray(np.fromfile(path, np.uint8), size)
+    except ImageError as e:
+        raise ImageError(f"{path}: {e}") from None
+
+
+def to_tensor(images: list[np.ndarray]) -> torch.Tensor:
+    """uint8 (H, W) images -> (N, 1, H, W) float32 in [0, 1]."""
+    return torch.from_numpy(np.stack(images)).unsqueeze(1).float().div_(255)
+
+
+@dataclass
+class LabelledImages:
+    images: torch.Tensor  # (N, 1, H, W) float32 in [0, 1]
+    targets: torch.Tensor  # (N, L) int64 symbol indices
+    names: list[str]  # file names, for error reports and misread grids
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def subset(self, index: torch.Tensor) -> "LabelledImages":
+        return LabelledImages(self.images[index], self.targets[index], [self.names[i] for i in index.tolist()])
+
+
+def _warn_skipped(reason: str, names: list[str]) -> None:
+    if names:
+        shown = ", ".join(names[:5]) + (", ..." if len(names) > 5 else "")
+        log.warning("skipped %d file(s) %s: %s", len(names), reason, shown)
+
+
+def list_images(folder: str | Path) -> list[Path]:
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DataError(f"data folder not found: {folder}")
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    if not files:
+        raise DataError(f"no image files ({', '.join(sorted(IMAGE_SUFFIXES))}) in {folder}")
+    return files
+
+
+def load_folder(folder: str | Path, charset: Charset, length: int, size=IMAGE_SIZE) -> LabelledImages:
+    """Decode every image of a folder once; the file name (without suffix) is the label."""
+    files = list_images(folder)
+    bad_chars = [p.name for p in files if charset.unknown(p.stem)]
+    bad_length = [p.name for p in files if not charset.unknown(p.stem) and len(p.stem) != length]
+    _warn_skipped("with characters outside the charset", bad_chars)
+    _warn_skipped(f"whose label is not {length} characters long", bad_length)
+    files = [p for p in files if not charset.unknown(p.stem) and len(p.stem) == length]
+
+    def read(path):
+        try:
+            return read_gray(path, size)
+        except ImageError as e:
+            return e
+
+    with ThreadPoolExecutor(4) as pool:  # cv2 decodes without the GIL
+        decoded = list(pool.map(read, files))
+    unreadable = [str(d) for d in decoded if isinstance(d, ImageError)]
+    _warn_skipped("that could not be read", unreadable)
+    ok = [(p, d) for p, d in zip(files, decoded) if not isinstance(d, ImageError)]
+    if not ok:
+        raise DataError(f"no usable captcha images in {folder} (labels must be {length} symbols of {charset.symbols!r})")
+    return LabelledImages(
+        images=to_tensor([d for _, d in ok]),
+        targets=torch.tensor([charset.encode(p.stem) for p, _ in ok], dtype=torch.long),
+        names=[p.name for p, _ in ok],
+    )

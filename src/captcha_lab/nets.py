@@ -1,0 +1,102 @@
+"""Plain nn.Modules. Each net maps (B, 1, 50, 200) images in [0, 1] to per-position logits and
+records the plain arguments it was built with (`spec`), so a checkpoint can rebuild it without
+pickled objects."""
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+ACTIVATIONS = {
+    "relu": nn.ReLU,
+    "sigmoid": nn.Sigmoid,
+    "tanh": nn.Tanh,
+    "elu": nn.ELU,
+    "leaky_relu": nn.LeakyReLU,
+    "gelu": nn.GELU,
+}
+HEAD_ACTIVATIONS = ("softmax", "sigmoid")
+
+
+def make_activation(name: str) -> nn.Module:
+    if name not in ACTIVATIONS:
+        raise ValueError(f"unknown activation {name!r}; choose from {sorted(ACTIVATIONS)}")
+    return ACTIVATIONS[name]()
+
+
+def _keras_init(module: nn.Module) -> None:
+    # Keras defaults (glorot_uniform weights, zero biases), so the report's runs are comparable.
+    if isinstance(module, (nn.Conv2d, nn.Linear)):
+        nn.init.xavier_uniform_(module.weight)
+        nn.init.zeros_(module.bias)
+
+
+class ReportCNN(nn.Module):
+    """The report's net: conv16-pool, conv32-pool, conv32-BN-pool, flatten, one dense head per
+    character. 'same' convs and ceil-mode pooling give 50x200 -> 25x100 -> 13x50 -> 7x25."""
+
+    def __init__(
+        self,
+        num_classes: int,
+        length: int = 5,
+        activation: str = "relu",
+        dropout: float = 0.5,
+        hidden: int = 64,
+        head_activation: str = "softmax",
+        image_size: tuple[int, int] = (50, 200),
+    ):
+        super().__init__()
+        if head_activation not in HEAD_ACTIVATIONS:
+            raise ValueError(f"head_activation must be one of {HEAD_ACTIVATIONS}, got {head_activation!r}")
+        self.spec = dict(
+            kind="report_cnn", num_classes=num_classes, length=length, activation=activation,
+            dropout=dropout, hidden=hidden, head_activation=head_activation, image_size=list(image_size),
+        )
+        self.head_activation = head_activation
+
+        def pool():
+            return nn.MaxPool2d(2, ceil_mode=True)  # Keras MaxPooling2D(padding='same')
+
+        self.trunk = nn.Sequential(
+            nn.Conv2d(1, 16, 3, padding=1), make_activation(activation), pool(),
+            nn.Conv2d(16, 32, 3, padding=1), make_activation(activation), pool(),
+            nn.Conv2d(32, 32, 3, padding=1), make_activation(activation),
+            # Keras BatchNormalization defaults: momentum 0.99 (= torch 0.01), epsilon 1e-3.
+            nn.BatchNorm2d(32, eps=1e-3, momentum=0.01), pool(),
+        )
+        h, w = image_size
+        for _ in range(3):
+            h, w = -(-h // 2), -(-w // 2)
+        features = 32 * h * w  # 32 * 7 * 25 = 5600 for 50x200
+        self.heads = nn.ModuleList(
+            nn.Sequential(
+                nn.Linear(features, hidden), make_activation(activation), nn.Dropout(dropout),
+                nn.Linear(hidden, num_classes),
+            )
+            for _ in range(length)
+        )
+        self.apply(_keras_init)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        z = self.trunk(x).flatten(1)  # (B, 5600)
+        return torch.stack([head(z) for head in self.heads], dim=1)  # (B, L, C) logits
+
+    def log_probs(self, logits: torch.Tensor) -> torch.Tensor:
+        """(B, L, C) log-probabilities under the chosen head activation."""
+        if self.head_activation == "softmax":
+            return F.log_softmax(logits, dim=-1)
+        # Keras sigmoid outputs + categorical_crossentropy: p = sigmoid(z) / sum(sigmoid(z)),
+        # computed in log space so it cannot overflow.
+        log_sig = F.logsigmoid(logits)
+        return log_sig - torch.logsumexp(log_sig, dim=-1, keepdim=True)
+
+
+NETS = {"report_cnn": ReportCNN}
+
+
+def build_net(spec: dict) -> nn.Module:
+    """Rebuild a net from its recorded `spec` (as stored in checkpoints)."""
+    kwargs = dict(spec)
+    kind = kwargs.pop("kind", None)
+    if kind not in NETS:
+        raise ValueError(f"unknown net kind {kind!r}; known: {sorted(NETS)}")
+    return NETS[kind](**kwargs)

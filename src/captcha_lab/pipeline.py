@@ -1,0 +1,140 @@
+"""The Hydra-facing pipeline: the only module that composes objects from config."""
+
+import json
+import logging
+import math
+import os
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from dataclasses import dataclass
+from typing import Any, Optional
+
+import lightning as L
+from hydra.core.config_store import ConfigStore
+from hydra.core.hydra_config import HydraConfig
+from hydra.experimental.callback import Callback
+from hydra.utils import instantiate
+from lightning.pytorch.callbacks import ModelCheckpoint
+from omegaconf import MISSING, DictConfig
+
+from captcha_lab.errors import CaptchaLabError, ConfigError
+from captcha_lab.sweep import write_summary
+from captcha_lab.system import CaptchaSystem
+
+log = logging.getLogger("captcha_lab")
+
+
+@dataclass
+class TrainSchema:
+    """Types of the top-level keys: `lr=abc` or a misspelt key fails at composition."""
+
+    lr: float = 1e-3
+    batch_size: int = 32
+    epochs: int = 60
+    seed: int = 0
+    ckpt_path: Optional[str] = None
+    run_name: str = MISSING
+    charset: Any = MISSING
+    data: Any = MISSING
+    model: Any = MISSING
+    activation: Any = MISSING
+    optimizer: Any = MISSING
+    trainer: Any = MISSING
+    logger: Any = None
+    callbacks: Any = MISSING
+
+
+ConfigStore.instance().store(name="train_schema", node=TrainSchema)
+
+
+@contextmanager
+def user_errors():
+    """Report a user error (bad data, bad config) as one line on stderr, not a traceback."""
+    try:
+        yield
+    except CaptchaLabError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+
+
+def validate(cfg: DictConfig) -> None:
+    """Range checks the schema's types cannot express; run before any data is read."""
+    checks = [
+        ("lr", cfg.lr > 0 and math.isfinite(cfg.lr), "a positive number"),
+        ("batch_size", cfg.batch_size >= 1, "at least 1"),
+        ("epochs", cfg.epochs >= 1, "at least 1"),
+        ("seed", cfg.seed >= 0, "at least 0"),
+    ]
+    for key, ok, expected in checks:
+        if not ok:
+            raise ConfigError(f"{key} must be {expected}, got {cfg[key]}")
+    if cfg.ckpt_path is not None and not Path(cfg.ckpt_path).is_file():
+        raise ConfigError(f"ckpt_path: no checkpoint file at {cfg.ckpt_path}")
+
+
+def flat_hparams(cfg: DictConfig) -> dict[str, Any]:
+    """What people sweep, flattened for TensorBoard's HParams tab."""
+    choices = HydraConfig.get().runtime.choices
+    params = {k: choices.get(k) for k in ("data", "model", "optimizer", "activation", "charset")}
+    params.update(lr=cfg.lr, batch_size=cfg.batch_size, epochs=cfg.epochs, seed=cfg.seed)
+    params.update({f"model.{k}": v for k, v in cfg.model.items() if not k.startswith("_")})
+    return params
+
+
+def build(cfg: DictConfig):
+    datamodule = instantiate(cfg.data)
+    net = instantiate(cfg.model, num_classes=len(cfg.charset.symbols), length=cfg.data.length)
+    system = CaptchaSystem(net=net, symbols=cfg.charset.symbols, optimizer=instantiate(cfg.optimizer))
+    callbacks = [instantiate(c) for c in cfg.callbacks.values()]
+    logger = instantiate(cfg.logger)
+    trainer = instantiate(cfg.trainer, logger=logger, callbacks=callbacks)
+    return datamodule, system, trainer
+
+
+def write_json(path: Path, data: dict) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+    os.replace(tmp, path)  # never a half-written file, even if killed
+
+
+def train(cfg: DictConfig) -> float:
+    """Fit, test the best checkpoint, write metrics.json; returns the best val/seq_acc."""
+    with user_errors():
+        validate(cfg)
+        start = time.perf_counter()
+        L.seed_everything(cfg.seed, workers=True, verbose=False)
+        out_dir = Path(HydraConfig.get().runtime.output_dir)
+        datamodule, system, trainer = build(cfg)
+        trainer.fit(system, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
+        checkpoint = next(c for c in trainer.callbacks if isinstance(c, ModelCheckpoint))
+        metrics = {"val/seq_acc_best": float(checkpoint.best_model_score or 0.0),
+                   "val/loss_best": float(trainer.callback_metrics.get("val/loss_best", math.nan))}
+        if datamodule.has_split("test"):
+            (tested,) = trainer.test(system, datamodule=datamodule, ckpt_path="best", verbose=False)
+            metrics.update(tested)
+        metrics.update(epochs=trainer.current_epoch, wall_s=round(time.perf_counter() - start, 1))
+        if trainer.is_global_zero:
+            write_json(out_dir / "metrics.json", metrics)
+            if trainer.logger is not None:
+                best = {f"hparams/{k.replace('/', '_')}": metrics[k] for k in ("val/seq_acc_best", "val/loss_best")}
+                trainer.logger.log_hyperparams(flat_hparams(cfg), best)
+            report(out_dir, metrics)
+        return metrics["val/seq_acc_best"]
+
+
+def report(out_dir: Path, metrics: dict) -> None:
+    keys = ["val/seq_acc_best", "test/seq_acc", "test/char_acc", "test/loss", "wall_s"]
+    shown = "  ".join(f"{k}={metrics[k]:.4g}" for k in keys if k in metrics)
+    log.info("run dir: %s", out_dir)
+    log.info("%s", shown)
+
+
+class SweepSummary(Callback):
+    """Hydra callback: after a multirun, tabulate its jobs at the sweep root."""
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        sweep_dir = Path(config.hydra.sweep.dir)
+        rows = write_summary(sweep_dir)
+        log.info("sweep summary (%d jobs): %s", len(rows), sweep_dir / "summary.md")

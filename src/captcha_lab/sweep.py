@@ -1,0 +1,39 @@
+"""A multirun's summary table: one row per job, best first."""
+
+import csv
+import json
+from pathlib import Path
+
+import yaml
+
+COLUMNS = ["job", "overrides", "val/seq_acc_best", "val/loss_best", "test/seq_acc", "test/char_acc",
+           "test/loss", "epochs", "wall_s"]
+
+
+def collect(sweep_dir: Path) -> list[dict]:
+    rows = []
+    for metrics_file in sorted(sweep_dir.glob("*/metrics.json")):
+        job = metrics_file.parent
+        overrides_file = job / ".hydra" / "overrides.yaml"
+        overrides = yaml.safe_load(overrides_file.read_text()) if overrides_file.is_file() else []
+        rows.append({"job": job.name, "overrides": " ".join(overrides or []),
+                     **json.loads(metrics_file.read_text())})
+    return sorted(rows, key=lambda r: -r.get("val/seq_acc_best", float("-inf")))
+
+
+def _cell(value) -> str:
+    return f"{value:.4f}" if isinstance(value, float) else str(value)
+
+
+def write_summary(sweep_dir: str | Path) -> list[dict]:
+    """Write summary.csv and summary.md at the sweep root; jobs without metrics.json are left out."""
+    sweep_dir = Path(sweep_dir)
+    rows = collect(sweep_dir)
+    with open(sweep_dir / "summary.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, COLUMNS, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    lines += ["| " + " | ".join(_cell(r.get(c, "")) for c in COLUMNS) + " |" for r in rows]
+    (sweep_dir / "summary.md").write_text("\n".join(lines) + "\n")
+    return rows
