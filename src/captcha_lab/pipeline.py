@@ -112,7 +112,9 @@ def train(cfg: DictConfig) -> float:
         metrics = {"val/seq_acc_best": float(checkpoint.best_model_score or 0.0),
                    "val/loss_best": float(trainer.callback_metrics.get("val/loss_best", math.nan))}
         if datamodule.has_split("test"):
-            (tested,) = trainer.test(system, datamodule=datamodule, ckpt_path="best", verbose=False)
+            # The best checkpoint when one was saved (fast_dev_run saves none).
+            best = "best" if checkpoint.best_model_path else None
+            (tested,) = trainer.test(system, datamodule=datamodule, ckpt_path=best, verbose=False)
             metrics.update(tested)
         metrics.update(epochs=trainer.current_epoch, wall_s=round(time.perf_counter() - start, 1))
         if trainer.is_global_zero:

@@ -1,0 +1,105 @@
+import logging
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from captcha_lab.charset import REPORT36, Charset
+from captcha_lab.data import CaptchaDataModule, split_indices
+from captcha_lab.errors import DataError
+from captcha_lab.images import load_folder, read_gray
+from captcha_lab.synthetic import MANIFEST, ensure_synthetic
+
+CHARSET = Charset()
+
+
+def test_label_round_trip():
+    assert CHARSET.decode(CHARSET.encode("2b827")) == "2b827"
+    assert Charset(REPORT36).encode("a9") == [0, 35]
+    assert CHARSET.unknown("2b8a7") == {"a"}
+
+
+def _save(path, mode, size=(200, 50)):
+    rng = np.random.default_rng(0)
+    channels = {"L": 1, "RGB": 3, "RGBA": 4}[mode]
+    arr = rng.integers(0, 256, (size[1], size[0], channels), dtype=np.uint8).squeeze()
+    if mode == "RGBA":
+        arr[..., 3] = 255
+    Image.fromarray(arr, mode).save(path)
+    return arr
+
+
+@pytest.mark.parametrize("name,mode", [("2b827.png", "RGBA"), ("2b827.jpg", "RGB"), ("2b827.png", "L")])
+def test_any_mode_reads_as_gray_50x200(tmp_path, name, mode):
+    arr = _save(tmp_path / name, mode)
+    img = read_gray(tmp_path / name)
+    assert img.shape == (50, 200) and img.dtype == np.uint8
+    if mode == "L":
+        np.testing.assert_array_equal(img, arr)
+    if mode == "RGBA":  # the same gray as cv2's own read of the RGB part (the report's preprocessing)
+        expected = cv2.cvtColor(np.ascontiguousarray(arr[..., :3]), cv2.COLOR_RGB2GRAY)
+        assert np.abs(img.astype(int) - expected).max() <= 1
+
+
+def test_wrong_size_is_resized(tmp_path):
+    _save(tmp_path / "2b827.png", "L", size=(400, 100))
+    assert read_gray(tmp_path / "2b827.png").shape == (50, 200)
+
+
+def test_bad_labels_skipped_with_one_counted_warning(tmp_path, caplog):
+    for name in ["2b827.png", "ab827.png", "2b8272.png", "2b82.png", "nnnnn.png"]:
+        _save(tmp_path / name, "L")
+    (tmp_path / "notes.txt").write_text("not an image")
+    with caplog.at_level(logging.WARNING):
+        data = load_folder(tmp_path, CHARSET, length=5)
+    assert data.names == ["2b827.png", "nnnnn.png"]
+    assert data.images.shape == (2, 1, 50, 200) and 0 <= data.images.min() and data.images.max() <= 1
+    assert data.targets.tolist()[0] == CHARSET.encode("2b827")
+    messages = [r.getMessage() for r in caplog.records]
+    assert any("1 file(s) with characters outside the charset: ab827.png" in m for m in messages)
+    assert any("2 file(s) whose label is not 5 characters long" in m for m in messages)
+
+
+def test_missing_and_empty_dirs_are_clear_errors(tmp_path):
+    with pytest.raises(DataError, match="data folder not found: .*nope"):
+        load_folder(tmp_path / "nope", CHARSET, 5)
+    with pytest.raises(DataError, match="no image files"):
+        load_folder(tmp_path, CHARSET, 5)
+
+
+def test_split_is_seeded_disjoint_and_sized():
+    a, b, c = (split_indices(1070, s, 0.2, 0.1) for s in (0, 0, 1))
+    assert [len(a[k]) for k in ("test", "val", "train")] == [107, 193, 770]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert not torch.equal(a["val"], c["val"])
+    assert len(torch.cat(list(a.values())).unique()) == 1070
+
+
+def test_datamodule_test_dir_replaces_held_out_fraction(tiny_dir, tmp_path):
+    test_dir = ensure_synthetic(tmp_path / "test", n=10, seed=5)
+    dm = CaptchaDataModule(dir=str(tiny_dir), test_dir=str(test_dir), batch_size=8)
+    dm.setup("fit")
+    assert {k: len(v) for k, v in dm.splits.items()} == {"test": 10, "val": 16, "train": 64}
+    x, y = next(iter(dm.train_dataloader()))
+    assert x.shape == (8, 1, 50, 200) and x.dtype == torch.float32 and y.shape == (8, 5)
+
+
+def test_synthetic_is_deterministic_and_regenerated_on_change(tmp_path):
+    a = ensure_synthetic(tmp_path / "a", n=5, seed=3)
+    b = ensure_synthetic(tmp_path / "b", n=5, seed=3)
+    names = sorted(p.name for p in a.glob("*.png"))
+    assert names == sorted(p.name for p in b.glob("*.png")) and len(names) == 5
+    assert all((a / n).read_bytes() == (b / n).read_bytes() for n in names)
+    mtime = (a / MANIFEST).stat().st_mtime_ns
+    ensure_synthetic(tmp_path / "a", n=5, seed=3)  # same settings: untouched
+    assert (a / MANIFEST).stat().st_mtime_ns == mtime
+    ensure_synthetic(tmp_path / "a", n=6, seed=3)  # changed settings: regenerated
+    assert len(list(a.glob("*.png"))) == 6
+
+
+def test_synthetic_refuses_foreign_folder(tmp_path):
+    (tmp_path / "mine.png").write_bytes(b"")
+    with pytest.raises(FileExistsError, match="not made by captcha-lab"):
+        ensure_synthetic(tmp_path, n=3)

@@ -1,0 +1,85 @@
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from captcha_lab.checkpoint import load_system
+from captcha_lab.pipeline import train
+
+from .conftest import REAL_DATA, ROOT
+
+METRIC_KEYS = {"test/loss", "test/char_acc", "test/seq_acc", "val/seq_acc_best", "val/loss_best",
+               *(f"test/acc_pos{i}" for i in range(1, 6))}
+
+
+@pytest.mark.parametrize("overrides", [
+    ["optimizer=adam"], ["optimizer=sgd"], ["optimizer=rmsprop"],
+    ["model.head_activation=sigmoid"], ["activation=gelu", "charset=report36"],
+])
+def test_fast_dev_run(make_cfg, overrides):
+    cfg = make_cfg(*overrides, "+trainer.fast_dev_run=true")
+    score = train(cfg)
+    assert 0.0 <= score <= 1.0
+    metrics = json.loads((Path(cfg.hydra.runtime.output_dir) / "metrics.json").read_text())
+    assert METRIC_KEYS <= metrics.keys()
+
+
+def test_run_dir_has_config_checkpoints_metrics_and_resumes(make_cfg, tmp_path):
+    cfg = make_cfg("epochs=2")
+    train(cfg)
+    run = Path(cfg.hydra.runtime.output_dir)
+    assert (run / "checkpoints" / "best.ckpt").is_file() and (run / "checkpoints" / "last.ckpt").is_file()
+    assert list(run.glob("events.out.tfevents.*"))
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["epochs"] == 2 and METRIC_KEYS <= metrics.keys()
+
+    system = load_system(run / "checkpoints" / "best.ckpt")
+    assert system.net(torch.rand(2, 1, 50, 200)).shape == (2, 5, 19)
+
+    resumed = make_cfg("epochs=3", f"ckpt_path={run / 'checkpoints' / 'last.ckpt'}")
+    train(resumed)
+    assert json.loads((run / "metrics.json").read_text())["epochs"] == 3
+    last = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
+    assert last["global_step"] == 3 * 2  # 64 train images, batch 32: the third epoch ran on top of two
+
+
+def test_same_seed_same_metrics(make_cfg, tmp_path):
+    results = []
+    for seed in (0, 0, 1):
+        cfg = make_cfg(f"seed={seed}", "epochs=1")
+        train(cfg)
+        results.append(json.loads((Path(cfg.hydra.runtime.output_dir) / "metrics.json").read_text()))
+    drop = lambda m: {k: v for k, v in m.items() if k != "wall_s"}  # noqa: E731
+    assert drop(results[0]) == drop(results[1])
+    assert drop(results[0]) != drop(results[2])
+
+
+@pytest.mark.slow
+def test_multirun_three_optimizers_writes_summary(tiny_dir, tmp_path):
+    sweep = tmp_path / "sweep"
+    cmd = [sys.executable, "train.py", "-m", "optimizer=adam,sgd,rmsprop", f"data.dir={tiny_dir}",
+           "data.synthetic=0", "epochs=1", "~callbacks.progress_bar", f"hydra.sweep.dir={sweep}"]
+    run = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-3000:]
+    jobs = sorted(p.name for p in sweep.iterdir() if p.is_dir())
+    assert [j.split("-")[2] for j in jobs] == ["adam", "sgd", "rmsprop"] or len(jobs) == 3
+    assert {j.split("_", 1)[0] for j in jobs} == {"0", "1", "2"}
+    summary = (sweep / "summary.csv").read_text().splitlines()
+    assert len(summary) == 4 and summary[0].startswith("job,overrides,val/seq_acc_best")
+    assert "optimizer=" in (sweep / "summary.md").read_text()
+    for job in jobs:
+        assert yaml.safe_load((sweep / job / ".hydra" / "config.yaml").read_text())["epochs"] == 1
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not REAL_DATA.is_dir(), reason=f"real captchas not found at {REAL_DATA}")
+def test_short_real_data_run_learns(make_cfg):
+    cfg = make_cfg("data=captcha_v2", f"data.dir={REAL_DATA}", "epochs=12")
+    train(cfg)
+    metrics = json.loads((Path(cfg.hydra.runtime.output_dir) / "metrics.json").read_text())
+    # 870 real images: 87 test, 157 val, 626 train; chance per character is 1/19 = 0.053.
+    assert metrics["test/char_acc"] > 0.12
