@@ -13,8 +13,8 @@ from captcha_lab.errors import ConfigError
 from captcha_lab.pipeline import build, validate
 
 ROOT = Path(__file__).resolve().parents[1]
-GROUPS = {g: sorted(p.stem for p in (ROOT / "conf" / g).glob("*.yaml"))
-          for g in ("charset", "data", "model", "activation", "optimizer", "trainer", "logger", "callbacks", "experiment")}
+GROUP_NAMES = ("charset", "data", "model", "activation", "optimizer", "trainer", "logger", "callbacks", "experiment")
+GROUPS = {g: sorted(p.stem for p in (ROOT / "conf" / g).glob("*.yaml")) for g in GROUP_NAMES}
 
 
 def test_every_group_has_options():
@@ -66,7 +66,8 @@ def test_out_of_range_values_fail_before_data(make_cfg, override, key):
 
 
 def test_cli_user_error_is_one_line(tmp_path):
-    run = subprocess.run([sys.executable, "train.py", "lr=-1", f"hydra.run.dir={tmp_path}/run"],
-                         cwd=ROOT, capture_output=True, text=True)
+    run = subprocess.run(
+        [sys.executable, "train.py", "lr=-1", f"hydra.run.dir={tmp_path}/run"], cwd=ROOT, capture_output=True, text=True
+    )
     assert run.returncode == 2
     assert run.stderr.strip() == "error: lr must be a positive number, got -1.0"

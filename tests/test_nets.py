@@ -44,3 +44,13 @@ def test_one_batch_overfits():
     system.eval()
     assert loss.item() < 0.05
     assert (system(x).argmax(-1) == y).all()
+
+
+def test_predict_text_decodes_argmax_with_confidence():
+    system = CaptchaSystem(ReportCNN(num_classes=19), symbols="2345678bcdefgmnpwxy").eval()
+    logits = torch.full((1, 5, 19), -10.0)
+    for pos, idx in enumerate(system.charset.encode("2b827")):
+        logits[0, pos, idx] = 10.0
+    system.forward = lambda x: logits
+    texts, confidence = system.predict_text(torch.zeros(1, 1, 50, 200))
+    assert texts == ["2b827"] and 0.99 < confidence.item() <= 1.0

@@ -12,14 +12,26 @@ from captcha_lab.pipeline import train
 
 from .conftest import REAL_DATA, ROOT
 
-METRIC_KEYS = {"test/loss", "test/char_acc", "test/seq_acc", "val/seq_acc_best", "val/loss_best",
-               *(f"test/acc_pos{i}" for i in range(1, 6))}
+METRIC_KEYS = {
+    "test/loss",
+    "test/char_acc",
+    "test/seq_acc",
+    "val/seq_acc_best",
+    "val/loss_best",
+    *(f"test/acc_pos{i}" for i in range(1, 6)),
+}
 
 
-@pytest.mark.parametrize("overrides", [
-    ["optimizer=adam"], ["optimizer=sgd"], ["optimizer=rmsprop"],
-    ["model.head_activation=sigmoid"], ["activation=gelu", "charset=report36"],
-])
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        ["optimizer=adam"],
+        ["optimizer=sgd"],
+        ["optimizer=rmsprop"],
+        ["model.head_activation=sigmoid"],
+        ["activation=gelu", "charset=report36"],
+    ],
+)
 def test_fast_dev_run(make_cfg, overrides):
     cfg = make_cfg(*overrides, "+trainer.fast_dev_run=true")
     score = train(cfg)
@@ -61,8 +73,17 @@ def test_same_seed_same_metrics(make_cfg, tmp_path):
 @pytest.mark.slow
 def test_multirun_three_optimizers_writes_summary(tiny_dir, tmp_path):
     sweep = tmp_path / "sweep"
-    cmd = [sys.executable, "train.py", "-m", "optimizer=adam,sgd,rmsprop", f"data.dir={tiny_dir}",
-           "data.synthetic=0", "epochs=1", "~callbacks.progress_bar", f"hydra.sweep.dir={sweep}"]
+    cmd = [
+        sys.executable,
+        "train.py",
+        "-m",
+        "optimizer=adam,sgd,rmsprop",
+        f"data.dir={tiny_dir}",
+        "data.synthetic=0",
+        "epochs=1",
+        "~callbacks.progress_bar",
+        f"hydra.sweep.dir={sweep}",
+    ]
     run = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stderr[-3000:]
     jobs = sorted(p.name for p in sweep.iterdir() if p.is_dir())

@@ -18,7 +18,7 @@ def split_indices(n: int, seed: int, val_fraction: float, test_fraction: float) 
     perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
     n_test = round(n * test_fraction)
     n_val = round((n - n_test) * val_fraction)
-    return {"test": perm[:n_test], "val": perm[n_test:n_test + n_val], "train": perm[n_test + n_val:]}
+    return {"test": perm[:n_test], "val": perm[n_test : n_test + n_val], "train": perm[n_test + n_val :]}
 
 
 class CaptchaDataModule(L.LightningDataModule):
@@ -56,8 +56,14 @@ class CaptchaDataModule(L.LightningDataModule):
 
     def prepare_data(self) -> None:
         if self.hparams.synthetic:
-            ensure_synthetic(self.hparams.dir, self.hparams.synthetic, self.hparams.seed,
-                             self.hparams.symbols, self.hparams.length, IMAGE_SIZE)
+            ensure_synthetic(
+                self.hparams.dir,
+                self.hparams.synthetic,
+                self.hparams.seed,
+                self.hparams.symbols,
+                self.hparams.length,
+                IMAGE_SIZE,
+            )
 
     def setup(self, stage: str | None = None) -> None:
         if self.splits:

@@ -108,9 +108,10 @@ def load_folder(folder: str | Path, charset: Charset, length: int, size=IMAGE_SI
         decoded = list(pool.map(read, files))
     unreadable = [str(d) for d in decoded if isinstance(d, ImageError)]
     _warn_skipped("that could not be read", unreadable)
-    ok = [(p, d) for p, d in zip(files, decoded) if not isinstance(d, ImageError)]
+    ok = [(p, d) for p, d in zip(files, decoded, strict=True) if not isinstance(d, ImageError)]
     if not ok:
-        raise DataError(f"no usable captcha images in {folder} (labels must be {length} symbols of {charset.symbols!r})")
+        expected = f"labels of {length} symbols from {charset.symbols!r}"
+        raise DataError(f"no usable captcha images in {folder} ({expected})")
     return LabelledImages(
         images=to_tensor([d for _, d in ok]),
         targets=torch.tensor([charset.encode(p.stem) for p, _ in ok], dtype=torch.long),

@@ -48,8 +48,14 @@ class ReportCNN(nn.Module):
         if head_activation not in HEAD_ACTIVATIONS:
             raise ValueError(f"head_activation must be one of {HEAD_ACTIVATIONS}, got {head_activation!r}")
         self.spec = dict(
-            kind="report_cnn", num_classes=num_classes, length=length, activation=activation,
-            dropout=dropout, hidden=hidden, head_activation=head_activation, image_size=list(image_size),
+            kind="report_cnn",
+            num_classes=num_classes,
+            length=length,
+            activation=activation,
+            dropout=dropout,
+            hidden=hidden,
+            head_activation=head_activation,
+            image_size=list(image_size),
         )
         self.head_activation = head_activation
 
@@ -57,11 +63,17 @@ class ReportCNN(nn.Module):
             return nn.MaxPool2d(2, ceil_mode=True)  # Keras MaxPooling2D(padding='same')
 
         self.trunk = nn.Sequential(
-            nn.Conv2d(1, 16, 3, padding=1), make_activation(activation), pool(),
-            nn.Conv2d(16, 32, 3, padding=1), make_activation(activation), pool(),
-            nn.Conv2d(32, 32, 3, padding=1), make_activation(activation),
+            nn.Conv2d(1, 16, 3, padding=1),
+            make_activation(activation),
+            pool(),
+            nn.Conv2d(16, 32, 3, padding=1),
+            make_activation(activation),
+            pool(),
+            nn.Conv2d(32, 32, 3, padding=1),
+            make_activation(activation),
             # Keras BatchNormalization defaults: momentum 0.99 (= torch 0.01), epsilon 1e-3.
-            nn.BatchNorm2d(32, eps=1e-3, momentum=0.01), pool(),
+            nn.BatchNorm2d(32, eps=1e-3, momentum=0.01),
+            pool(),
         )
         h, w = image_size
         for _ in range(3):
@@ -69,7 +81,9 @@ class ReportCNN(nn.Module):
         features = 32 * h * w  # 32 * 7 * 25 = 5600 for 50x200
         self.heads = nn.ModuleList(
             nn.Sequential(
-                nn.Linear(features, hidden), make_activation(activation), nn.Dropout(dropout),
+                nn.Linear(features, hidden),
+                make_activation(activation),
+                nn.Dropout(dropout),
                 nn.Linear(hidden, num_classes),
             )
             for _ in range(length)

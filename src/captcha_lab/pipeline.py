@@ -7,8 +7,8 @@ import os
 import sys
 import time
 from contextlib import contextmanager
-from pathlib import Path
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Optional
 
 import lightning as L
@@ -34,7 +34,7 @@ class TrainSchema:
     batch_size: int = 32
     epochs: int = 60
     seed: int = 0
-    ckpt_path: Optional[str] = None
+    ckpt_path: Optional[str] = None  # noqa: UP045 (OmegaConf schemas need typing.Optional)
     run_name: str = MISSING
     charset: Any = MISSING
     data: Any = MISSING
@@ -109,8 +109,10 @@ def train(cfg: DictConfig) -> float:
         datamodule, system, trainer = build(cfg)
         trainer.fit(system, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
         checkpoint = next(c for c in trainer.callbacks if isinstance(c, ModelCheckpoint))
-        metrics = {"val/seq_acc_best": float(checkpoint.best_model_score or 0.0),
-                   "val/loss_best": float(trainer.callback_metrics.get("val/loss_best", math.nan))}
+        metrics = {
+            "val/seq_acc_best": float(checkpoint.best_model_score or 0.0),
+            "val/loss_best": float(trainer.callback_metrics.get("val/loss_best", math.nan)),
+        }
         if datamodule.has_split("test"):
             # The best checkpoint when one was saved (fast_dev_run saves none).
             best = "best" if checkpoint.best_model_path else None

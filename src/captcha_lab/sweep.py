@@ -6,8 +6,17 @@ from pathlib import Path
 
 import yaml
 
-COLUMNS = ["job", "overrides", "val/seq_acc_best", "val/loss_best", "test/seq_acc", "test/char_acc",
-           "test/loss", "epochs", "wall_s"]
+COLUMNS = [
+    "job",
+    "overrides",
+    "val/seq_acc_best",
+    "val/loss_best",
+    "test/seq_acc",
+    "test/char_acc",
+    "test/loss",
+    "epochs",
+    "wall_s",
+]
 
 
 def collect(sweep_dir: Path) -> list[dict]:
@@ -16,8 +25,7 @@ def collect(sweep_dir: Path) -> list[dict]:
         job = metrics_file.parent
         overrides_file = job / ".hydra" / "overrides.yaml"
         overrides = yaml.safe_load(overrides_file.read_text()) if overrides_file.is_file() else []
-        rows.append({"job": job.name, "overrides": " ".join(overrides or []),
-                     **json.loads(metrics_file.read_text())})
+        rows.append({"job": job.name, "overrides": " ".join(overrides or []), **json.loads(metrics_file.read_text())})
     return sorted(rows, key=lambda r: -r.get("val/seq_acc_best", float("-inf")))
 
 

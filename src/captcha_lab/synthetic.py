@@ -34,8 +34,9 @@ class _SeededSecrets:
 
 
 def _settings(n: int, seed: int, symbols: str, length: int, size: tuple[int, int]) -> dict:
-    return dict(n=n, seed=seed, symbols=symbols, length=length, height=size[0], width=size[1],
-                captcha=version("captcha"))
+    return dict(
+        n=n, seed=seed, symbols=symbols, length=length, height=size[0], width=size[1], captcha=version("captcha")
+    )
 
 
 def generate(folder: Path, n: int, seed: int, symbols: str, length: int, size: tuple[int, int]) -> None:
@@ -51,8 +52,14 @@ def generate(folder: Path, n: int, seed: int, symbols: str, length: int, size: t
             generator.write(label, str(folder / f"{label}.png"), format="png")
 
 
-def ensure_synthetic(folder: str | Path, n: int = 1040, seed: int = 0, symbols: str = "2345678bcdefgmnpwxy",
-                     length: int = 5, size: tuple[int, int] = (50, 200)) -> Path:
+def ensure_synthetic(
+    folder: str | Path,
+    n: int = 1040,
+    seed: int = 0,
+    symbols: str = "2345678bcdefgmnpwxy",
+    length: int = 5,
+    size: tuple[int, int] = (50, 200),
+) -> Path:
     """Generate the set once; regenerate only when it is missing or its settings changed."""
     folder = Path(folder)
     settings = _settings(n, seed, symbols, length, size)

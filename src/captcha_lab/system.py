@@ -99,5 +99,9 @@ class CaptchaSystem(L.LightningModule):
     def configure_optimizers(self):
         return self.optimizer_factory(self.parameters())
 
-    def decode(self, logits: torch.Tensor) -> list[str]:
-        return [self.charset.decode(row) for row in logits.argmax(-1)]
+    @torch.no_grad()
+    def predict_text(self, x: torch.Tensor) -> tuple[list[str], torch.Tensor]:
+        """(B, 1, H, W) images -> B strings and (B,) confidences (product of per-position maxima)."""
+        log_probs = self.net.log_probs(self(x))  # (B, L, C)
+        best, index = log_probs.max(-1)  # (B, L)
+        return [self.charset.decode(row) for row in index], best.sum(-1).exp()
