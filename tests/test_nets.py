@@ -54,3 +54,16 @@ def test_predict_text_decodes_argmax_with_confidence():
     system.forward = lambda x: logits
     texts, confidence = system.predict_text(torch.zeros(1, 1, 50, 200))
     assert texts == ["2b827"] and 0.99 < confidence.item() <= 1.0
+
+
+def test_pooling_before_monotonic_activation_matches_report_order():
+    torch.manual_seed(0)
+    net = ReportCNN(num_classes=19, activation="elu")
+    conv1, pool1, act1, conv2, pool2, act2, *rest = net.trunk
+    report_order = torch.nn.Sequential(conv1, act1, pool1, conv2, act2, pool2, *rest)
+    x = torch.rand(4, 1, 50, 200).contiguous(memory_format=torch.channels_last)
+    ours, theirs = net.trunk(x), report_order(x)
+    assert torch.equal(ours, theirs)
+    (g_ours,) = torch.autograd.grad(ours.square().sum(), conv1.weight)
+    (g_theirs,) = torch.autograd.grad(theirs.square().sum(), conv1.weight)
+    torch.testing.assert_close(g_ours, g_theirs)

