@@ -29,7 +29,7 @@ METRIC_KEYS = {
         ["optimizer=sgd"],
         ["optimizer=rmsprop"],
         ["model.head_activation=sigmoid"],
-    ["trainer.precision=bf16-mixed"],
+        ["trainer.precision=bf16-mixed"],
         ["activation=gelu", "charset=report36"],
     ],
 )

@@ -2,6 +2,8 @@
 records the plain arguments it was built with (`spec`), so a checkpoint can rebuild it without
 pickled objects."""
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -26,9 +28,36 @@ def make_activation(name: str) -> nn.Module:
 
 def _keras_init(module: nn.Module) -> None:
     # Keras defaults (glorot_uniform weights, zero biases), so the report's runs are comparable.
-    if isinstance(module, (nn.Conv2d, nn.Linear)):
+    if isinstance(module, nn.Conv2d):
         nn.init.xavier_uniform_(module.weight)
         nn.init.zeros_(module.bias)
+
+
+def _glorot(tensor: torch.Tensor, fan_in: int, fan_out: int) -> None:
+    bound = math.sqrt(6 / (fan_in + fan_out))
+    nn.init.uniform_(tensor, -bound, bound)
+
+
+class Heads(nn.Module):
+    """`length` independent dense -> activation -> dropout -> dense heads, run as one matmul and
+    one batched matmul: the same function as separate nn.Linear heads, about twice as fast."""
+
+    def __init__(self, features: int, hidden: int, num_classes: int, length: int, activation: str, dropout: float):
+        super().__init__()
+        self.length, self.hidden_size = length, hidden
+        self.hidden = nn.Linear(features, length * hidden)  # every head's first layer, side by side
+        self.act, self.dropout = make_activation(activation), nn.Dropout(dropout)
+        self.weight = nn.Parameter(torch.empty(length, hidden, num_classes))
+        self.bias = nn.Parameter(torch.zeros(length, num_classes))
+        # Keras's glorot_uniform from each head's own fan-in and fan-out.
+        _glorot(self.hidden.weight, features, hidden)
+        nn.init.zeros_(self.hidden.bias)
+        _glorot(self.weight, hidden, num_classes)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        h = self.dropout(self.act(self.hidden(z))).view(-1, self.length, self.hidden_size)  # (B, L, H)
+        out = torch.baddbmm(self.bias.unsqueeze(1), h.transpose(0, 1), self.weight)  # (L, B, C)
+        return out.transpose(0, 1)  # (B, L, C)
 
 
 class ReportCNN(nn.Module):
@@ -81,22 +110,13 @@ class ReportCNN(nn.Module):
         for _ in range(3):
             h, w = -(-h // 2), -(-w // 2)
         features = 32 * h * w  # 32 * 7 * 25 = 5600 for 50x200
-        self.heads = nn.ModuleList(
-            nn.Sequential(
-                nn.Linear(features, hidden),
-                make_activation(activation),
-                nn.Dropout(dropout),
-                nn.Linear(hidden, num_classes),
-            )
-            for _ in range(length)
-        )
+        self.heads = Heads(features, hidden, num_classes, length, activation, dropout)
         self.apply(_keras_init)
         # oneDNN (CPU) and cuDNN run these convs and pools fastest on NHWC tensors.
         self.to(memory_format=torch.channels_last)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        z = self.trunk(x).flatten(1)  # (B, 5600)
-        return torch.stack([head(z) for head in self.heads], dim=1)  # (B, L, C) logits
+        return self.heads(self.trunk(x).flatten(1))  # (B, 5600) -> (B, L, C) logits
 
     def log_probs(self, logits: torch.Tensor) -> torch.Tensor:
         """(B, L, C) log-probabilities under the chosen head activation."""

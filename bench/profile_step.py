@@ -1,0 +1,75 @@
+"""What each speed change buys: CPU time of one training step (batch 32) of the report model.
+
+    .venv/bin/python bench/profile_step.py [--threads 1] [--steps 20]
+
+Counts the process's CPU time (not wall time), so other load on the machine disturbs it little,
+and prints the top operators of each variant from torch.profiler.
+"""
+
+import argparse
+import time
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.profiler import ProfilerActivity, profile
+
+from captcha_lab.nets import ReportCNN
+
+
+def report_order(net: ReportCNN) -> ReportCNN:
+    """The report's conv-act-pool order (ReportCNN pools first where that is exact)."""
+    conv1, pool1, act1, conv2, pool2, act2, *rest = net.trunk
+    net.trunk = nn.Sequential(conv1, act1, pool1, conv2, act2, pool2, *rest)
+    return net
+
+
+VARIANTS = {
+    "NCHW, report order": lambda: report_order(ReportCNN(19)).to(memory_format=torch.contiguous_format),
+    "channels_last, report order": lambda: report_order(ReportCNN(19)),
+    "channels_last, pool first (default)": lambda: ReportCNN(19),
+}
+
+
+def step_cpu_seconds(net: nn.Module, steps: int, bf16: bool = False, show: bool = False) -> float:
+    torch.manual_seed(0)
+    opt = torch.optim.Adam(net.parameters(), 1e-3)
+    x, y = torch.rand(32, 1, 50, 200), torch.randint(0, 19, (32, 5))
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            logits = net(x)
+        F.cross_entropy(logits.float().flatten(0, 1), y.flatten()).backward()
+        opt.step()
+
+    for _ in range(3):  # warm-up: oneDNN picks and JIT-compiles its kernels
+        step()
+    start = time.process_time()
+    for _ in range(steps):
+        step()
+    seconds = (time.process_time() - start) / steps
+    if show:
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            step()
+        print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=6))
+    return seconds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--ops", action="store_true", help="print each variant's top operators")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    rows = [(name, step_cpu_seconds(make(), args.steps, show=args.ops)) for name, make in VARIANTS.items()]
+    rows.append(("... + bf16 autocast (opt-in)", step_cpu_seconds(ReportCNN(19), args.steps, bf16=True)))
+    base = rows[0][1]
+    print(f"| variant ({args.threads} thread(s)) | CPU ms / step | vs first |\n|---|---|---|")
+    for name, seconds in rows:
+        print(f"| {name} | {seconds * 1000:.1f} | {seconds / base:.2f} |")
+
+
+if __name__ == "__main__":
+    main()
