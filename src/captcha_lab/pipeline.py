@@ -17,8 +17,10 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import MISSING, DictConfig
 
+from captcha_lab.checkpoint import check_resumable
 from captcha_lab.errors import CaptchaLabError, ConfigError
 from captcha_lab.sweep import write_summary
 from captcha_lab.system import CaptchaSystem
@@ -57,6 +59,12 @@ def user_errors():
     except CaptchaLabError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
+    except SIGTERMException:  # Lightning stopped fit cleanly (checkpoints/interrupted.ckpt); not a success
+        print("error: stopped by SIGTERM", file=sys.stderr)
+        sys.exit(143)
+    except KeyboardInterrupt:  # outside fit (Lightning handles Ctrl-C inside it and exits with 1)
+        print("error: interrupted", file=sys.stderr)
+        sys.exit(130)
 
 
 def validate(cfg: DictConfig) -> None:
@@ -107,7 +115,9 @@ def train(cfg: DictConfig) -> float:
         L.seed_everything(cfg.seed, workers=True, verbose=False)
         out_dir = Path(HydraConfig.get().runtime.output_dir)
         datamodule, system, trainer = build(cfg)
-        trainer.fit(system, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
+        if cfg.ckpt_path is not None:
+            check_resumable(cfg.ckpt_path, system)
+        trainer.fit(system, datamodule=datamodule, ckpt_path=cfg.ckpt_path, weights_only=True)
         checkpoint = next(c for c in trainer.callbacks if isinstance(c, ModelCheckpoint))
         metrics = {
             "val/seq_acc_best": float(checkpoint.best_model_score or 0.0),
