@@ -156,9 +156,13 @@ def test_user_errors_are_one_clear_line_and_leave_earlier_runs_alone(make_cfg, t
         ([f"ckpt_path={tmp_path}/none.ckpt"], 2, f"error: ckpt_path: no checkpoint file at {tmp_path}/none.ckpt"),
         ([f"ckpt_path={last}", "charset=report36"], 2, f"error: {last}: trained on charset '2345678bcdefgmnpwxy'"),
         ([f"ckpt_path={last}", "model.hidden=32"], 2, f"error: {last}: does not fit this model (net.heads.0.0.bias"),
+        (["-m", "trainer=ddp_cpu"], 2, "error: trainer: DDP cannot run inside a multirun (-m)"),
     ]  # fmt: skip
     base = [f"data.dir={tiny_dir}", "data.synthetic=0", "epochs=1", "~callbacks.progress_bar"]
-    argvs = [[*base, *o, f"hydra.run.dir={tmp_path}/run{i}"] for i, (o, _, _) in enumerate(cases)]
+    runs = [tmp_path / f"run{i}" for i in range(len(cases))]
+    argvs = [
+        [*o, *base, f"hydra.run.dir={r}", f"hydra.sweep.dir={r}"] for (o, _, _), r in zip(cases, runs, strict=True)
+    ]
     before = tree_digest(earlier_run)
     out = tmp_path / "results.json"
     done = subprocess.run(
@@ -173,6 +177,8 @@ def test_user_errors_are_one_clear_line_and_leave_earlier_runs_alone(make_cfg, t
         else:  # Hydra's: a short message whose first line names the key
             assert lines[0].startswith(expected) or expected in lines[0], (overrides, stderr)
     assert tree_digest(earlier_run) == before
+    bad_run = runs[next(i for i, c in enumerate(cases) if f"data.dir={tmp_path}/bad" in c[0])]
+    assert "could not be read: " in (bad_run / "train.log").read_text()  # warnings reach the run's log
 
 
 def _fake_checkpoint(make_cfg, path: Path, **spec_changes) -> Path:
@@ -231,3 +237,12 @@ def test_truncated_and_foreign_checkpoints_are_clear_errors(make_cfg, tmp_path):
     torch.save({"state_dict": {}}, tmp_path / "foreign.ckpt")
     with pytest.raises(CheckpointError, match="not a captcha-lab checkpoint"):
         read_checkpoint(tmp_path / "foreign.ckpt")
+
+
+def test_last_ckpt_follows_every_epoch_even_without_improvement(make_cfg):
+    cfg = make_cfg("epochs=2", "lr=1e-9")  # learns nothing: val/seq_acc stays 0, best.ckpt never improves
+    train(cfg)
+    checkpoints = Path(cfg.hydra.runtime.output_dir) / "checkpoints"
+    assert read_checkpoint(checkpoints / "best.ckpt")["epoch"] == 0
+    last = read_checkpoint(checkpoints / "last.ckpt")
+    assert (last["epoch"], last["global_step"]) == (1, 2 * 2)  # resuming loses at most the epoch in progress

@@ -15,6 +15,7 @@ import lightning as L
 from hydra.core.config_store import ConfigStore
 from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback
+from hydra.types import RunMode
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.utilities.exceptions import SIGTERMException
@@ -80,6 +81,9 @@ def validate(cfg: DictConfig) -> None:
             raise ConfigError(f"{key} must be {expected}, got {cfg[key]}")
     if cfg.ckpt_path is not None and not Path(cfg.ckpt_path).is_file():
         raise ConfigError(f"ckpt_path: no checkpoint file at {cfg.ckpt_path}")
+    if HydraConfig.get().get("mode") == RunMode.MULTIRUN and "ddp" in str(cfg.trainer.get("strategy", "")).lower():
+        # Lightning re-launches sys.argv (with -m) per rank: every rank would start the whole sweep.
+        raise ConfigError("trainer: DDP cannot run inside a multirun (-m); run one job per command (README)")
 
 
 def flat_hparams(cfg: DictConfig) -> dict[str, Any]:
@@ -115,17 +119,18 @@ def train(cfg: DictConfig) -> float:
         L.seed_everything(cfg.seed, workers=True, verbose=False)
         out_dir = Path(HydraConfig.get().runtime.output_dir)
         datamodule, system, trainer = build(cfg)
-        if cfg.ckpt_path is not None:
+        if cfg.ckpt_path is not None:  # plain data (weights_only) and this charset/model, or one line
             check_resumable(cfg.ckpt_path, system)
-        trainer.fit(system, datamodule=datamodule, ckpt_path=cfg.ckpt_path, weights_only=True)
+        trainer.fit(system, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
         checkpoint = next(c for c in trainer.callbacks if isinstance(c, ModelCheckpoint))
         metrics = {
             "val/seq_acc_best": float(checkpoint.best_model_score or 0.0),
             "val/loss_best": float(trainer.callback_metrics.get("val/loss_best", math.nan)),
         }
         if datamodule.has_split("test"):
-            # The best checkpoint when one was saved (fast_dev_run saves none).
-            best = "best" if checkpoint.best_model_path else None
+            # The best checkpoint when one was saved (fast_dev_run saves none); by path, as "best"
+            # is ambiguous with two ModelCheckpoints (best.ckpt, last.ckpt).
+            best = checkpoint.best_model_path or None
             (tested,) = trainer.test(system, datamodule=datamodule, ckpt_path=best, verbose=False)
             metrics.update(tested)
         metrics.update(epochs=trainer.current_epoch, wall_s=round(time.perf_counter() - start, 1))
