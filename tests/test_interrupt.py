@@ -75,6 +75,13 @@ def test_ctrl_c_and_sigterm_save_a_checkpoint_and_exit_cleanly(tmp_path, tiny_di
     assert read_checkpoint(interrupted)["global_step"] >= STEPS_PER_EPOCH
     if sig == signal.SIGTERM:
         assert "error: stopped by SIGTERM" in log
+        return
+    # Resuming from the interrupted step (mid-epoch, most likely) finishes the run.
+    epochs = read_checkpoint(interrupted)["epoch"] + 2
+    again = tmp_path / "again"
+    resumed = start(tmp_path, tiny_dir, again, f"epochs={epochs}", f"ckpt_path={interrupted}")
+    assert resumed.wait(timeout=600) == 0, output(tmp_path, again)[-3000:]
+    assert json.loads((again / "metrics.json").read_text())["epochs"] == epochs
 
 
 @pytest.mark.slow
