@@ -213,6 +213,8 @@ def test_pickle_payload_is_refused_not_run(make_cfg, tmp_path, capsys):
         train(make_cfg(f"ckpt_path={path}"))
     assert stopped.value.code == 2 and "refused, not a plain-data checkpoint" in capsys.readouterr().err
     assert not (tmp_path / "pwned").exists()
+    torch.load(path, weights_only=False)  # the control: an unsafe load does run the payload
+    assert (tmp_path / "pwned").exists()
 
 
 def test_checkpoint_of_other_charset_or_kind_is_a_clear_error(make_cfg, tmp_path):

@@ -139,6 +139,9 @@ def train(cfg: DictConfig) -> float:
             if trainer.logger is not None:
                 best = {f"hparams/{k.replace('/', '_')}": metrics[k] for k in ("val/seq_acc_best", "val/loss_best")}
                 trainer.logger.log_hyperparams(flat_hparams(cfg), best)
+                # Lightning finalized the logger after test(): this write reopened it; close it again so
+                # the event is on disk now, not whenever TensorBoard's background thread flushes.
+                trainer.logger.finalize("success")
             report(out_dir, metrics)
         return metrics["val/seq_acc_best"]
 
