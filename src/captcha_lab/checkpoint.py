@@ -1,21 +1,27 @@
-"""Loading trained systems for inference without executing pickled code."""
+"""Checkpoints: loading without executing pickled code, compatibility checks, saving on interrupt."""
 
+import logging
 import pickle
 from pathlib import Path
+from typing import Any
 
+import lightning as L
 import torch
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from captcha_lab.errors import CaptchaLabError
 from captcha_lab.nets import build_net
 from captcha_lab.system import CaptchaSystem
+
+log = logging.getLogger(__name__)
 
 
 class CheckpointError(CaptchaLabError):
     pass
 
 
-def load_system(path: str | Path, map_location: str | torch.device = "cpu") -> CaptchaSystem:
-    """A trained CaptchaSystem in eval mode. `weights_only=True` refuses any pickled object that
+def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """A captcha-lab checkpoint as plain data. `weights_only=True` refuses any pickled object that
     is not plain data, so a tampered checkpoint is rejected instead of run."""
     path = Path(path)
     if not path.is_file():
@@ -23,13 +29,70 @@ def load_system(path: str | Path, map_location: str | torch.device = "cpu") -> C
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:
-        first_line = str(e).strip().splitlines()[0]
-        raise CheckpointError(f"{path}: refused, not a plain-data checkpoint ({first_line})") from None
-    except (RuntimeError, EOFError, OSError) as e:
+        # torch's message is a paragraph; its gist is the unpickler's first sentence.
+        reason = str(e).split("WeightsUnpickler error:")[-1].strip().split(". ")[0].splitlines()[0]
+        raise CheckpointError(f"{path}: refused, not a plain-data checkpoint ({reason})") from None
+    except (RuntimeError, EOFError, OSError, ValueError) as e:
         raise CheckpointError(f"{path}: not a readable checkpoint ({e})") from None
     hparams = ckpt.get("hyper_parameters") if isinstance(ckpt, dict) else None
-    if not hparams or "net_spec" not in hparams or "state_dict" not in ckpt:
+    if not hparams or "net_spec" not in hparams or "symbols" not in hparams or "state_dict" not in ckpt:
         raise CheckpointError(f"{path}: not a captcha-lab checkpoint (no net_spec in its hyper-parameters)")
-    system = CaptchaSystem(net=build_net(hparams["net_spec"]), symbols=hparams["symbols"])
-    system.load_state_dict(ckpt["state_dict"])
+    return ckpt
+
+
+def check_matches(path: str | Path, ckpt: dict, symbols: str | None = None, kind: str | None = None) -> None:
+    """Refuse a checkpoint trained for another charset or net kind, naming both."""
+    hparams = ckpt["hyper_parameters"]
+    if symbols is not None and hparams["symbols"] != symbols:
+        raise CheckpointError(f"{path}: trained on charset {hparams['symbols']!r}, but this run uses {symbols!r}")
+    found = hparams["net_spec"].get("kind")
+    if kind is not None and found != kind:
+        raise CheckpointError(f"{path}: holds a {found!r} model, but this run uses {kind!r}")
+
+
+def load_system(
+    path: str | Path,
+    map_location: str | torch.device = "cpu",
+    symbols: str | None = None,
+    kind: str | None = None,
+) -> CaptchaSystem:
+    """A trained CaptchaSystem in eval mode; `symbols`/`kind`, when given, must match the checkpoint's."""
+    ckpt = read_checkpoint(path, map_location)
+    check_matches(path, ckpt, symbols, kind)
+    hparams = ckpt["hyper_parameters"]
+    try:
+        system = CaptchaSystem(net=build_net(hparams["net_spec"]), symbols=hparams["symbols"])
+        system.load_state_dict(ckpt["state_dict"])
+    except (ValueError, TypeError, RuntimeError) as e:
+        raise CheckpointError(f"{path}: cannot rebuild its model ({str(e).splitlines()[0]})") from None
     return system.eval()
+
+
+def check_resumable(path: str | Path, system: CaptchaSystem) -> None:
+    """Before `fit(ckpt_path=...)`: the checkpoint must be plain data and fit `system`. Lightning
+    would otherwise fail with a state-dict traceback, or (same sizes, other symbols) silently
+    train a model whose outputs mean other characters."""
+    ckpt = read_checkpoint(path)
+    check_matches(path, ckpt, system.hparams["symbols"], system.hparams["net_spec"]["kind"])
+    theirs = {k: tuple(v.shape) for k, v in ckpt["state_dict"].items()}
+    ours = {k: tuple(v.shape) for k, v in system.state_dict().items()}
+    for key in sorted(theirs.keys() | ours.keys()):
+        if theirs.get(key) != ours.get(key):
+            raise CheckpointError(
+                f"{path}: does not fit this model ({key} is {theirs.get(key)} there, {ours.get(key)} here)"
+            )
+
+
+class InterruptCheckpoint(L.Callback):
+    """Saves `<dirpath>/interrupted.ckpt` on Ctrl-C or SIGTERM (not on other errors, whose state
+    may be half-built), so `ckpt_path=` can resume from the very step that was interrupted.
+    A plain Callback, not a `Checkpoint`: `ckpt_path="best"` must keep meaning ModelCheckpoint's."""
+
+    def __init__(self, dirpath: str, filename: str = "interrupted"):
+        self.path = Path(dirpath) / f"{filename}.ckpt"
+
+    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
+        if not isinstance(exception, (KeyboardInterrupt, SIGTERMException)) or trainer.global_step == 0:
+            return
+        trainer.save_checkpoint(self.path)  # atomic (written aside, then moved), like every Lightning save
+        log.warning("interrupted: saved %s (resume with ckpt_path=%s)", self.path, self.path)

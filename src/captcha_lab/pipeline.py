@@ -15,11 +15,14 @@ import lightning as L
 from hydra.core.config_store import ConfigStore
 from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback
+from hydra.types import RunMode
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import MISSING, DictConfig
 
 from captcha_lab.callbacks import EpochTimer
+from captcha_lab.checkpoint import check_resumable
 from captcha_lab.errors import CaptchaLabError, ConfigError
 from captcha_lab.sweep import write_summary
 from captcha_lab.system import CaptchaSystem
@@ -58,6 +61,12 @@ def user_errors():
     except CaptchaLabError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
+    except SIGTERMException:  # Lightning stopped fit cleanly (checkpoints/interrupted.ckpt); not a success
+        print("error: stopped by SIGTERM", file=sys.stderr)
+        sys.exit(143)
+    except KeyboardInterrupt:  # outside fit (Lightning handles Ctrl-C inside it and exits with 1)
+        print("error: interrupted", file=sys.stderr)
+        sys.exit(130)
 
 
 def validate(cfg: DictConfig) -> None:
@@ -73,6 +82,9 @@ def validate(cfg: DictConfig) -> None:
             raise ConfigError(f"{key} must be {expected}, got {cfg[key]}")
     if cfg.ckpt_path is not None and not Path(cfg.ckpt_path).is_file():
         raise ConfigError(f"ckpt_path: no checkpoint file at {cfg.ckpt_path}")
+    if HydraConfig.get().get("mode") == RunMode.MULTIRUN and "ddp" in str(cfg.trainer.get("strategy", "")).lower():
+        # Lightning re-launches sys.argv (with -m) per rank: every rank would start the whole sweep.
+        raise ConfigError("trainer: DDP cannot run inside a multirun (-m); run one job per command (README)")
 
 
 def flat_hparams(cfg: DictConfig) -> dict[str, Any]:
@@ -108,15 +120,15 @@ def train(cfg: DictConfig) -> float:
         L.seed_everything(cfg.seed, workers=True, verbose=False)
         out_dir = Path(HydraConfig.get().runtime.output_dir)
         datamodule, system, trainer = build(cfg)
+        if cfg.ckpt_path is not None:  # plain data (weights_only) and this charset/model, or one line
+            check_resumable(cfg.ckpt_path, system)
         trainer.fit(system, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
         checkpoint = next(c for c in trainer.callbacks if isinstance(c, ModelCheckpoint))
-        metrics = {
-            "val/seq_acc_best": float(checkpoint.best_model_score or 0.0),
-            "val/loss_best": float(trainer.callback_metrics.get("val/loss_best", math.nan)),
-        }
+        metrics = {k: float(trainer.callback_metrics.get(k, math.nan)) for k in ("val/seq_acc_best", "val/loss_best")}
         if datamodule.has_split("test"):
-            # The best checkpoint when one was saved (fast_dev_run saves none).
-            best = "best" if checkpoint.best_model_path else None
+            # The best checkpoint when one was saved (fast_dev_run saves none); by path, as "best"
+            # is ambiguous with two ModelCheckpoints (best.ckpt, last.ckpt).
+            best = checkpoint.best_model_path or None
             (tested,) = trainer.test(system, datamodule=datamodule, ckpt_path=best, verbose=False)
             metrics.update(tested)
         metrics["epochs"] = trainer.current_epoch
@@ -132,6 +144,9 @@ def train(cfg: DictConfig) -> float:
             if trainer.logger is not None:
                 best = {f"hparams/{k.replace('/', '_')}": metrics[k] for k in ("val/seq_acc_best", "val/loss_best")}
                 trainer.logger.log_hyperparams(flat_hparams(cfg), best)
+                # Lightning finalized the logger after test(): this write reopened it; close it again so
+                # the event is on disk now, not whenever TensorBoard's background thread flushes.
+                trainer.logger.finalize("success")
             report(out_dir, {**metrics, **timing})
         return metrics["val/seq_acc_best"]
 

@@ -48,8 +48,9 @@ class CaptchaSystem(L.LightningModule):
         self.metrics = nn.ModuleDict({s: captcha_metrics(num_classes, length, f"{s}/") for s in ("val", "test")})
         # ModuleDict keys may not be "train" (an nn.Module method), hence the suffix.
         self.losses = nn.ModuleDict({f"{s}_loss": MeanMetric() for s in ("train", "val", "test")})
-        self.val_seq_acc_best = MaxMetric()
-        self.val_loss_best = MinMetric()
+        self.val_seq_acc_best, self.val_loss_best = MaxMetric(), MinMetric()
+        for best in (self.val_seq_acc_best, self.val_loss_best):
+            best.persistent(True)  # saved in checkpoints, so a resumed run keeps its bests
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)  # (B, L, C) logits
@@ -92,6 +93,8 @@ class CaptchaSystem(L.LightningModule):
             self.val_loss_best(values["val/loss"])
             self.log("val/seq_acc_best", self.val_seq_acc_best.compute(), prog_bar=True)
             self.log("val/loss_best", self.val_loss_best.compute())
+            # What best.ckpt is chosen by: seq_acc, ties (e.g. all 0 early on) broken by char_acc.
+            self.log("val/ckpt_score", values["val/seq_acc"] + 1e-6 * values["val/char_acc"])
 
     def on_test_epoch_end(self) -> None:
         self._log_eval("test")

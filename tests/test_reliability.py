@@ -1,0 +1,253 @@
+"""Bad input, user errors at the command line, untouched earlier runs, safe checkpoints, resource
+bounds, seeded splits. Interruption and DDP (subprocess trainings) are in test_interrupt.py."""
+
+import hashlib
+import json
+import logging
+import shutil
+import struct
+import subprocess
+import sys
+import zlib
+from pathlib import Path
+
+import pytest
+import torch
+
+from captcha_lab.charset import REPORT36, Charset
+from captcha_lab.checkpoint import CheckpointError, check_resumable, load_system, read_checkpoint
+from captcha_lab.data import CaptchaDataModule
+from captcha_lab.errors import DataError
+from captcha_lab.images import MAX_PIXELS, ImageError, load_folder, read_gray
+from captcha_lab.pipeline import build, train
+
+from .conftest import ROOT
+
+CHARSET = Charset()
+
+
+def png_header(width: int, height: int) -> bytes:
+    """A valid PNG signature + IHDR claiming width x height, and one tiny IDAT: a decompression
+    bomb's header without its payload."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)  # 8-bit grayscale
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 16)) + chunk(b"IEND", b"")
+
+
+@pytest.fixture
+def mixed_dir(tmp_path, tiny_dir) -> Path:
+    """The tiny set plus a truncated PNG, a zero-byte file, a bomb and a text file."""
+    folder = tmp_path / "mixed"
+    shutil.copytree(tiny_dir, folder)
+    good = sorted(folder.glob("*.png"))
+    (folder / "22222.png").write_bytes(good[0].read_bytes()[:200])  # truncated mid-IDAT
+    (folder / "33333.png").write_bytes(b"")
+    (folder / "44444.png").write_bytes(png_header(8_000, 8_000))
+    (folder / "notes.txt").write_text("not an image")
+    return folder
+
+
+def test_unreadable_files_are_skipped_and_named(mixed_dir, tiny_dir, caplog):
+    with caplog.at_level(logging.WARNING):
+        data = load_folder(mixed_dir, CHARSET, 5)
+    assert len(data) == len(list(tiny_dir.glob("*.png")))
+    warning = " ".join(r.getMessage() for r in caplog.records if r.levelno == logging.WARNING)
+    assert "skipped 3 file(s) that could not be read" in warning
+    for name in ("22222.png", "33333.png", "44444.png"):
+        assert name in warning
+
+
+def test_training_goes_on_past_unreadable_files(make_cfg, mixed_dir):
+    cfg = make_cfg(f"data.dir={mixed_dir}", "+trainer.fast_dev_run=true")
+    train(cfg)
+    assert (Path(cfg.hydra.runtime.output_dir) / "metrics.json").is_file()
+
+
+@pytest.mark.parametrize(
+    "data,reason",
+    [
+        (b"", "empty file"),
+        (b"\x89PNG\r\n\x1a\n" + b"\0" * 40, "not a readable image"),
+        (png_header(8_000, 8_000), f"8000x8000 pixels is more than the limit of {MAX_PIXELS}"),
+        (png_header(20_000, 20_000), "more pixels than the limit"),  # PIL's own bomb check fires first
+    ],
+)
+def test_bad_image_is_refused_with_its_name(tmp_path, data, reason):
+    path = tmp_path / "2b827.png"
+    path.write_bytes(data)
+    with pytest.raises(ImageError, match=f"^{path}: {reason}"):
+        read_gray(path)
+
+
+def test_only_non_images_and_all_invalid_folders_are_errors(tmp_path):
+    (tmp_path / "text").mkdir()
+    (tmp_path / "text" / "2b827.txt").write_text("x")
+    with pytest.raises(DataError, match="no image files"):
+        load_folder(tmp_path / "text", CHARSET, 5)
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "2b827.png").write_bytes(b"")  # unreadable
+    (tmp_path / "bad" / "aaaaa.png").write_bytes(png_header(200, 50))  # unknown characters
+    (tmp_path / "bad" / "2b8.png").write_bytes(png_header(200, 50))  # wrong length
+    with pytest.raises(DataError, match="no usable captcha images in .*bad"):
+        load_folder(tmp_path / "bad", CHARSET, 5)
+
+
+def test_same_seed_same_split_other_seed_other_split(tiny_dir):
+    def val_names(seed):
+        dm = CaptchaDataModule(dir=str(tiny_dir), seed=seed)
+        dm.setup("fit")
+        return dm.splits["val"].names
+
+    assert val_names(0) == val_names(0)
+    assert val_names(0) != val_names(1)
+
+
+def tree_digest(folder: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest() for p in folder.rglob("*") if p.is_file()
+    }
+
+
+# Runs train.py's `__main__` once per argv in ONE child process (importing torch/Lightning costs
+# ~10 s per process), capturing what each run writes to stderr and its exit code.
+CLI_RUNNER = """
+import contextlib, io, json, runpy, sys
+from hydra.core.global_hydra import GlobalHydra
+argvs, out, results = json.loads(sys.argv[1]), sys.argv[2], []
+for argv in argvs:
+    GlobalHydra.instance().clear()
+    sys.argv, err, code = ["train.py", *argv], io.StringIO(), 0
+    with contextlib.redirect_stderr(err):
+        try:
+            runpy.run_path("train.py", run_name="__main__")
+        except SystemExit as e:
+            code = e.code
+    results.append([code, err.getvalue()])
+open(out, "w").write(json.dumps(results))
+"""
+
+
+def test_user_errors_are_one_clear_line_and_leave_earlier_runs_alone(make_cfg, tmp_path, tiny_dir):
+    earlier = make_cfg("epochs=1")
+    train(earlier)
+    earlier_run = Path(earlier.hydra.runtime.output_dir)
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "text").mkdir()
+    (tmp_path / "text" / "readme.md").write_text("x")
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "2b827.png").write_bytes(b"")
+    last = earlier_run / "checkpoints" / "last.ckpt"
+    real = ["data=captcha_v2"]
+    cases = [  # (overrides, exit code, what stderr must say)
+        (["lrr=1"], 1, "Could not override 'lrr'"),
+        (["optimizer=adamm"], 1, "Could not find 'optimizer/adamm'"),
+        (["lr=abc"], 1, "Error merging override lr=abc"),
+        (["lr=-1"], 2, "error: lr must be a positive number, got -1.0"),
+        (["batch_size=0"], 2, "error: batch_size must be at least 1, got 0"),
+        (["epochs=0"], 2, "error: epochs must be at least 1, got 0"),
+        ([*real, f"data.dir={tmp_path}/nope"], 2, f"error: data folder not found: {tmp_path}/nope"),
+        ([*real, f"data.dir={tmp_path}/empty"], 2, f"error: no image files (.bmp, .gif, .jpeg, .jpg, .png, .tif, "
+                                                   f".tiff, .webp) in {tmp_path}/empty"),
+        ([*real, f"data.dir={tmp_path}/text"], 2, "error: no image files"),
+        ([*real, f"data.dir={tmp_path}/bad"], 2, f"error: no usable captcha images in {tmp_path}/bad"),
+        ([f"ckpt_path={tmp_path}/none.ckpt"], 2, f"error: ckpt_path: no checkpoint file at {tmp_path}/none.ckpt"),
+        ([f"ckpt_path={last}", "charset=report36"], 2, f"error: {last}: trained on charset '2345678bcdefgmnpwxy'"),
+        ([f"ckpt_path={last}", "model.hidden=32"], 2, f"error: {last}: does not fit this model (net.heads.0.0.bias"),
+        (["-m", "trainer=ddp_cpu"], 2, "error: trainer: DDP cannot run inside a multirun (-m)"),
+    ]  # fmt: skip
+    base = [f"data.dir={tiny_dir}", "data.synthetic=0", "epochs=1", "~callbacks.progress_bar"]
+    runs = [tmp_path / f"run{i}" for i in range(len(cases))]
+    dirs = [[f"hydra.run.dir={r}", f"hydra.sweep.dir={r}"] for r in runs]
+    # -m first; each case's overrides after `base`, so they win over its defaults.
+    argvs = [
+        [*(a for a in o if a == "-m"), *base, *(a for a in o if a != "-m"), *d]
+        for (o, _, _), d in zip(cases, dirs, strict=True)
+    ]
+    before = tree_digest(earlier_run)
+    out = tmp_path / "results.json"
+    done = subprocess.run(
+        [sys.executable, "-c", CLI_RUNNER, json.dumps(argvs), str(out)], cwd=ROOT, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    for (overrides, code, expected), (got_code, stderr) in zip(cases, json.loads(out.read_text()), strict=True):
+        assert (got_code, "Traceback" not in stderr) == (code, True), (overrides, stderr)
+        lines = [line for line in stderr.splitlines() if line.strip()]
+        if code == 2:  # ours: exactly one line
+            assert len(lines) == 1 and lines[0].startswith(expected), (overrides, stderr)
+        else:  # Hydra's: a short message whose first line names the key
+            assert expected in lines[0], (overrides, stderr)
+    assert tree_digest(earlier_run) == before
+    bad_run = runs[next(i for i, c in enumerate(cases) if f"data.dir={tmp_path}/bad" in c[0])]
+    assert "could not be read: " in (bad_run / "train.log").read_text()  # warnings reach the run's log
+
+
+def _fake_checkpoint(make_cfg, path: Path, **spec_changes) -> Path:
+    _, system, _ = build(make_cfg())
+    hparams = dict(system.hparams)
+    hparams["net_spec"] = {**hparams["net_spec"], **spec_changes}
+    torch.save({"hyper_parameters": hparams, "state_dict": system.state_dict()}, path)
+    return path
+
+
+class RunsCode:
+    """Unpickling this calls open(marker, 'w'): a stand-in for any code a pickle can run."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return open, (str(self.marker), "w")
+
+
+def test_pickle_payload_is_refused_not_run(make_cfg, tmp_path, capsys):
+    path = _fake_checkpoint(make_cfg, tmp_path / "evil.ckpt")
+    ckpt = torch.load(path, weights_only=True)
+    ckpt["callbacks"] = RunsCode(tmp_path / "pwned")
+    torch.save(ckpt, path)
+    with pytest.raises(CheckpointError, match=r"refused, not a plain-data checkpoint \(.*GLOBAL io.open"):
+        load_system(path)
+    with pytest.raises(SystemExit) as stopped:  # resuming training from it is refused too
+        train(make_cfg(f"ckpt_path={path}"))
+    assert stopped.value.code == 2 and "refused, not a plain-data checkpoint" in capsys.readouterr().err
+    assert not (tmp_path / "pwned").exists()
+    torch.load(path, weights_only=False)  # the control: an unsafe load does run the payload
+    assert (tmp_path / "pwned").exists()
+
+
+def test_checkpoint_of_other_charset_or_kind_is_a_clear_error(make_cfg, tmp_path):
+    path = _fake_checkpoint(make_cfg, tmp_path / "v2.ckpt")
+    assert load_system(path, symbols=CHARSET.symbols, kind="report_cnn").hparams["symbols"] == CHARSET.symbols
+    with pytest.raises(
+        CheckpointError, match=f"trained on charset '{CHARSET.symbols}', but this run uses '{REPORT36}'"
+    ):
+        load_system(path, symbols=REPORT36)
+    other = _fake_checkpoint(make_cfg, tmp_path / "other.ckpt", kind="crnn")
+    with pytest.raises(CheckpointError, match="holds a 'crnn' model, but this run uses 'report_cnn'"):
+        load_system(other, kind="report_cnn")
+    with pytest.raises(CheckpointError, match="cannot rebuild its model .*unknown net kind 'crnn'"):
+        load_system(other)
+    _, system36, _ = build(make_cfg("charset=report36"))
+    with pytest.raises(CheckpointError, match="trained on charset"):
+        check_resumable(path, system36)
+
+
+def test_truncated_and_foreign_checkpoints_are_clear_errors(make_cfg, tmp_path):
+    whole = _fake_checkpoint(make_cfg, tmp_path / "whole.ckpt").read_bytes()
+    (tmp_path / "cut.ckpt").write_bytes(whole[: len(whole) // 2])  # what a non-atomic write killed midway leaves
+    with pytest.raises(CheckpointError, match="cut.ckpt: not a readable checkpoint"):
+        read_checkpoint(tmp_path / "cut.ckpt")
+    torch.save({"state_dict": {}}, tmp_path / "foreign.ckpt")
+    with pytest.raises(CheckpointError, match="not a captcha-lab checkpoint"):
+        read_checkpoint(tmp_path / "foreign.ckpt")
+
+
+def test_last_ckpt_follows_every_epoch_even_without_improvement(make_cfg):
+    cfg = make_cfg("epochs=2", "lr=1e-9")  # learns nothing: val/seq_acc stays 0, best.ckpt never improves
+    train(cfg)
+    checkpoints = Path(cfg.hydra.runtime.output_dir) / "checkpoints"
+    assert read_checkpoint(checkpoints / "best.ckpt")["epoch"] == 0
+    last = read_checkpoint(checkpoints / "last.ckpt")
+    assert (last["epoch"], last["global_step"]) == (1, 2 * 2)  # resuming loses at most the epoch in progress
