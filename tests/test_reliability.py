@@ -155,7 +155,7 @@ def test_user_errors_are_one_clear_line_and_leave_earlier_runs_alone(make_cfg, t
         ([*real, f"data.dir={tmp_path}/bad"], 2, f"error: no usable captcha images in {tmp_path}/bad"),
         ([f"ckpt_path={tmp_path}/none.ckpt"], 2, f"error: ckpt_path: no checkpoint file at {tmp_path}/none.ckpt"),
         ([f"ckpt_path={last}", "charset=report36"], 2, f"error: {last}: trained on charset '2345678bcdefgmnpwxy'"),
-        ([f"ckpt_path={last}", "model.hidden=32"], 2, f"error: {last}: does not fit this model (net.heads.0.0.bias"),
+        ([f"ckpt_path={last}", "model.hidden=32"], 2, f"error: {last}: does not fit this model (net.heads.hidden.bias"),
         (["-m", "trainer=ddp_cpu"], 2, "error: trainer: DDP cannot run inside a multirun (-m)"),
     ]  # fmt: skip
     base = [f"data.dir={tiny_dir}", "data.synthetic=0", "epochs=1", "~callbacks.progress_bar"]
