@@ -23,9 +23,8 @@ from omegaconf import MISSING, DictConfig, OmegaConf
 from captcha_lab.checkpoint import load_system
 from captcha_lab.errors import CaptchaLabError, ConfigError
 from captcha_lab.evaluate import analyse
-from captcha_lab.plots import job_labels, plot_run, plot_sweep
+from captcha_lab.plots import plot_run, summarize_sweep
 from captcha_lab.predict import Prediction, Predictor, expand_inputs
-from captcha_lab.sweep import write_summary
 from captcha_lab.system import CaptchaSystem
 
 log = logging.getLogger("captcha_lab")
@@ -152,8 +151,7 @@ class SweepSummary(Callback):
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
-        rows = write_summary(sweep_dir)
-        plot_sweep(sweep_dir, job_labels({r["job"]: r["overrides"] for r in rows}))
+        rows = summarize_sweep(sweep_dir)
         log.info("sweep summary (%d jobs): %s", len(rows), sweep_dir / "summary.md")
 
 

@@ -3,6 +3,7 @@
 Per-epoch history is read back from the run's TensorBoard event files, so any finished run,
 old or new, can be plotted without re-training."""
 
+import sys
 from pathlib import Path
 
 import matplotlib
@@ -10,6 +11,8 @@ import matplotlib
 matplotlib.use("Agg")  # headless: servers, CI and sweeps have no display
 import matplotlib.pyplot as plt  # noqa: E402
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator  # noqa: E402
+
+from captcha_lab.sweep import write_summary  # noqa: E402
 
 History = dict[str, dict[int, float]]  # tag -> {epoch: value}
 
@@ -94,3 +97,17 @@ def plot_sweep(sweep_dir: str | Path, labels: dict[str, str] | None = None) -> l
         for tag in ("val/seq_acc", "val/loss")
     ]
     return [p for p in written if p is not None]
+
+
+def summarize_sweep(sweep_dir: str | Path) -> list[dict]:
+    """summary.csv/.md and the overlay plots of a multirun; returns its rows, best first."""
+    rows = write_summary(sweep_dir)
+    plot_sweep(sweep_dir, job_labels({r["job"]: r["overrides"] for r in rows}))
+    return rows
+
+
+if __name__ == "__main__":  # python -m captcha_lab.plots DIR...: re-plot finished runs or sweeps
+    for arg in sys.argv[1:]:
+        run = any(Path(arg).glob("events.out.tfevents.*"))
+        written = plot_run(arg) if run else summarize_sweep(arg) and sorted(Path(arg).glob("*.png"))
+        print(arg, "->", ", ".join(p.name for p in written or []))
