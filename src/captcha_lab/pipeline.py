@@ -169,6 +169,9 @@ def eval_data_config(cfg: DictConfig) -> DictConfig:
     return data
 
 
+EVAL_SHOWN = ("loss", "char_acc", "seq_acc")  # the per-split numbers eval logs (all are in eval.json)
+
+
 def evaluate(cfg: DictConfig) -> dict:
     """Metrics of a checkpoint on train/val/test, per-character scores and figures (eval.json)."""
     with user_errors():
@@ -185,9 +188,6 @@ def evaluate(cfg: DictConfig) -> dict:
         log.info("eval dir: %s", out_dir)
         log.info("%s", shown)
         return results
-
-
-EVAL_SHOWN = ("loss", "char_acc", "seq_acc")
 
 
 def predict(cfg: DictConfig) -> int:
