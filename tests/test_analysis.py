@@ -11,10 +11,11 @@ from pathlib import Path
 import numpy as np
 import PIL.Image
 import pytest
+from omegaconf import OmegaConf
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from captcha_lab.images import read_gray
-from captcha_lab.pipeline import train
+from captcha_lab.pipeline import predict, train
 from captcha_lab.plots import job_labels, plot_run, plot_sweep, read_history
 from captcha_lab.predict import InputError, Predictor, expand_inputs
 
@@ -111,10 +112,17 @@ def test_predict_cli_bad_file_and_exit_code(tmp_path, tiny_run, tiny_dir):
     predictor = Predictor.from_checkpoint(ckpt)
     assert [p.text for p in predictor.predict(good)] == [t for _, t, _ in lines]
 
-    ok = run_script("predict.py", f"ckpt_path={ckpt}", f"input={good[0]}")
-    assert ok.returncode == 0 and ok.stdout.count("\n") == 1
-    missing = run_script("predict.py", f"ckpt_path={ckpt}", f"input={tmp_path / 'nothing*.png'}")
-    assert missing.returncode == 2 and missing.stderr.strip().startswith("error: input:")
+
+def test_predict_single_file_and_no_match(tmp_path, tiny_run, tiny_dir, capsys):
+    ckpt = tiny_run / "checkpoints" / "best.ckpt"
+    cfg = OmegaConf.create({"ckpt_path": str(ckpt), "batch_size": 4, "device": "cpu", "output": None})
+    one = sorted(tiny_dir.glob("*.png"))[0]
+    assert predict(OmegaConf.merge(cfg, {"input": str(one)})) == 0
+    assert capsys.readouterr().out.startswith(f"{one}\t")
+    with pytest.raises(SystemExit) as exit_info:
+        predict(OmegaConf.merge(cfg, {"input": str(tmp_path / "nothing*.png")}))
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err.startswith("error: input: no file, folder or glob match")
 
 
 def test_predictor_accepts_paths_arrays_and_pil(tiny_run, tiny_dir):
