@@ -159,7 +159,7 @@ def test_run_and_sweep_plots(tiny_run, tmp_path):
     labels = job_labels({"0_a": "optimizer=adam epochs=3", "1_b": "optimizer=sgd epochs=3"})
     assert labels == {"0_a": "optimizer=adam", "1_b": "optimizer=sgd"}
     written = plot_sweep(sweep, labels)
-    assert [p.name for p in written] == ["val_seq_acc.png", "val_loss.png"]
+    assert [p.name for p in written] == ["val_seq_acc.png", "val_char_acc.png", "val_loss.png"]
     assert all(p.stat().st_size > 5000 for p in written)
     assert plot_run(tmp_path / "empty_run_dir_without_events") == []
 

@@ -46,5 +46,5 @@ for s in report_optimizers report_lr report_activations; do
   [ -d $S/$s ] || continue
   $PY -m captcha_lab.plots $S/$s
   mkdir -p docs/studies/$s
-  cp $S/$s/summary.md $S/$s/summary.csv $S/$s/val_seq_acc.png $S/$s/val_loss.png docs/studies/$s/
+  cp $S/$s/summary.md $S/$s/curves.md $S/$s/val_*.png docs/studies/$s/
 done

@@ -78,7 +78,7 @@ def _job_order(job: Path) -> tuple[int, str]:
 
 
 def plot_sweep(sweep_dir: str | Path, labels: dict[str, str] | None = None) -> list[Path]:
-    """val_seq_acc.png and val_loss.png: one line per job of a multirun, labelled by `labels`
+    """val_seq_acc.png, val_char_acc.png and val_loss.png: one line per job of a multirun, labelled by `labels`
     (job dir name -> label, e.g. its overrides) or the job dir name."""
     sweep_dir = Path(sweep_dir)
     labels = labels or {}
@@ -94,15 +94,37 @@ def plot_sweep(sweep_dir: str | Path, labels: dict[str, str] | None = None) -> l
             tag,
             {k: h.get(tag, {}) for k, h in histories.items()},
         )
-        for tag in ("val/seq_acc", "val/loss")
+        for tag in ("val/seq_acc", "val/char_acc", "val/loss")  # char_acc: seq_acc stays 0 early on
     ]
     return [p for p in written if p is not None]
 
 
+CURVE_COLUMNS = ["val/char_acc", "val/seq_acc", "val/loss", "train/loss"]
+
+
+def write_curves(sweep_dir: Path, labels: dict[str, str]) -> None:
+    """curves.md: each job's last-epoch and best value of the logged curves. Short runs whose
+    val/seq_acc is still 0 pick their first epoch as `best.ckpt`; the curves show more."""
+    lines = ["| job | epochs | " + " | ".join(f"{c} last | best" for c in CURVE_COLUMNS) + " |"]
+    lines.append("|" + "---|" * (2 + 2 * len(CURVE_COLUMNS)))
+    for job, label in labels.items():
+        h = read_history(sweep_dir / job)
+        cells = []
+        for c in CURVE_COLUMNS:
+            points = h.get(c) or {0: float("nan")}
+            best = min(points.values()) if c.endswith("loss") else max(points.values())
+            cells += [f"{points[max(points)]:.4f}", f"{best:.4f}"]
+        lines.append(f"| {label} | {max(h.get('val/loss', {0: 0}))} | " + " | ".join(cells) + " |")
+    (sweep_dir / "curves.md").write_text("\n".join(lines) + "\n")
+
+
 def summarize_sweep(sweep_dir: str | Path) -> list[dict]:
-    """summary.csv/.md and the overlay plots of a multirun; returns its rows, best first."""
+    """summary.csv/.md, curves.md and the overlay plots of a multirun; returns its rows, best first."""
+    sweep_dir = Path(sweep_dir)
     rows = write_summary(sweep_dir)
-    plot_sweep(sweep_dir, job_labels({r["job"]: r["overrides"] for r in rows}))
+    labels = job_labels({r["job"]: r["overrides"] for r in rows})
+    plot_sweep(sweep_dir, labels)
+    write_curves(sweep_dir, labels)
     return rows
 
 
