@@ -123,6 +123,9 @@ def test_predict_single_file_and_no_match(tmp_path, tiny_run, tiny_dir, capsys):
         predict(OmegaConf.merge(cfg, {"input": str(tmp_path / "nothing*.png")}))
     assert exit_info.value.code == 2
     assert capsys.readouterr().err.startswith("error: input: no file, folder or glob match")
+    with pytest.raises(SystemExit):
+        predict(OmegaConf.merge(cfg, {"input": "???"}))
+    assert capsys.readouterr().err.startswith("error: input is required")
 
 
 def test_predictor_accepts_paths_arrays_and_pil(tiny_run, tiny_dir):

@@ -1,6 +1,6 @@
 #!/bin/bash
 # How docs/studies/ was made: the report's three studies on the real captchas, at EPOCHS epochs
-# (10 here: see docs/studies.md for why), one training at a time, then tables and overlays.
+# (EPOCHS=10 and 60: see docs/studies.md), one training at a time, then tables and overlays.
 # The Adam / lr 1e-3 / relu / softmax-heads baseline is the same config in all three studies:
 # it is trained once (optimizer study) and copied into the other two, with its overrides.yaml
 # rewritten to the equivalent override of that study so the plots label it like its neighbours.
@@ -8,7 +8,7 @@ set -e
 cd "$(dirname "$0")/../.."
 E=${EPOCHS:-10}
 PY=${PY:-.venv/bin/python}
-S=outputs/studies
+S=outputs/studies/e$E   # one folder per epoch budget
 study() {  # sweep dir name, experiment, overrides...
   local dir=$1 exp=$2; shift 2
   [ -f $S/$dir/multirun.yaml ] || nice -n 10 $PY train.py -m experiment=$exp epochs=$E "$@" \
@@ -45,6 +45,6 @@ copy_job "$heads" $S/report_activations/5_relu-sigmoid_heads \
 for s in report_optimizers report_lr report_activations; do
   [ -d $S/$s ] || continue
   $PY -m captcha_lab.plots $S/$s
-  mkdir -p docs/studies/$s
-  cp $S/$s/summary.md $S/$s/curves.md $S/$s/val_*.png docs/studies/$s/
+  mkdir -p docs/studies/e$E/$s
+  cp $S/$s/summary.md $S/$s/curves.md $S/$s/val_*.png docs/studies/e$E/$s/
 done

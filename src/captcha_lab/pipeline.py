@@ -155,6 +155,15 @@ class SweepSummary(Callback):
         log.info("sweep summary (%d jobs): %s", len(rows), sweep_dir / "summary.md")
 
 
+def require(cfg: DictConfig, *keys: str) -> None:
+    for key in keys:
+        if OmegaConf.is_missing(cfg, key):
+            raise ConfigError(f"{key} is required, e.g. {key}={REQUIRED_EXAMPLES[key]}")
+
+
+REQUIRED_EXAMPLES = {"ckpt_path": "outputs/runs/<run>/checkpoints/best.ckpt", "input": "captchas/"}
+
+
 def eval_data_config(cfg: DictConfig) -> DictConfig:
     """The data config of the run that wrote the checkpoint (so train/val/test are the split it
     trained on), with `data.*=` overrides on top; `data=...` on the command line replaces it."""
@@ -175,6 +184,7 @@ EVAL_SHOWN = ("loss", "char_acc", "seq_acc")  # the per-split numbers eval logs 
 def evaluate(cfg: DictConfig) -> dict:
     """Metrics of a checkpoint on train/val/test, per-character scores and figures (eval.json)."""
     with user_errors():
+        require(cfg, "ckpt_path")
         out_dir = Path(HydraConfig.get().runtime.output_dir)
         system = load_system(cfg.ckpt_path)
         spec = system.hparams["net_spec"]
@@ -193,6 +203,7 @@ def evaluate(cfg: DictConfig) -> dict:
 def predict(cfg: DictConfig) -> int:
     """Print `path<TAB>text<TAB>confidence` per input image; returns how many could not be read."""
     with user_errors():
+        require(cfg, "ckpt_path", "input")
         paths = expand_inputs(str(cfg.input))
         predictor = Predictor.from_checkpoint(cfg.ckpt_path, batch_size=cfg.batch_size, device=cfg.device)
         rows, failed = [], 0
