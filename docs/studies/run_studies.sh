@@ -24,6 +24,7 @@ if [ "$1" != "--docs-only" ]; then
   study report_lr.low report_lr lr=1e-6,1e-5
 fi
 
+P="~callbacks.progress_bar=null"  # as Hydra records the override in its jobs
 base=$(ls -d $S/report_optimizers/0_*adam*)
 copy_job() {  # source job, target job dir, overrides that name it in the target study
   local src=$1 dst=$2; shift 2
@@ -31,17 +32,17 @@ copy_job() {  # source job, target job dir, overrides that name it in the target
   rm -rf "$dst"; cp -r "$src" "$dst"
   printf -- '- %s\n' "$@" > "$dst/.hydra/overrides.yaml"
 }
-copy_job "$base" $S/report_lr/4_baseline-adam-lr0.001 lr=1e-3 experiment=report_lr epochs=$E
+copy_job "$base" $S/report_lr/4_baseline-adam-lr0.001 lr=0.001 experiment=report_lr epochs=$E "$P"
 n=5
 for job in $S/report_lr.low/*/; do  # the two smallest lrs, numbered after the others (5_, 6_)
   [ -f "$job/metrics.json" ] || continue
   name=$(basename "$job"); rm -rf "$S/report_lr/${n}_${name#*_}"; cp -r "$job" "$S/report_lr/${n}_${name#*_}"; n=$((n + 1))
 done
 copy_job "$base" $S/report_activations/4_baseline-relu-softmax \
-  activation=relu model.head_activation=softmax experiment=report_activations epochs=$E
+  activation=relu model.head_activation=softmax experiment=report_activations epochs=$E "$P"
 heads=$(ls -d $S/report_activations.heads/0_* 2>/dev/null || true)
 copy_job "$heads" $S/report_activations/5_relu-sigmoid_heads \
-  activation=relu model.head_activation=sigmoid experiment=report_activations epochs=$E
+  activation=relu model.head_activation=sigmoid experiment=report_activations epochs=$E "$P"
 for s in report_optimizers report_lr report_activations; do
   [ -d $S/$s ] || continue
   $PY -m captcha_lab.plots $S/$s

@@ -107,8 +107,8 @@ def write_curves(sweep_dir: Path, labels: dict[str, str]) -> None:
     val/seq_acc is still 0 pick their first epoch as `best.ckpt`; the curves show more."""
     lines = ["| job | epochs | " + " | ".join(f"{c} last | best" for c in CURVE_COLUMNS) + " |"]
     lines.append("|" + "---|" * (2 + 2 * len(CURVE_COLUMNS)))
-    for job, label in labels.items():
-        h = read_history(sweep_dir / job)
+    for job in sorted(labels, key=lambda j: _job_order(Path(j))):
+        h, label = read_history(sweep_dir / job), labels[job]
         cells = []
         for c in CURVE_COLUMNS:
             points = h.get(c) or {0: float("nan")}
