@@ -1,6 +1,7 @@
 #!/bin/bash
 # How docs/studies/ was made: the report's three studies on the real captchas, at EPOCHS epochs
-# (EPOCHS=10 and 60: see docs/studies.md), one training at a time, then tables and overlays.
+# (EPOCHS=10 for docs/studies/e10; the 60-epoch runs: docs/studies.md), one training at a time,
+# then tables and overlays.
 # The Adam / lr 1e-3 / relu / softmax-heads baseline is the same config in all three studies:
 # it is trained once (optimizer study) and copied into the other two, with its overrides.yaml
 # rewritten to the equivalent override of that study so the plots label it like its neighbours.
