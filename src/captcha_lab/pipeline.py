@@ -1,5 +1,6 @@
 """The Hydra-facing pipeline: the only module that composes objects from config."""
 
+import csv
 import json
 import logging
 import math
@@ -19,12 +20,14 @@ from hydra.types import RunMode
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.utilities.exceptions import SIGTERMException
-from omegaconf import MISSING, DictConfig
+from omegaconf import MISSING, DictConfig, OmegaConf
 
 from captcha_lab.callbacks import EpochTimer
-from captcha_lab.checkpoint import check_resumable
+from captcha_lab.checkpoint import check_resumable, load_system
 from captcha_lab.errors import CaptchaLabError, ConfigError
-from captcha_lab.sweep import write_summary
+from captcha_lab.evaluate import analyse
+from captcha_lab.plots import plot_run, summarize_sweep
+from captcha_lab.predict import Prediction, Predictor, expand_inputs
 from captcha_lab.system import CaptchaSystem
 
 log = logging.getLogger("captcha_lab")
@@ -145,10 +148,16 @@ def train(cfg: DictConfig) -> float:
                 best = {f"hparams/{k.replace('/', '_')}": metrics[k] for k in ("val/seq_acc_best", "val/loss_best")}
                 trainer.logger.log_hyperparams(flat_hparams(cfg), best)
                 # Lightning finalized the logger after test(): this write reopened it; close it again so
-                # the event is on disk now, not whenever TensorBoard's background thread flushes.
+                # the event is on disk now (the plots read it), not whenever TensorBoard's thread flushes.
                 trainer.logger.finalize("success")
+                plot_run(out_dir)
             report(out_dir, {**metrics, **timing})
-        return metrics["val/seq_acc_best"]
+        return finite_score(metrics["val/seq_acc_best"])
+
+
+def finite_score(score: float) -> float:
+    """A diverged run scores 0, not NaN: optimizers of sweeps (optuna) need a finite number."""
+    return score if math.isfinite(score) else 0.0
 
 
 def report(out_dir: Path, metrics: dict) -> None:
@@ -163,5 +172,71 @@ class SweepSummary(Callback):
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
-        rows = write_summary(sweep_dir)
+        rows = summarize_sweep(sweep_dir)
         log.info("sweep summary (%d jobs): %s", len(rows), sweep_dir / "summary.md")
+
+
+def require(cfg: DictConfig, *keys: str) -> None:
+    for key in keys:
+        if OmegaConf.is_missing(cfg, key):
+            raise ConfigError(f"{key} is required, e.g. {key}={REQUIRED_EXAMPLES[key]}")
+
+
+REQUIRED_EXAMPLES = {"ckpt_path": "outputs/runs/<run>/checkpoints/best.ckpt", "input": "captchas/"}
+
+
+def eval_data_config(cfg: DictConfig) -> DictConfig:
+    """The data config of the run that wrote the checkpoint (so train/val/test are the split it
+    trained on), with `data.*=` overrides on top; `data=...` on the command line replaces it."""
+    run_config = Path(cfg.ckpt_path).resolve().parent.parent / ".hydra" / "config.yaml"
+    keys = [o.split("=")[0].lstrip("+~") for o in HydraConfig.get().overrides.task]
+    if "data" in keys or not run_config.is_file():
+        return cfg.data
+    data = OmegaConf.create(OmegaConf.to_container(OmegaConf.load(run_config).data, resolve=True))
+    for key in keys:  # resolved above against the run's own seed and charset
+        if key.startswith("data."):
+            OmegaConf.update(data, key[5:], OmegaConf.select(cfg, key))
+    return data
+
+
+EVAL_SHOWN = ("loss", "char_acc", "seq_acc")  # the per-split numbers eval logs (all are in eval.json)
+
+
+def evaluate(cfg: DictConfig) -> dict:
+    """Metrics of a checkpoint on train/val/test, per-character scores and figures (eval.json)."""
+    with user_errors():
+        require(cfg, "ckpt_path")
+        out_dir = Path(HydraConfig.get().runtime.output_dir)
+        system = load_system(cfg.ckpt_path)
+        spec = system.hparams["net_spec"]
+        datamodule = instantiate(eval_data_config(cfg), symbols=system.charset.symbols, length=spec["length"])
+        datamodule.prepare_data()
+        datamodule.setup("test")
+        splits = {k: v for k, v in datamodule.splits.items() if len(v)}
+        results = analyse(system, splits, "test" if "test" in splits else "val", out_dir)
+        write_json(out_dir / "eval.json", {"ckpt_path": str(cfg.ckpt_path), **results})
+        shown = "  ".join(f"{k}={v:.4g}" for k, v in results.items() if k.split("/")[-1] in EVAL_SHOWN)
+        log.info("eval dir: %s", out_dir)
+        log.info("%s", shown)
+        return results
+
+
+def predict(cfg: DictConfig) -> int:
+    """Print `path<TAB>text<TAB>confidence` per input image; returns how many could not be read."""
+    with user_errors():
+        require(cfg, "ckpt_path", "input")
+        paths = expand_inputs(str(cfg.input))
+        predictor = Predictor.from_checkpoint(cfg.ckpt_path, batch_size=cfg.batch_size, device=cfg.device)
+        rows, failed = [], 0
+        for path, result in predictor.predict_files(paths):
+            if isinstance(result, Prediction):
+                print(f"{path}\t{result.text}\t{result.confidence:.4g}", flush=True)
+                rows.append([str(path), result.text, f"{result.confidence:.4g}", ""])
+            else:
+                failed += 1
+                print(f"error: {result}", file=sys.stderr, flush=True)
+                rows.append([str(path), "", "", str(result)])
+        if cfg.output:
+            with open(cfg.output, "w", newline="") as f:
+                csv.writer(f).writerows([["path", "text", "confidence", "error"], *rows])
+        return failed

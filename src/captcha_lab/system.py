@@ -46,6 +46,8 @@ class CaptchaSystem(L.LightningModule):
         self.optimizer_factory = optimizer or partial(torch.optim.Adam, lr=1e-3)
         num_classes, length = net.spec["num_classes"], net.spec["length"]
         self.metrics = nn.ModuleDict({s: captcha_metrics(num_classes, length, f"{s}/") for s in ("val", "test")})
+        # Training accuracy (with dropout on, as Keras reports it) for the report's accuracy plot.
+        self.train_metrics = captcha_metrics(num_classes, 0, "train/")
         # ModuleDict keys may not be "train" (an nn.Module method), hence the suffix.
         self.losses = nn.ModuleDict({f"{s}_loss": MeanMetric() for s in ("train", "val", "test")})
         self.val_seq_acc_best, self.val_loss_best = MaxMetric(), MinMetric()
@@ -62,9 +64,12 @@ class CaptchaSystem(L.LightningModule):
 
     def training_step(self, batch, batch_idx):
         x, y = batch
-        loss = self.loss(self(x), y)
+        logits = self(x)
+        loss = self.loss(logits, y)
         self.losses["train_loss"](loss, weight=len(x))
         self.log("train/loss", self.losses["train_loss"], on_step=False, on_epoch=True, prog_bar=True)
+        self.train_metrics(logits.detach().argmax(-1), y)
+        self.log_dict(self.train_metrics, on_step=False, on_epoch=True)
         return loss
 
     def _eval_step(self, batch, split: str) -> None:

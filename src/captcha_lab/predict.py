@@ -1,0 +1,98 @@
+"""Reading captchas with a trained checkpoint: `Predictor.from_checkpoint(path).predict([...])`."""
+
+import glob
+import io
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+import PIL.Image
+import torch
+
+from captcha_lab.checkpoint import load_system
+from captcha_lab.errors import CaptchaLabError
+from captcha_lab.images import IMAGE_SIZE, IMAGE_SUFFIXES, ImageError, decode_gray, read_gray, to_tensor
+from captcha_lab.system import CaptchaSystem
+
+Image = str | Path | np.ndarray | PIL.Image.Image
+
+
+class InputError(CaptchaLabError):
+    pass
+
+
+class Prediction(NamedTuple):
+    text: str
+    confidence: float  # product of the per-character probabilities of the read text
+
+
+def to_gray(item: Image, size: tuple[int, int] = IMAGE_SIZE) -> np.ndarray:
+    """Any image -> (H, W) uint8 exactly as training saw it: arrays and PIL images go through
+    the same PNG decode as files, so colour conversion and resizing match bit for bit."""
+    if isinstance(item, str | Path):
+        return read_gray(item, size)
+    if isinstance(item, np.ndarray):
+        if item.dtype != np.uint8:  # floats are taken as [0, 1]
+            item = (np.clip(item, 0, 1) * 255).round().astype(np.uint8)
+        item = PIL.Image.fromarray(item.squeeze())  # (H, W), (H, W, 3) RGB or (H, W, 4) RGBA
+    if not isinstance(item, PIL.Image.Image):
+        raise ImageError(f"cannot read a {type(item).__name__} as an image")
+    buf = io.BytesIO()
+    item.save(buf, format="PNG")
+    return decode_gray(buf.getvalue(), size)
+
+
+class Predictor:
+    """A trained system loaded once; predicts batches of paths, arrays or PIL images."""
+
+    def __init__(self, system: CaptchaSystem, batch_size: int = 64, device: str | torch.device = "cpu"):
+        self.system = system.eval().to(device)
+        self.batch_size = batch_size
+        self.device = torch.device(device)
+
+    @classmethod
+    def from_checkpoint(cls, path: str | Path, batch_size: int = 64, device: str | torch.device = "cpu"):
+        return cls(load_system(path, map_location=device), batch_size, device)
+
+    def predict_gray(self, images: Sequence[np.ndarray]) -> list[Prediction]:
+        out = []
+        for start in range(0, len(images), self.batch_size):
+            x = to_tensor(list(images[start : start + self.batch_size])).to(self.device)  # (B, 1, H, W)
+            texts, confidences = self.system.predict_text(x)
+            out += [Prediction(t, float(c)) for t, c in zip(texts, confidences.tolist(), strict=True)]
+        return out
+
+    def predict(self, items: Sequence[Image]) -> list[Prediction]:
+        """One prediction per item, in order; an unreadable item raises ImageError."""
+        return self.predict_gray([to_gray(item) for item in items])
+
+    def predict_files(self, paths: Sequence[Path]) -> Iterator[tuple[Path, Prediction | ImageError]]:
+        """(path, prediction or the error reading it), in input order; one bad file spoils nothing."""
+        for start in range(0, len(paths), self.batch_size):
+            chunk = paths[start : start + self.batch_size]
+            decoded: list[np.ndarray | ImageError] = []
+            for path in chunk:
+                try:
+                    decoded.append(read_gray(path))
+                except ImageError as e:
+                    decoded.append(e)
+            good = iter(self.predict_gray([d for d in decoded if not isinstance(d, ImageError)]))
+            for path, d in zip(chunk, decoded, strict=True):
+                yield path, d if isinstance(d, ImageError) else next(good)
+
+
+def expand_inputs(spec: str) -> list[Path]:
+    """A file, a folder (its images, sorted) or a glob pattern (matches, sorted)."""
+    path = Path(spec)
+    if path.is_file():
+        return [path]
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+        if not files:
+            raise InputError(f"input: no image files in folder {spec}")
+        return files
+    matches = sorted(Path(p) for p in glob.glob(spec, recursive=True) if Path(p).is_file())
+    if not matches:
+        raise InputError(f"input: no file, folder or glob match for {spec}")
+    return matches

@@ -1,0 +1,173 @@
+"""eval.py, predict.py and the plots, on a tiny checkpoint trained once per session."""
+
+import csv
+import json
+import math
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import PIL.Image
+import pytest
+from omegaconf import OmegaConf
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from captcha_lab.images import read_gray
+from captcha_lab.pipeline import predict, train
+from captcha_lab.plots import job_labels, plot_run, plot_sweep, read_history
+from captcha_lab.predict import InputError, Predictor, expand_inputs
+
+from .conftest import ROOT
+
+QUIET = ["~callbacks.progress_bar", "hydra/job_logging=none", "hydra/hydra_logging=none"]
+
+
+def run_script(script: str, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, script, *args], cwd=ROOT, capture_output=True, text=True, timeout=600)
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory, tiny_dir) -> Path:
+    """A 3-epoch run on the 80 tiny captchas, trained by train.py as a user would."""
+    run = tmp_path_factory.mktemp("tiny_run") / "run"
+    done = run_script(
+        "train.py", f"data.dir={tiny_dir}", "data.synthetic=0", "epochs=3", f"hydra.run.dir={run}", *QUIET
+    )
+    assert done.returncode == 0, done.stderr
+    return run
+
+
+@pytest.fixture(scope="session")
+def tiny_eval(tmp_path_factory, tiny_run) -> Path:
+    out = tmp_path_factory.mktemp("tiny_eval") / "eval"
+    done = run_script("eval.py", f"ckpt_path={tiny_run / 'checkpoints' / 'best.ckpt'}", f"hydra.run.dir={out}")
+    assert done.returncode == 0, done.stderr
+    return out
+
+
+def test_eval_metrics_agree(tiny_eval, tiny_run):
+    results = json.loads((tiny_eval / "eval.json").read_text())
+    assert results["sizes"] == {"train": 58, "val": 14, "test": 8}  # the training run's split
+    trained = json.loads((tiny_run / "metrics.json").read_text())
+    assert results["test/seq_acc"] == pytest.approx(trained["test/seq_acc"])
+    assert results["test/char_acc"] == pytest.approx(trained["test/char_acc"])
+    for split in ("train", "val", "test"):
+        assert {f"{split}/{k}" for k in ("loss", "char_acc", "seq_acc", "acc_pos1", "acc_pos5")} <= results.keys()
+        positions = [results[f"{split}/acc_pos{i}"] for i in range(1, 6)]
+        assert np.mean(positions) == pytest.approx(results[f"{split}/char_acc"], abs=1e-6)
+
+    confusion = np.array(results["confusion_matrix"])
+    n_test = results["sizes"]["test"]
+    assert confusion.shape == (19, 19) and confusion.sum() == n_test * 5
+    assert np.trace(confusion) / confusion.sum() == pytest.approx(results["test/char_acc"], abs=1e-6)
+    assert 1 - len(results["misread"]) / n_test == pytest.approx(results["test/seq_acc"], abs=1e-6)
+    assert sum(r["support"] for r in results["per_char"]) == n_test * 5
+    for row in results["per_char"]:
+        p, r = row["precision"], row["recall"]
+        assert row["f1"] == pytest.approx(0 if p + r == 0 else 2 * p * r / (p + r), abs=2e-4)
+
+    with open(tiny_eval / "confusion_matrix.csv") as f:
+        rows = list(csv.reader(f))
+    assert sum(int(v) for row in rows[1:] for v in row[1:]) == n_test * 5
+    for png in ("confusion_matrix.png", "misread.png"):
+        assert (tiny_eval / png).stat().st_size > 1000
+    (events,) = tiny_eval.glob("events.out.tfevents.*")  # TensorBoard has the same numbers and figures
+    tb = EventAccumulator(str(events))
+    tb.Reload()
+    assert tb.Scalars("test/char_acc")[0].value == pytest.approx(results["test/char_acc"])
+    assert {"test/confusion_matrix", "test/misread"} <= set(tb.Tags()["images"])
+
+
+def test_eval_separate_test_dir(tmp_path, tiny_run, tiny_dir):
+    test_dir = tmp_path / "test"
+    test_dir.mkdir()
+    for p in sorted(tiny_dir.glob("*.png"))[:6]:
+        shutil.copy(p, test_dir)
+    ckpt = tiny_run / "checkpoints" / "best.ckpt"
+    done = run_script("eval.py", f"ckpt_path={ckpt}", f"data.test_dir={test_dir}", f"hydra.run.dir={tmp_path / 'e'}")
+    assert done.returncode == 0, done.stderr
+    assert json.loads((tmp_path / "e" / "eval.json").read_text())["sizes"]["test"] == 6
+
+
+def test_predict_cli_bad_file_and_exit_code(tmp_path, tiny_run, tiny_dir):
+    images = tmp_path / "in"
+    shutil.copytree(tiny_dir, images)
+    (images / "broken.png").write_bytes(b"not an image")
+    out_csv = tmp_path / "pred.csv"
+    ckpt = tiny_run / "checkpoints" / "best.ckpt"
+    done = run_script("predict.py", f"ckpt_path={ckpt}", f"input={images}", f"output={out_csv}")
+    assert done.returncode == 1
+    errors = done.stderr.strip().splitlines()
+    assert len(errors) == 1 and "broken.png" in errors[0] and "Traceback" not in done.stderr
+    lines = [line.split("\t") for line in done.stdout.strip().splitlines()]
+    good = sorted(p for p in images.glob("*.png") if p.name != "broken.png")
+    assert [Path(p) for p, _, _ in lines] == good  # input order, every readable file
+    assert all(len(t) == 5 and 0 <= float(c) <= 1 for _, t, c in lines)
+    with open(out_csv) as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == len(good) + 1 and [r["path"] for r in rows if r["error"]] == [str(images / "broken.png")]
+
+    predictor = Predictor.from_checkpoint(ckpt)
+    assert [p.text for p in predictor.predict(good)] == [t for _, t, _ in lines]
+
+
+def test_predict_single_file_and_no_match(tmp_path, tiny_run, tiny_dir, capsys):
+    ckpt = tiny_run / "checkpoints" / "best.ckpt"
+    cfg = OmegaConf.create({"ckpt_path": str(ckpt), "batch_size": 4, "device": "cpu", "output": None})
+    one = sorted(tiny_dir.glob("*.png"))[0]
+    assert predict(OmegaConf.merge(cfg, {"input": str(one)})) == 0
+    assert capsys.readouterr().out.startswith(f"{one}\t")
+    with pytest.raises(SystemExit) as exit_info:
+        predict(OmegaConf.merge(cfg, {"input": str(tmp_path / "nothing*.png")}))
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err.startswith("error: input: no file, folder or glob match")
+    with pytest.raises(SystemExit):
+        predict(OmegaConf.merge(cfg, {"input": "???"}))
+    assert capsys.readouterr().err.startswith("error: input is required")
+
+
+def test_predictor_accepts_paths_arrays_and_pil(tiny_run, tiny_dir):
+    predictor = Predictor.from_checkpoint(tiny_run / "checkpoints" / "best.ckpt", batch_size=2)
+    path = sorted(tiny_dir.glob("*.png"))[0]
+    gray = read_gray(path)  # (50, 200) uint8
+    rgb = np.array(PIL.Image.open(path).convert("RGB"))  # (50, 200, 3)
+    big = PIL.Image.open(path).convert("RGBA").resize((400, 100))
+    preds = predictor.predict([path, str(path), gray, gray / 255.0, rgb, PIL.Image.open(path)])
+    assert len({p for p in preds}) == 1  # one image, six ways: same text, same confidence
+    assert len(predictor.predict([big])[0].text) == 5
+
+
+def test_expand_inputs_order_and_errors(tmp_path, tiny_dir):
+    files = sorted(tiny_dir.glob("*.png"))
+    assert expand_inputs(str(tiny_dir)) == files
+    assert expand_inputs(str(tiny_dir / "2*.png")) == [p for p in files if p.name.startswith("2")]
+    with pytest.raises(InputError, match="no image files"):
+        expand_inputs(str(tmp_path))
+    with pytest.raises(InputError, match="no file, folder or glob match"):
+        expand_inputs(str(tmp_path / "missing.png"))
+
+
+def test_run_and_sweep_plots(tiny_run, tmp_path):
+    for png in ("loss.png", "accuracy.png"):
+        assert (tiny_run / png).stat().st_size > 5000
+    history = read_history(tiny_run)
+    assert sorted(history["train/loss"]) == sorted(history["val/seq_acc"]) == [1, 2, 3]
+    assert sorted(history["train/char_acc"]) == [1, 2, 3]
+
+    sweep = tmp_path / "sweep"
+    for job in ("0_a", "1_b"):
+        shutil.copytree(tiny_run, sweep / job, ignore=shutil.ignore_patterns("checkpoints"))
+    labels = job_labels({"0_a": "optimizer=adam epochs=3", "1_b": "optimizer=sgd epochs=3"})
+    assert labels == {"0_a": "optimizer=adam", "1_b": "optimizer=sgd"}
+    written = plot_sweep(sweep, labels)
+    assert [p.name for p in written] == ["val_seq_acc.png", "val_char_acc.png", "val_loss.png"]
+    assert all(p.stat().st_size > 5000 for p in written)
+    assert plot_run(tmp_path / "empty_run_dir_without_events") == []
+
+
+def test_diverging_run_scores_finite(make_cfg):
+    cfg = make_cfg("optimizer=sgd", "lr=1e8", "epochs=2")
+    score = train(cfg)
+    assert math.isfinite(score) and 0.0 <= score <= 1.0
