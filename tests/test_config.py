@@ -99,4 +99,4 @@ def test_scheduler_steps_warm_up_then_decay():
         optimizer.step()
         scheduler.step()
     assert lrs[0] == 0.1 and lrs[9] == 1.0  # linear warm-up over 10 steps
-    assert all(a >= b for a, b in zip(lrs[9:], lrs[10:])) and lrs[-1] < 0.01
+    assert all(a >= b for a, b in zip(lrs[9:], lrs[10:], strict=False)) and lrs[-1] < 0.01

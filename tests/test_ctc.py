@@ -7,6 +7,7 @@ from captcha_lab.nets import CRNN, build_net
 from captcha_lab.system import CaptchaSystem
 
 BLANK = 3  # 3 symbols + blank
+SYMBOLS = "2345678bcdefgmnpwxy"
 
 
 def frames(*path: int) -> torch.Tensor:
@@ -49,7 +50,7 @@ def test_crnn_shapes_and_spec_rebuild():
 
 
 def test_predict_text_and_metrics_for_variable_length_reads():
-    system = CaptchaSystem(CRNN(num_classes=19, length=6, channels=(8, 8, 8), rnn_hidden=8), symbols="2345678bcdefgmnpwxy")
+    system = CaptchaSystem(CRNN(num_classes=19, length=6, channels=(8, 8, 8), rnn_hidden=8), symbols=SYMBOLS)
     labels = ["2b8", "cdef", "gmnpw", "xy2345"]
     blank = 19
     logits = torch.full((4, 25, 20), -10.0)
@@ -67,7 +68,7 @@ def test_predict_text_and_metrics_for_variable_length_reads():
 
 
 def test_metrics_count_a_too_long_read_wrong():
-    system = CaptchaSystem(CRNN(num_classes=19, length=5, channels=(8, 8, 8), rnn_hidden=8), symbols="2345678bcdefgmnpwxy")
+    system = CaptchaSystem(CRNN(num_classes=19, length=5, channels=(8, 8, 8), rnn_hidden=8), symbols=SYMBOLS)
     target = torch.tensor([[0, 1, 2, 3, PAD]])
     for read, seq_acc in [([0, 1, 2, 3, PAD, PAD], 1.0), ([0, 1, 2, 3, 4, PAD], 0.0), ([0, 1, 2, PAD, PAD, PAD], 0.0)]:
         metrics = system.metrics["test"]

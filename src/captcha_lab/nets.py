@@ -121,7 +121,7 @@ class CRNN(nn.Module):
     """Conv trunk -> bidirectional LSTM/GRU over the width -> per-frame logits for CTC.
 
     Every block halves the height; the first `width_halvings` also halve the width, so with the
-    defaults a 50x200 image becomes 25 frames (8 px wide each) of channels x 4 features, enough
+    defaults a 50x200 image becomes 25 frames (8 px wide each) of 64 x 7 features, enough
     for 4-6 characters with blanks between repeats. Output (B, T, C + 1): the last class is the
     CTC blank."""
 
@@ -129,10 +129,10 @@ class CRNN(nn.Module):
         self,
         num_classes: int,
         length: int = 5,
-        channels: tuple[int, ...] = (32, 64, 96, 96),
+        channels: tuple[int, ...] = (24, 48, 64),
         width_halvings: int = 3,
         rnn: str = "lstm",
-        rnn_hidden: int = 96,
+        rnn_hidden: int = 64,
         rnn_layers: int = 2,
         dropout: float = 0.25,
         image_size: tuple[int, int] = (50, 200),
@@ -161,7 +161,8 @@ class CRNN(nn.Module):
         h = image_size[0]
         for _ in channels:
             h = -(-h // 2)  # a stride-2 conv with padding 1 rounds up
-        self.project = nn.Sequential(nn.Linear(channels[-1] * h, rnn_hidden), nn.ReLU(inplace=True), nn.Dropout(dropout))
+        features = channels[-1] * h  # 64 * 7 = 448 with the defaults
+        self.project = nn.Sequential(nn.Linear(features, rnn_hidden), nn.ReLU(inplace=True), nn.Dropout(dropout))
         self.rnn = RNNS[rnn](
             rnn_hidden,
             rnn_hidden,

@@ -90,7 +90,8 @@ def flat_hparams(cfg: DictConfig) -> dict[str, Any]:
     params.update(lr=cfg.lr, batch_size=cfg.batch_size, epochs=cfg.epochs, seed=cfg.seed)
     params.update(label_smoothing=cfg.label_smoothing, fold=cfg.data.get("fold"))
     # TensorBoard's HParams take scalars only: lists (model.channels) become their text.
-    params.update({f"model.{k}": v if not OmegaConf.is_list(v) else str(list(v)) for k, v in cfg.model.items() if not k.startswith("_")})
+    model = {k: str(list(v)) if OmegaConf.is_list(v) else v for k, v in cfg.model.items() if not k.startswith("_")}
+    params.update({f"model.{k}": v for k, v in model.items()})
     return params
 
 
