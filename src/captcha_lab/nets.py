@@ -171,8 +171,9 @@ class CRNN(nn.Module):
             batch_first=True,
             dropout=dropout if rnn_layers > 1 else 0.0,
         )
-        # The head also sees the conv features directly: without this shortcut CTC sat on its
-        # all-blank plateau for 400+ steps on captcha_v2; with it, it left after ~200.
+        # The head also sees the conv features directly: in a side-by-side run on captcha_v2 this
+        # shortcut left CTC's all-blank plateau after ~250 steps while the plain head had not
+        # after 275; the escape time varies a lot by seed (docs/accuracy.md).
         self.head = nn.Linear(3 * rnn_hidden, num_classes + 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
