@@ -13,7 +13,19 @@ from captcha_lab.errors import ConfigError
 from captcha_lab.pipeline import build, validate
 
 ROOT = Path(__file__).resolve().parents[1]
-GROUP_NAMES = ("charset", "data", "model", "activation", "optimizer", "trainer", "logger", "callbacks", "experiment")
+GROUP_NAMES = (
+    "charset",
+    "data",
+    "model",
+    "activation",
+    "optimizer",
+    "scheduler",
+    "augment",
+    "trainer",
+    "logger",
+    "callbacks",
+    "experiment",
+)
 GROUPS = {g: sorted(p.stem for p in (ROOT / "conf" / g).glob("*.yaml")) for g in GROUP_NAMES}
 
 
@@ -31,7 +43,10 @@ def test_every_option_composes_and_instantiates(make_cfg, group, option):
         return
     datamodule, system, trainer = build(cfg)
     assert isinstance(trainer, L.Trainer)
-    assert isinstance(system.configure_optimizers(), torch.optim.Optimizer)
+    if cfg.scheduler:  # needs a fitting trainer for its step count: see test_scheduler_steps
+        assert callable(system.scheduler_factory)
+    else:
+        assert isinstance(system.configure_optimizers(), torch.optim.Optimizer)
     assert datamodule.hparams.symbols == cfg.charset.symbols
 
 
@@ -71,3 +86,17 @@ def test_cli_user_error_is_one_line(tmp_path):
     )
     assert run.returncode == 2
     assert run.stderr.strip() == "error: lr must be a positive number, got -1.0"
+
+
+def test_scheduler_steps_warm_up_then_decay():
+    from captcha_lab.system import warmup_cosine
+
+    optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
+    scheduler = warmup_cosine(optimizer, total_steps=100, warmup=0.1)
+    lrs = []
+    for _ in range(100):
+        lrs.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    assert lrs[0] == 0.1 and lrs[9] == 1.0  # linear warm-up over 10 steps
+    assert all(a >= b for a, b in zip(lrs[9:], lrs[10:], strict=False)) and lrs[-1] < 0.01

@@ -103,3 +103,17 @@ def test_synthetic_refuses_foreign_folder(tmp_path):
     (tmp_path / "mine.png").write_bytes(b"")
     with pytest.raises(FileExistsError, match="not made by captcha-lab"):
         ensure_synthetic(tmp_path, n=3)
+
+
+def test_sweep_aggregate_groups_folds_and_seeds():
+    from captcha_lab.sweep import aggregate
+
+    rows = [
+        {"overrides": "lr=1e-3 data.fold=0", "val/seq_acc_best": 0.9},
+        {"overrides": "lr=1e-3 data.fold=1", "val/seq_acc_best": 0.8},
+        {"overrides": "seed=2 lr=3e-3", "val/seq_acc_best": 0.95},
+    ]
+    best, other = aggregate(rows)
+    assert (best["recipe"], best["n"], best["std"]) == ("lr=3e-3", 1, 0.0)
+    assert other["recipe"] == "lr=1e-3" and other["n"] == 2
+    assert abs(other["mean"] - 0.85) < 1e-9 and abs(other["std"] - 0.0707) < 1e-3

@@ -10,6 +10,7 @@ import yaml
 
 from captcha_lab.checkpoint import load_system
 from captcha_lab.pipeline import train
+from captcha_lab.synthetic import ensure_synthetic
 
 from .conftest import REAL_DATA, ROOT
 
@@ -40,6 +41,55 @@ def test_fast_dev_run(make_cfg, overrides):
     assert 0.0 <= score <= 1.0
     metrics = json.loads((Path(cfg.hydra.runtime.output_dir) / "metrics.json").read_text())
     assert METRIC_KEYS <= metrics.keys()
+
+
+@pytest.fixture(scope="module")
+def mixed_length_dir(tmp_path_factory) -> Path:
+    """48 synthetic captchas with 4-, 5- and 6-character labels in one folder."""
+    root = tmp_path_factory.mktemp("mixed")
+    mixed = root / "mixed"
+    mixed.mkdir()
+    for length in (4, 5, 6):
+        for image in ensure_synthetic(root / str(length), n=16, seed=length, length=length).glob("*.png"):
+            image.rename(mixed / image.name)
+    return mixed
+
+
+def test_crnn_variable_length_fast_dev_run(make_cfg, mixed_length_dir):
+    cfg = make_cfg(
+        "model=crnn",
+        "scheduler=onecycle",
+        "augment=strong",
+        f"data.dir={mixed_length_dir}",
+        "data.length=4",
+        "data.max_length=6",
+        "data.folds=3",
+        "data.fold=1",
+        "+trainer.fast_dev_run=true",
+    )
+    score = train(cfg)
+    assert 0.0 <= score <= 1.0
+    metrics = json.loads((Path(cfg.hydra.runtime.output_dir) / "metrics.json").read_text())
+    assert {"test/seq_acc", "test/char_acc", *(f"test/acc_pos{i}" for i in range(1, 7))} <= metrics.keys()
+
+
+def test_report_cnn_refuses_variable_length(make_cfg, capsys):
+    cfg = make_cfg("data.max_length=6")
+    with pytest.raises(SystemExit):
+        train(cfg)
+    assert "data.max_length" in capsys.readouterr().err
+
+
+def test_ckpt_init_starts_from_trained_weights(make_cfg, tmp_path):
+    first = make_cfg("model=crnn", "model.channels=[8,8,8]", "model.rnn_hidden=8")
+    train(first)
+    ckpt = Path(first.hydra.runtime.output_dir) / "checkpoints" / "last.ckpt"
+    saved = torch.load(ckpt, weights_only=True)["state_dict"]["net.head.weight"]
+    again = make_cfg("model=crnn", "model.channels=[8,8,8]", "model.rnn_hidden=8", f"ckpt_init={ckpt}", "lr=1e-9")
+    train(again)
+    tuned = torch.load(ckpt, weights_only=True)
+    torch.testing.assert_close(tuned["state_dict"]["net.head.weight"], saved, atol=1e-6, rtol=0)
+    assert tuned["epoch"] == 0  # a fresh run, not a resume
 
 
 def test_run_dir_has_config_checkpoints_metrics_and_resumes(make_cfg, tmp_path):

@@ -12,13 +12,21 @@ from captcha_lab.synthetic import ensure_synthetic
 log = logging.getLogger(__name__)
 
 
-def split_indices(n: int, seed: int, val_fraction: float, test_fraction: float) -> dict[str, torch.Tensor]:
+def split_indices(
+    n: int, seed: int, val_fraction: float, test_fraction: float, folds: int = 0, fold: int = 0
+) -> dict[str, torch.Tensor]:
     """Seeded disjoint train/val/test indices: test first (the report's 100 of 1070), then val
-    out of the rest (Keras's validation_split)."""
+    out of the rest (Keras's validation_split), or with `folds` > 1 the `fold`-th of that many
+    equal parts of the rest (k-fold cross-validation: the same seed gives the same partition)."""
     perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
     n_test = round(n * test_fraction)
-    n_val = round((n - n_test) * val_fraction)
-    return {"test": perm[:n_test], "val": perm[n_test : n_test + n_val], "train": perm[n_test + n_val :]}
+    test, rest = perm[:n_test], perm[n_test:]
+    if folds > 1:
+        parts = torch.tensor_split(rest, folds)
+        train = torch.cat([p for i, p in enumerate(parts) if i != fold])
+        return {"test": test, "val": parts[fold], "train": train}
+    n_val = round(len(rest) * val_fraction)
+    return {"test": test, "val": rest[:n_val], "train": rest[n_val:]}
 
 
 class CaptchaDataModule(L.LightningDataModule):
@@ -31,6 +39,7 @@ class CaptchaDataModule(L.LightningDataModule):
         dir: str = "data/captcha_v2",
         symbols: str = CAPTCHA_V2,
         length: int = 5,
+        max_length: int | None = None,
         test_dir: str | None = None,
         val_fraction: float = 0.2,
         test_fraction: float = 0.1,
@@ -39,6 +48,8 @@ class CaptchaDataModule(L.LightningDataModule):
         seed: int = 0,
         synthetic: int = 0,
         num_workers: int = 0,
+        folds: int = 0,
+        fold: int = 0,
     ):
         super().__init__()
         if not 0 < val_fraction < 1:
@@ -48,6 +59,10 @@ class CaptchaDataModule(L.LightningDataModule):
         for key, value in [("batch_size", batch_size), ("eval_batch_size", eval_batch_size), ("length", length)]:
             if value < 1:
                 raise ConfigError(f"{key} must be >= 1, got {value}")
+        if max_length is not None and max_length < length:
+            raise ConfigError(f"data.max_length must be >= data.length ({length}), got {max_length}")
+        if folds and not 0 <= fold < folds:
+            raise ConfigError(f"data.fold must be in [0, data.folds={folds}), got {fold}")
         if synthetic < 0:
             raise ConfigError(f"data.synthetic must be >= 0, got {synthetic}")
         self.save_hyperparameters()
@@ -69,12 +84,12 @@ class CaptchaDataModule(L.LightningDataModule):
         if self.splits:
             return  # decoded once per process, whatever the stage
         hp = self.hparams
-        data = load_folder(hp.dir, self.charset, hp.length)
+        data = load_folder(hp.dir, self.charset, hp.length, max_length=hp.max_length)
         test_fraction = 0.0 if hp.test_dir else hp.test_fraction
-        idx = split_indices(len(data), hp.seed, hp.val_fraction, test_fraction)
+        idx = split_indices(len(data), hp.seed, hp.val_fraction, test_fraction, hp.folds, hp.fold)
         self.splits = {name: data.subset(i) for name, i in idx.items()}
         if hp.test_dir:
-            self.splits["test"] = load_folder(hp.test_dir, self.charset, hp.length)
+            self.splits["test"] = load_folder(hp.test_dir, self.charset, hp.length, max_length=hp.max_length)
         if len(self.splits["train"]) == 0:
             raise DataError(f"{hp.dir}: {len(data)} usable images leave none for training")
         log.info("data %s: %s", hp.dir, ", ".join(f"{k} {len(v)}" for k, v in self.splits.items()))

@@ -19,6 +19,7 @@ log = logging.getLogger(__name__)
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 IMAGE_SIZE = (50, 200)  # (H, W), as in the report
 MAX_PIXELS = 50_000_000  # refuse decompression bombs long before they reach memory
+PAD = -1  # target index after the end of a label shorter than the longest
 
 
 class ImageError(Exception):
@@ -63,7 +64,7 @@ def to_tensor(images: list[np.ndarray]) -> torch.Tensor:
 @dataclass
 class LabelledImages:
     images: torch.Tensor  # (N, 1, H, W) float32 in [0, 1]
-    targets: torch.Tensor  # (N, L) int64 symbol indices
+    targets: torch.Tensor  # (N, L) int64 symbol indices; shorter labels padded with PAD
     names: list[str]  # file names, for error reports and misread grids
 
     def __len__(self) -> int:
@@ -79,6 +80,10 @@ def _warn_skipped(reason: str, names: list[str]) -> None:
         log.warning("skipped %d file(s) %s: %s", len(names), reason, shown)
 
 
+def _padded(indices: list[int], length: int) -> list[int]:
+    return indices + [PAD] * (length - len(indices))
+
+
 def list_images(folder: str | Path) -> list[Path]:
     folder = Path(folder)
     if not folder.is_dir():
@@ -89,14 +94,19 @@ def list_images(folder: str | Path) -> list[Path]:
     return files
 
 
-def load_folder(folder: str | Path, charset: Charset, length: int, size=IMAGE_SIZE) -> LabelledImages:
-    """Decode every image of a folder once; the file name (without suffix) is the label."""
+def load_folder(
+    folder: str | Path, charset: Charset, length: int, size=IMAGE_SIZE, max_length: int | None = None
+) -> LabelledImages:
+    """Decode every image of a folder once; the file name (without suffix) is the label. Labels
+    of `length` to `max_length` (default: exactly `length`) symbols are kept."""
+    max_length = max_length or length
     files = list_images(folder)
     bad_chars = [p.name for p in files if charset.unknown(p.stem)]
-    bad_length = [p.name for p in files if not charset.unknown(p.stem) and len(p.stem) != length]
+    bad_length = [p.name for p in files if not charset.unknown(p.stem) and not length <= len(p.stem) <= max_length]
+    wanted = f"{length}" if max_length == length else f"{length} to {max_length}"
     _warn_skipped("with characters outside the charset", bad_chars)
-    _warn_skipped(f"whose label is not {length} characters long", bad_length)
-    files = [p for p in files if not charset.unknown(p.stem) and len(p.stem) == length]
+    _warn_skipped(f"whose label is not {wanted} characters long", bad_length)
+    files = [p for p in files if not charset.unknown(p.stem) and length <= len(p.stem) <= max_length]
 
     def read(path):
         try:
@@ -110,10 +120,10 @@ def load_folder(folder: str | Path, charset: Charset, length: int, size=IMAGE_SI
     _warn_skipped("that could not be read", unreadable)
     ok = [(p, d) for p, d in zip(files, decoded, strict=True) if not isinstance(d, ImageError)]
     if not ok:
-        expected = f"labels of {length} symbols from {charset.symbols!r}"
+        expected = f"labels of {wanted} symbols from {charset.symbols!r}"
         raise DataError(f"no usable captcha images in {folder} ({expected})")
     return LabelledImages(
         images=to_tensor([d for _, d in ok]),
-        targets=torch.tensor([charset.encode(p.stem) for p, _ in ok], dtype=torch.long),
+        targets=torch.tensor([_padded(charset.encode(p.stem), max_length) for p, _ in ok], dtype=torch.long),
         names=[p.name for p, _ in ok],
     )

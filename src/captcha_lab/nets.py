@@ -128,7 +128,89 @@ class ReportCNN(nn.Module):
         return log_sig - torch.logsumexp(log_sig, dim=-1, keepdim=True)
 
 
-NETS = {"report_cnn": ReportCNN}
+RNNS = {"lstm": nn.LSTM, "gru": nn.GRU}
+
+
+def _conv_block(c_in: int, c_out: int, stride: tuple[int, int]) -> nn.Sequential:
+    # Strided convs instead of conv + max-pool: each conv runs at its output resolution, which is
+    # what makes a 50x200 trunk affordable on two CPU cores.
+    return nn.Sequential(
+        nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1, bias=False),
+        nn.BatchNorm2d(c_out),
+        nn.ReLU(inplace=True),
+    )
+
+
+class CRNN(nn.Module):
+    """Conv trunk -> bidirectional LSTM/GRU over the width -> per-frame logits for CTC.
+
+    Every block halves the height; the first `width_halvings` also halve the width, so with the
+    defaults a 50x200 image becomes 25 frames (8 px wide each) of 64 x 7 features, enough
+    for 4-6 characters with blanks between repeats. Output (B, T, C + 1): the last class is the
+    CTC blank."""
+
+    def __init__(
+        self,
+        num_classes: int,
+        length: int = 5,
+        channels: tuple[int, ...] = (24, 48, 64),
+        width_halvings: int = 3,
+        rnn: str = "lstm",
+        rnn_hidden: int = 64,
+        rnn_layers: int = 2,
+        dropout: float = 0.25,
+        image_size: tuple[int, int] = (50, 200),
+    ):
+        super().__init__()
+        if rnn not in RNNS:
+            raise ValueError(f"rnn must be one of {sorted(RNNS)}, got {rnn!r}")
+        channels = [int(c) for c in channels]
+        # `length` is the longest label: it sizes the per-position metrics, not the net.
+        self.spec = dict(
+            kind="crnn",
+            num_classes=num_classes,
+            length=length,
+            channels=channels,
+            width_halvings=width_halvings,
+            rnn=rnn,
+            rnn_hidden=rnn_hidden,
+            rnn_layers=rnn_layers,
+            dropout=dropout,
+            image_size=list(image_size),
+        )
+        strides = [(2, 2) if i < width_halvings else (2, 1) for i in range(len(channels))]
+        self.trunk = nn.Sequential(
+            *(_conv_block(c_in, c_out, s) for c_in, c_out, s in zip([1, *channels], channels, strides, strict=False))
+        )
+        h = image_size[0]
+        for _ in channels:
+            h = -(-h // 2)  # a stride-2 conv with padding 1 rounds up
+        features = channels[-1] * h  # 64 * 7 = 448 with the defaults
+        self.project = nn.Sequential(nn.Linear(features, rnn_hidden), nn.ReLU(inplace=True), nn.Dropout(dropout))
+        self.rnn = RNNS[rnn](
+            rnn_hidden,
+            rnn_hidden,
+            num_layers=rnn_layers,
+            bidirectional=True,
+            batch_first=True,
+            dropout=dropout if rnn_layers > 1 else 0.0,
+        )
+        # The head also sees the conv features directly: in a side-by-side run on captcha_v2 this
+        # shortcut left CTC's all-blank plateau after ~250 steps while the plain head had not
+        # after 275; the escape time varies a lot by seed (docs/accuracy.md).
+        self.head = nn.Linear(3 * rnn_hidden, num_classes + 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        z = self.trunk(x)  # (B, c, h, T)
+        z = self.project(z.flatten(1, 2).transpose(1, 2))  # (B, T, hidden)
+        r, _ = self.rnn(z)  # (B, T, 2 * hidden)
+        return self.head(torch.cat([r, z], -1))  # (B, T, C + 1) logits
+
+    def log_probs(self, logits: torch.Tensor) -> torch.Tensor:
+        return F.log_softmax(logits, dim=-1)
+
+
+NETS = {"report_cnn": ReportCNN, "crnn": CRNN}
 
 
 def build_net(spec: dict) -> nn.Module:

@@ -28,7 +28,7 @@ from captcha_lab.errors import CaptchaLabError, ConfigError
 from captcha_lab.evaluate import analyse
 from captcha_lab.plots import plot_run, summarize_sweep
 from captcha_lab.predict import Prediction, Predictor, expand_inputs
-from captcha_lab.system import CaptchaSystem
+from captcha_lab.system import CTC_KINDS, CaptchaSystem
 
 log = logging.getLogger("captcha_lab")
 
@@ -42,12 +42,16 @@ class TrainSchema:
     epochs: int = 60
     seed: int = 0
     ckpt_path: Optional[str] = None  # noqa: UP045 (OmegaConf schemas need typing.Optional)
+    ckpt_init: Optional[str] = None  # noqa: UP045
+    label_smoothing: float = 0.0
     run_name: str = MISSING
     charset: Any = MISSING
     data: Any = MISSING
     model: Any = MISSING
     activation: Any = MISSING
     optimizer: Any = MISSING
+    scheduler: Any = None
+    augment: Any = None
     trainer: Any = MISSING
     logger: Any = None
     callbacks: Any = MISSING
@@ -79,6 +83,7 @@ def validate(cfg: DictConfig) -> None:
         ("batch_size", cfg.batch_size >= 1, "at least 1"),
         ("epochs", cfg.epochs >= 1, "at least 1"),
         ("seed", cfg.seed >= 0, "at least 0"),
+        ("label_smoothing", 0 <= cfg.label_smoothing < 1, "in [0, 1)"),
     ]
     for key, ok, expected in checks:
         if not ok:
@@ -88,21 +93,49 @@ def validate(cfg: DictConfig) -> None:
     if HydraConfig.get().get("mode") == RunMode.MULTIRUN and "ddp" in str(cfg.trainer.get("strategy", "")).lower():
         # Lightning re-launches sys.argv (with -m) per rank: every rank would start the whole sweep.
         raise ConfigError("trainer: DDP cannot run inside a multirun (-m); run one job per command (README)")
+    if cfg.ckpt_init is not None and not Path(cfg.ckpt_init).is_file():
+        raise ConfigError(f"ckpt_init: no checkpoint file at {cfg.ckpt_init}")
 
 
 def flat_hparams(cfg: DictConfig) -> dict[str, Any]:
     """What people sweep, flattened for TensorBoard's HParams tab."""
     choices = HydraConfig.get().runtime.choices
-    params = {k: choices.get(k) for k in ("data", "model", "optimizer", "activation", "charset")}
+    groups = ("data", "model", "optimizer", "activation", "charset", "scheduler", "augment")
+    params = {k: choices.get(k) for k in groups}
     params.update(lr=cfg.lr, batch_size=cfg.batch_size, epochs=cfg.epochs, seed=cfg.seed)
-    params.update({f"model.{k}": v for k, v in cfg.model.items() if not k.startswith("_")})
+    params.update(label_smoothing=cfg.label_smoothing, fold=cfg.data.get("fold"))
+    # TensorBoard's HParams take scalars only: lists (model.channels) become their text.
+    model = {k: str(list(v)) if OmegaConf.is_list(v) else v for k, v in cfg.model.items() if not k.startswith("_")}
+    params.update({f"model.{k}": v for k, v in model.items()})
     return params
+
+
+def init_weights(net, path: str) -> None:
+    """Start from the weights of a trained checkpoint (e.g. pretrained on data=synthetic); the
+    optimizer, schedule and epoch count start afresh, unlike ckpt_path's resume."""
+    source = load_system(path).net
+    if source.spec != net.spec:
+        raise ConfigError(f"ckpt_init: {path} holds a different net ({source.spec}), not {net.spec}")
+    net.load_state_dict(source.state_dict())
+    log.info("initialized weights from %s", path)
 
 
 def build(cfg: DictConfig):
     datamodule = instantiate(cfg.data)
-    net = instantiate(cfg.model, num_classes=len(cfg.charset.symbols), length=cfg.data.length)
-    system = CaptchaSystem(net=net, symbols=cfg.charset.symbols, optimizer=instantiate(cfg.optimizer))
+    length = cfg.data.get("max_length") or cfg.data.length  # the longest label
+    net = instantiate(cfg.model, num_classes=len(cfg.charset.symbols), length=length)
+    if net.spec["kind"] not in CTC_KINDS and length != cfg.data.length:
+        raise ConfigError("data.max_length: labels of several lengths need model=crnn (fixed heads read one length)")
+    if cfg.ckpt_init is not None:
+        init_weights(net, cfg.ckpt_init)
+    system = CaptchaSystem(
+        net=net,
+        symbols=cfg.charset.symbols,
+        optimizer=instantiate(cfg.optimizer),
+        scheduler=instantiate(cfg.scheduler) if cfg.scheduler else None,
+        augment=instantiate(cfg.augment) if cfg.augment else None,
+        label_smoothing=cfg.label_smoothing,
+    )
     callbacks = [instantiate(c) for c in cfg.callbacks.values()]
     logger = instantiate(cfg.logger)
     trainer = instantiate(cfg.trainer, logger=logger, callbacks=callbacks)

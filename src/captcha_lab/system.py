@@ -1,5 +1,6 @@
 """The training system: loss, metrics and optimizer around any net from `captcha_lab.nets`."""
 
+import math
 from collections.abc import Callable
 from functools import partial
 
@@ -11,15 +12,34 @@ from torchmetrics import MaxMetric, MeanMetric, MetricCollection, MinMetric
 from torchmetrics.classification import MulticlassAccuracy, MulticlassExactMatch
 
 from captcha_lab.charset import Charset
+from captcha_lab.ctc import ctc_loss, greedy_decode
+from captcha_lab.images import PAD
 
 OptimizerFactory = Callable[..., torch.optim.Optimizer]
+# Called as factory(optimizer, total_steps=N), e.g. a partial of OneCycleLR or warmup_cosine.
+SchedulerFactory = Callable[..., torch.optim.lr_scheduler.LRScheduler]
+CTC_KINDS = {"crnn"}  # nets that emit per-frame logits with a blank class, for CTC
+
+
+def warmup_cosine(
+    optimizer: torch.optim.Optimizer, total_steps: int, warmup: float = 0.05
+) -> torch.optim.lr_scheduler.LRScheduler:
+    """Linear warm-up over the first `warmup` fraction of the steps, then cosine decay to 0."""
+    warm = max(1, round(total_steps * warmup))
+
+    def factor(step: int) -> float:
+        if step < warm:
+            return (step + 1) / warm
+        return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warm) / max(1, total_steps - warm))))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
 class PositionAccuracy(MulticlassAccuracy):
     """Accuracy of one character position (the report's per-head 'dense_k accuracy')."""
 
-    def __init__(self, position: int, num_classes: int):
-        super().__init__(num_classes=num_classes, average="micro", validate_args=False)
+    def __init__(self, position: int, num_classes: int, ignore_index: int | None = None):
+        super().__init__(num_classes=num_classes, average="micro", ignore_index=ignore_index, validate_args=False)
         self.position = position
 
     def update(self, preds: torch.Tensor, target: torch.Tensor) -> None:
@@ -27,27 +47,46 @@ class PositionAccuracy(MulticlassAccuracy):
 
 
 def captcha_metrics(num_classes: int, length: int, prefix: str) -> MetricCollection:
+    """Metrics on (B, W) index rows where class `num_classes` marks 'no character here' (after the
+    end of a label or of a read). char_acc and acc_posK skip positions the label does not have;
+    seq_acc needs every position equal, so a read that is too long or too short is wrong."""
+    classes, pad = num_classes + 1, num_classes
     metrics = {
-        "char_acc": MulticlassAccuracy(num_classes=num_classes, average="micro", validate_args=False),
-        "seq_acc": MulticlassExactMatch(num_classes=num_classes, validate_args=False),  # all L right
+        "char_acc": MulticlassAccuracy(classes, average="micro", ignore_index=pad, validate_args=False),
+        "seq_acc": MulticlassExactMatch(classes, validate_args=False),
     }
-    metrics.update({f"acc_pos{i + 1}": PositionAccuracy(i, num_classes) for i in range(length)})
+    metrics.update({f"acc_pos{i + 1}": PositionAccuracy(i, classes, pad) for i in range(length)})
     return MetricCollection(metrics, prefix=prefix)
 
 
 class CaptchaSystem(L.LightningModule):
-    def __init__(self, net: nn.Module, symbols: str, optimizer: OptimizerFactory | None = None):
+    """Loss and decoding follow the net's kind: per-position cross-entropy and argmax for fixed
+    heads (report_cnn), CTC and greedy decoding for per-frame nets (crnn)."""
+
+    def __init__(
+        self,
+        net: nn.Module,
+        symbols: str,
+        optimizer: OptimizerFactory | None = None,
+        scheduler: SchedulerFactory | None = None,
+        augment: nn.Module | None = None,
+        label_smoothing: float = 0.0,
+    ):
         super().__init__()
         # Only plain values go into hparams (and checkpoints): the net is rebuilt from its spec.
-        self.save_hyperparameters(ignore=["net", "optimizer"])
+        self.save_hyperparameters(ignore=["net", "optimizer", "scheduler", "augment"])
         self.hparams["net_spec"] = net.spec
         self.net = net
         self.charset = Charset(symbols)
         self.optimizer_factory = optimizer or partial(torch.optim.Adam, lr=1e-3)
-        num_classes, length = net.spec["num_classes"], net.spec["length"]
-        self.metrics = nn.ModuleDict({s: captcha_metrics(num_classes, length, f"{s}/") for s in ("val", "test")})
+        self.scheduler_factory = scheduler
+        self.augment = augment  # parameter-free, so checkpoints do not depend on it
+        self.ctc = net.spec["kind"] in CTC_KINDS
+        self.num_classes, self.length = net.spec["num_classes"], net.spec["length"]
+        metrics = {s: captcha_metrics(self.num_classes, self.length, f"{s}/") for s in ("val", "test")}
+        self.metrics = nn.ModuleDict(metrics)
         # Training accuracy (with dropout on, as Keras reports it) for the report's accuracy plot.
-        self.train_metrics = captcha_metrics(num_classes, 0, "train/")
+        self.train_metrics = captcha_metrics(self.num_classes, 0, "train/")
         # ModuleDict keys may not be "train" (an nn.Module method), hence the suffix.
         self.losses = nn.ModuleDict({f"{s}_loss": MeanMetric() for s in ("train", "val", "test")})
         self.val_seq_acc_best, self.val_loss_best = MaxMetric(), MinMetric()
@@ -55,20 +94,44 @@ class CaptchaSystem(L.LightningModule):
             best.persistent(True)  # saved in checkpoints, so a resumed run keeps its bests
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)  # (B, L, C) logits
+        return self.net(x)  # (B, L, C) logits, or (B, T, C + 1) for CTC nets
 
     def loss(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        log_probs = self.net.log_probs(logits)
+        if self.ctc:
+            return ctc_loss(log_probs, target)  # CTC has no label smoothing
         # Mean over the L heads of each head's cross-entropy (Keras sums them; the mean keeps the
-        # learning rate independent of the captcha length).
-        return F.nll_loss(self.net.log_probs(logits).flatten(0, 1), target.flatten())
+        # learning rate independent of the captcha length). cross_entropy re-normalizes
+        # log-probabilities to themselves, so this is NLL plus optional label smoothing.
+        return F.cross_entropy(
+            log_probs.flatten(0, 1),
+            target.flatten(),
+            ignore_index=PAD,
+            label_smoothing=self.hparams.label_smoothing,
+        )
+
+    def decode(self, logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Logits -> (B, L + 1) symbol indices padded with PAD, and (B,) confidences."""
+        log_probs = self.net.log_probs(logits)
+        if self.ctc:
+            return greedy_decode(log_probs, self.length + 1)
+        best, index = log_probs.max(-1)  # (B, L): product of per-position maxima
+        return F.pad(index, (0, 1), value=PAD), best.sum(-1).exp()
+
+    def _as_classes(self, index: torch.Tensor) -> torch.Tensor:
+        # (B, <= L + 1) padded with PAD -> (B, L + 1) with the metrics' 'no character' class.
+        index = F.pad(index, (0, self.length + 1 - index.shape[1]), value=PAD)
+        return torch.where(index == PAD, self.num_classes, index)
 
     def training_step(self, batch, batch_idx):
         x, y = batch
+        if self.augment is not None:
+            x = self.augment(x)
         logits = self(x)
         loss = self.loss(logits, y)
         self.losses["train_loss"](loss, weight=len(x))
         self.log("train/loss", self.losses["train_loss"], on_step=False, on_epoch=True, prog_bar=True)
-        self.train_metrics(logits.detach().argmax(-1), y)
+        self.train_metrics(self._as_classes(self.decode(logits.detach())[0]), self._as_classes(y))
         self.log_dict(self.train_metrics, on_step=False, on_epoch=True)
         return loss
 
@@ -76,7 +139,7 @@ class CaptchaSystem(L.LightningModule):
         x, y = batch
         logits = self(x)
         self.losses[f"{split}_loss"](self.loss(logits, y), weight=len(x))
-        self.metrics[split](logits.argmax(-1), y)  # (B, L) predicted indices
+        self.metrics[split](self._as_classes(self.decode(logits)[0]), self._as_classes(y))
 
     def validation_step(self, batch, batch_idx):
         self._eval_step(batch, "val")
@@ -105,11 +168,14 @@ class CaptchaSystem(L.LightningModule):
         self._log_eval("test")
 
     def configure_optimizers(self):
-        return self.optimizer_factory(self.parameters())
+        optimizer = self.optimizer_factory(self.parameters())
+        if self.scheduler_factory is None:
+            return optimizer
+        scheduler = self.scheduler_factory(optimizer, total_steps=int(self.trainer.estimated_stepping_batches))
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
     @torch.no_grad()
     def predict_text(self, x: torch.Tensor) -> tuple[list[str], torch.Tensor]:
-        """(B, 1, H, W) images -> B strings and (B,) confidences (product of per-position maxima)."""
-        log_probs = self.net.log_probs(self(x))  # (B, L, C)
-        best, index = log_probs.max(-1)  # (B, L)
-        return [self.charset.decode(row) for row in index], best.sum(-1).exp()
+        """(B, 1, H, W) images -> B strings and (B,) confidences in [0, 1]."""
+        index, confidence = self.decode(self(x))
+        return [self.charset.decode(row[row != PAD]) for row in index], confidence

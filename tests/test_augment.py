@@ -1,0 +1,42 @@
+import torch
+
+from captcha_lab.augment import Augment
+from captcha_lab.nets import ReportCNN
+from captcha_lab.system import CaptchaSystem
+
+STRONG = dict(degrees=5, translate=0.05, scale=0.08, shear=10, elastic=0.01, noise=0.05, erase=1.0)
+
+
+def test_keeps_shape_and_range_and_varies_per_image():
+    torch.manual_seed(0)
+    x = torch.rand(1, 1, 50, 200).repeat(6, 1, 1, 1)
+    for kwargs in ({}, STRONG):
+        y = Augment(**kwargs).train()(x.clone())
+        assert y.shape == x.shape and y.dtype == x.dtype
+        assert 0 <= y.min() and y.max() <= 1
+        assert not torch.allclose(y, x)
+        assert not torch.allclose(y[0], y[1])  # each image its own parameters
+
+
+def test_zero_warp_is_identity_and_white_stays_white():
+    x = torch.rand(2, 1, 50, 200)
+    none = Augment(degrees=0, translate=0, scale=0, shear=0).train()
+    torch.testing.assert_close(none(x.clone()), x, atol=1e-4, rtol=0)
+    white = torch.ones(4, 1, 50, 200)
+    torch.testing.assert_close(Augment(degrees=10, translate=0.1).train()(white), white)  # fill is background
+
+
+def test_off_in_eval_mode_and_outside_training_step():
+    x = torch.rand(3, 1, 50, 200)
+    assert torch.equal(Augment(**STRONG).eval()(x), x)
+    seen = []
+    system = CaptchaSystem(ReportCNN(num_classes=19), symbols="2345678bcdefgmnpwxy", augment=Augment(**STRONG))
+    system.net.forward = lambda batch: seen.append(batch.clone()) or torch.zeros(len(batch), 5, 19, requires_grad=True)
+    system.log = lambda *a, **k: None
+    y = torch.zeros(3, 5, dtype=torch.long)
+    system.train()
+    system.training_step((x, y), 0)
+    system.eval()
+    system.validation_step((x, y), 0)
+    assert not torch.equal(seen[0], x)  # training batches are augmented
+    assert torch.equal(seen[1], x)  # validation batches are not

@@ -1,0 +1,77 @@
+import torch
+import torch.nn.functional as F
+
+from captcha_lab.ctc import ctc_loss, greedy_decode
+from captcha_lab.images import PAD
+from captcha_lab.nets import CRNN, build_net
+from captcha_lab.system import CaptchaSystem
+
+BLANK = 3  # 3 symbols + blank
+SYMBOLS = "2345678bcdefgmnpwxy"
+
+
+def frames(*path: int) -> torch.Tensor:
+    """One sequence whose best path is `path`: (1, T, 4) log-probabilities."""
+    logits = torch.full((1, len(path), BLANK + 1), -10.0)
+    logits[0, torch.arange(len(path)), torch.tensor(path)] = 10.0
+    return F.log_softmax(logits, -1)
+
+
+def test_greedy_merges_repeats_and_drops_blanks():
+    decoded, confidence = greedy_decode(frames(BLANK, 0, 0, BLANK, 1, 1, 1, BLANK), width=4)
+    assert decoded.tolist() == [[0, 1, PAD, PAD]]
+    assert 0.99 < confidence.item() <= 1.0
+
+
+def test_greedy_keeps_repeats_split_by_a_blank():
+    decoded, _ = greedy_decode(frames(2, 2, BLANK, 2, 0, BLANK, 0), width=5)
+    assert decoded.tolist() == [[2, 2, 0, 0, PAD]]
+
+
+def test_greedy_all_blank_is_empty_and_long_reads_are_cut():
+    assert greedy_decode(frames(BLANK, BLANK), width=2)[0].tolist() == [[PAD, PAD]]
+    assert greedy_decode(frames(0, 1, 2, 0, 1), width=3)[0].tolist() == [[0, 1, 2]]
+
+
+def test_ctc_loss_prefers_the_right_label_and_ignores_padding():
+    log_probs = frames(BLANK, 0, BLANK, 0, 1)
+    right, wrong = torch.tensor([[0, 0, 1, PAD]]), torch.tensor([[1, 0, 0, PAD]])
+    assert ctc_loss(log_probs, right) < 0.01 < ctc_loss(log_probs, wrong)
+    torch.testing.assert_close(ctc_loss(log_probs, right), ctc_loss(log_probs, right[:, :3]))
+
+
+def test_crnn_shapes_and_spec_rebuild():
+    net = CRNN(num_classes=19, length=6, channels=(8, 16, 16), rnn_hidden=16, rnn="gru")
+    out = net(torch.rand(2, 1, 50, 200))
+    assert out.shape == (2, 25, 20)  # 200 px / 2^3 frames, 19 symbols + blank
+    twin = build_net(net.spec)
+    twin.load_state_dict(net.state_dict())
+    assert twin.spec == net.spec
+
+
+def test_predict_text_and_metrics_for_variable_length_reads():
+    system = CaptchaSystem(CRNN(num_classes=19, length=6, channels=(8, 8, 8), rnn_hidden=8), symbols=SYMBOLS)
+    labels = ["2b8", "cdef", "gmnpw", "xy2345"]
+    blank = 19
+    logits = torch.full((4, 25, 20), -10.0)
+    logits[:, :, blank] = 10.0
+    for row, text in enumerate(labels):  # each symbol on every 3rd frame, blanks between
+        for k, index in enumerate(system.charset.encode(text)):
+            logits[row, 3 * k + 1, index], logits[row, 3 * k + 1, blank] = 10.0, -10.0
+    system.forward = lambda x: logits
+    texts, confidence = system.eval().predict_text(torch.zeros(4, 1, 50, 200))
+    assert texts == labels and (confidence > 0.99).all()
+    y = torch.tensor([system.charset.encode(t) + [PAD] * (6 - len(t)) for t in labels])
+    system.metrics["val"](system._as_classes(system.decode(logits)[0]), system._as_classes(y))
+    metrics = system.metrics["val"].compute()
+    assert metrics["val/seq_acc"] == 1 and metrics["val/char_acc"] == 1 and metrics["val/acc_pos6"] == 1
+
+
+def test_metrics_count_a_too_long_read_wrong():
+    system = CaptchaSystem(CRNN(num_classes=19, length=5, channels=(8, 8, 8), rnn_hidden=8), symbols=SYMBOLS)
+    target = torch.tensor([[0, 1, 2, 3, PAD]])
+    for read, seq_acc in [([0, 1, 2, 3, PAD, PAD], 1.0), ([0, 1, 2, 3, 4, PAD], 0.0), ([0, 1, 2, PAD, PAD, PAD], 0.0)]:
+        metrics = system.metrics["test"]
+        metrics.reset()
+        metrics(system._as_classes(torch.tensor([read])), system._as_classes(target))
+        assert metrics.compute()["test/seq_acc"] == seq_acc
