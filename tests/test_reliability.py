@@ -224,10 +224,10 @@ def test_checkpoint_of_other_charset_or_kind_is_a_clear_error(make_cfg, tmp_path
         CheckpointError, match=f"trained on charset '{CHARSET.symbols}', but this run uses '{REPORT36}'"
     ):
         load_system(path, symbols=REPORT36)
-    other = _fake_checkpoint(make_cfg, tmp_path / "other.ckpt", kind="crnn")
-    with pytest.raises(CheckpointError, match="holds a 'crnn' model, but this run uses 'report_cnn'"):
+    other = _fake_checkpoint(make_cfg, tmp_path / "other.ckpt", kind="vit")  # a kind this version lacks
+    with pytest.raises(CheckpointError, match="holds a 'vit' model, but this run uses 'report_cnn'"):
         load_system(other, kind="report_cnn")
-    with pytest.raises(CheckpointError, match="cannot rebuild its model .*unknown net kind 'crnn'"):
+    with pytest.raises(CheckpointError, match="cannot rebuild its model .*unknown net kind 'vit'"):
         load_system(other)
     _, system36, _ = build(make_cfg("charset=report36"))
     with pytest.raises(CheckpointError, match="trained on charset"):
