@@ -63,7 +63,7 @@ def timed(cmd: list[str], **kw) -> tuple[float, subprocess.CompletedProcess]:
     return wall, proc
 
 
-def run_ours(data: str, epochs: int, out: Path) -> dict:
+def run_ours(data: str, epochs: int, out: Path, *overrides: str) -> dict:
     cmd = [
         sys.executable,
         "train.py",
@@ -72,6 +72,7 @@ def run_ours(data: str, epochs: int, out: Path) -> dict:
         f"data.test_dir={data}",
         f"epochs={epochs}",
         f"hydra.run.dir={out}",
+        *overrides,
     ]
     wall, _ = timed(cmd, cwd=ROOT)
     metrics = json.loads((out / "metrics.json").read_text())
@@ -115,6 +116,9 @@ def predict_one(ckpt: Path, image: Path) -> float | None:
     return wall
 
 
+OURS = {"captcha-lab": (), "captcha-lab, trainer.precision=bf16-mixed (opt-in)": ("trainer.precision=bf16-mixed",)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "captcha_v2"))
@@ -128,50 +132,47 @@ def main() -> None:
     n = len(list(Path(args.data).iterdir()))
     n_train, n_val = n - round(n * 0.2), round(n * 0.2)
     epoch_flops = n_train * train_flops + n_val * fwd
-    ours, keras = [], []
+    runs: dict[str, list[dict]] = {name: [] for name in ["Keras reference", *OURS] if args.tf_python or name in OURS}
     with tempfile.TemporaryDirectory() as tmp:
-        for r in range(args.repeats):
+        for r in range(args.repeats):  # alternate, so that machine noise hits every system alike
             if args.tf_python:
-                keras.append(run_keras(args.tf_python, args.data, args.epochs))
-            ours.append(run_ours(args.data, args.epochs, Path(tmp) / f"run{r}"))
-            print(f"repeat {r}: ours {ours[-1]}  keras {keras[-1] if keras else '-'}", file=sys.stderr)
-        ckpt = Path(tmp) / "run0" / "checkpoints" / "best.ckpt"
+                runs["Keras reference"].append(run_keras(args.tf_python, args.data, args.epochs))
+            for i, (name, overrides) in enumerate(OURS.items()):
+                runs[name].append(run_ours(args.data, args.epochs, Path(tmp) / f"run{r}_{i}", *overrides))
+            print(f"repeat {r}: " + json.dumps({k: v[-1] for k, v in runs.items()}), file=sys.stderr)
+        ckpt = Path(tmp) / "run0_0" / "checkpoints" / "best.ckpt"
         img_per_s = inference(ckpt, args.data)
         one = predict_one(ckpt, next(Path(args.data).glob("*.png")))
-    report(args, peak, fwd, epoch_flops, ours, keras, img_per_s, one)
+    report(args, peak, fwd, epoch_flops, runs, img_per_s, one)
 
 
-def report(args, peak, fwd, epoch_flops, ours, keras, img_per_s, one) -> None:
-    med = lambda runs, k: statistics.median(r[k] for r in runs)  # noqa: E731
+def report(args, peak, fwd, epoch_flops, runs, img_per_s, one) -> None:
+    med = {name: {k: statistics.median(r[k] for r in rs) for k in rs[0]} for name, rs in runs.items()}
+    keras = med.get("Keras reference")
     print(
-        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch "
-        f"{torch.__version__}, {torch.get_num_threads()} threads; matmul peak {peak:.0f} GFLOP/s"
+        f"machine: {platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__} "
+        f"({torch.get_num_threads()} threads); measured fp32 matmul peak {peak:.0f} GFLOP/s"
     )
-    print(f"command: {' '.join(sys.argv)}; {args.repeats} alternating repeats, medians\n")
-    print(f"report model: {fwd / 1e6:.1f} MFLOP/image forward; {epoch_flops / 1e9:.1f} GFLOP per epoch\n")
-    print("| figure | captcha-lab | Keras reference | ratio (ours / Keras) |\n|---|---|---|---|")
-    rows = [("whole 60-epoch process, s", "wall_s"), ("steady-state epoch, s", "epoch_s")]
-    for label, key in rows:
-        k = f"{med(keras, key):.2f}" if keras else "-"
-        ratio = f"{med(ours, key) / med(keras, key):.2f}" if keras else "-"
-        print(f"| {label} | {med(ours, key):.2f} | {k} | {ratio} |")
-    k_inf = f"{med(keras, 'infer_img_per_s'):.0f}" if keras else "-"
+    print(f"command: {' '.join(sys.argv)}; {args.repeats} alternating repeats, medians")
+    print(f"report model: {fwd / 1e6:.1f} MFLOP/image forward; {epoch_flops / 1e9:.1f} GFLOP per epoch (train + val)\n")
     print(
-        f"| batched inference, images/s | {img_per_s:.0f} | {k_inf} | "
-        f"{img_per_s / med(keras, 'infer_img_per_s'):.1f}x faster |"
-        if keras
-        else "- |"
+        f"| system | whole {args.epochs}-epoch process, s | ratio to Keras | steady-state epoch, s | ratio to Keras "
+        "| GFLOP/s (% of peak) | test char_acc |\n|---|---|---|---|---|---|---|"
     )
+    for name, m in med.items():
+        ratio = lambda k: f"{m[k] / keras[k]:.2f}" if keras else "-"  # noqa: B023, E731
+        gflops = epoch_flops / m["epoch_s"] / 1e9
+        print(
+            f"| {name} | {m['wall_s']:.1f} | {ratio('wall_s')} | {m['epoch_s']:.3f} | {ratio('epoch_s')} "
+            f"| {gflops:.0f} ({gflops / peak:.0%}) | {m['test_char_acc']:.3f} |"
+        )
+    keras_inf = f" (Keras reference: {keras['infer_img_per_s']:.0f})" if keras else ""
+    print(f"\nbatched inference (batch 256, in memory): {img_per_s:.0f} images/s{keras_inf}")
+    print(f"predict.py on one image, wall time with start-up: {one:.2f} s" if one else "predict.py: not present")
     print(
-        f"| test char_acc (same folder as train) | {med(ours, 'test_char_acc'):.3f} | "
-        f"{med(keras, 'test_char_acc'):.3f} | |"
-        if keras
-        else "| |"
+        "val seq_acc per repeat: "
+        + json.dumps({k: [round(r.get("val_seq_acc", -1), 3) for r in v] for k, v in runs.items() if k in OURS})
     )
-    achieved = epoch_flops / med(ours, "epoch_s") / 1e9
-    print(f"\nachieved: {achieved:.0f} GFLOP/s = {achieved / peak:.0%} of the measured matmul peak")
-    print(f"predict.py on one image, wall with start-up: {one:.2f} s" if one else "predict.py: not present")
-    print(f"ours, val seq_acc per repeat: {[round(r['val_seq_acc'], 3) for r in ours]}")
 
 
 if __name__ == "__main__":
