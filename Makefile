@@ -10,7 +10,7 @@ ARGS ?=
 $(STAMP): pyproject.toml requirements/ci.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c requirements/ci.txt -e '.[test]'
+	$(BIN)/python -m pip install --quiet -c requirements/ci.txt -e '.[test,cluster]'
 	touch $@
 
 train: $(STAMP)
