@@ -103,10 +103,11 @@ def load_folder(
     files = list_images(folder)
     bad_chars = [p.name for p in files if charset.unknown(p.stem)]
     bad_length = [p.name for p in files if not charset.unknown(p.stem) and not length <= len(p.stem) <= max_length]
+    bad = set(bad_chars) | set(bad_length)
     wanted = f"{length}" if max_length == length else f"{length} to {max_length}"
     _warn_skipped("with characters outside the charset", bad_chars)
     _warn_skipped(f"whose label is not {wanted} characters long", bad_length)
-    files = [p for p in files if not charset.unknown(p.stem) and length <= len(p.stem) <= max_length]
+    files = [p for p in files if p.name not in bad]
 
     def read(path):
         try:
