@@ -3,7 +3,7 @@ import torch.nn.functional as F
 
 from captcha_lab.ctc import ctc_loss, greedy_decode
 from captcha_lab.images import PAD
-from captcha_lab.nets import CRNN, build_net
+from captcha_lab.nets import CRNN, ReportCNN, build_net
 from captcha_lab.system import CaptchaSystem
 
 BLANK = 3  # 3 symbols + blank
@@ -75,3 +75,9 @@ def test_metrics_count_a_too_long_read_wrong():
         metrics.reset()
         metrics(system._as_classes(torch.tensor([read])), system._as_classes(target))
         assert metrics.compute()["test/seq_acc"] == seq_acc
+
+
+def test_to_text_drops_padding_of_shorter_labels():
+    system = CaptchaSystem(ReportCNN(num_classes=19), symbols="2345678bcdefgmnpwxy")
+    padded = torch.tensor([system.charset.encode("2b82") + [PAD], system.charset.encode("2b827")])
+    assert system.to_text(padded) == ["2b82", "2b827"]  # PAD (-1) must not read as the last symbol

@@ -113,7 +113,7 @@ def analyse(system: CaptchaSystem, splits: dict[str, LabelledImages], analysis_s
         results.update(split_metrics(system, data, name))
     data = splits[analysis_split]
     symbols = system.charset.symbols
-    truths = [system.charset.decode(t) for t in data.targets]
+    truths = system.to_text(data.targets)  # shorter labels are padded with PAD
     preds = read_texts(system, data.images)
     rows, confusion = char_scores(symbols, truths, preds)
     write_char_csvs(out_dir, symbols, rows, confusion)

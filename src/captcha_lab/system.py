@@ -178,4 +178,8 @@ class CaptchaSystem(L.LightningModule):
     def predict_text(self, x: torch.Tensor) -> tuple[list[str], torch.Tensor]:
         """(B, 1, H, W) images -> B strings and (B,) confidences in [0, 1]."""
         index, confidence = self.decode(self(x))
-        return [self.charset.decode(row[row != PAD]) for row in index], confidence
+        return self.to_text(index), confidence
+
+    def to_text(self, index: torch.Tensor) -> list[str]:
+        """(B, W) symbol indices padded with PAD (decoded reads or targets) -> B strings."""
+        return [self.charset.decode(row[row != PAD]) for row in index]
