@@ -159,7 +159,8 @@ def train(cfg: DictConfig) -> float:
         if cfg.ckpt_path is not None:  # plain data (weights_only) and this charset/model, or one line
             check_resumable(cfg.ckpt_path, system)
         trainer.fit(system, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
-        checkpoint = next(c for c in trainer.callbacks if isinstance(c, ModelCheckpoint))
+        # The checkpoint that monitors a metric is best.ckpt (the other writes last.ckpt).
+        checkpoint = next(c for c in trainer.callbacks if isinstance(c, ModelCheckpoint) and c.monitor)
         metrics = {k: float(trainer.callback_metrics.get(k, math.nan)) for k in ("val/seq_acc_best", "val/loss_best")}
         if datamodule.has_split("test"):
             # The best checkpoint when one was saved (fast_dev_run saves none); by path, as "best"
@@ -184,7 +185,7 @@ def train(cfg: DictConfig) -> float:
                 # the event is on disk now (the plots read it), not whenever TensorBoard's thread flushes.
                 trainer.logger.finalize("success")
                 plot_run(out_dir)
-            report(out_dir, {**metrics, **timing})
+            log_summary("run dir", out_dir, {**metrics, **timing}, TRAIN_SHOWN)
         return finite_score(metrics["val/seq_acc_best"])
 
 
@@ -193,11 +194,13 @@ def finite_score(score: float) -> float:
     return score if math.isfinite(score) else 0.0
 
 
-def report(out_dir: Path, metrics: dict) -> None:
-    keys = ["val/seq_acc_best", "test/seq_acc", "test/char_acc", "test/loss", "wall_s"]
-    shown = "  ".join(f"{k}={metrics[k]:.4g}" for k in keys if k in metrics)
-    log.info("run dir: %s", out_dir)
-    log.info("%s", shown)
+TRAIN_SHOWN = ("val/seq_acc_best", "test/seq_acc", "test/char_acc", "test/loss", "wall_s")
+
+
+def log_summary(what: str, out_dir: Path, values: dict, keys) -> None:
+    """The end-of-run lines: where the outputs are, and the key numbers."""
+    log.info("%s: %s", what, out_dir)
+    log.info("%s", "  ".join(f"{k}={values[k]:.4g}" for k in keys if k in values))
 
 
 class SweepSummary(Callback):
@@ -248,9 +251,8 @@ def evaluate(cfg: DictConfig) -> dict:
         splits = {k: v for k, v in datamodule.splits.items() if len(v)}
         results = analyse(system, splits, "test" if "test" in splits else "val", out_dir)
         write_json(out_dir / "eval.json", {"ckpt_path": str(cfg.ckpt_path), **results})
-        shown = "  ".join(f"{k}={v:.4g}" for k, v in results.items() if k.split("/")[-1] in EVAL_SHOWN)
-        log.info("eval dir: %s", out_dir)
-        log.info("%s", shown)
+        shown = [k for k in results if k.split("/")[-1] in EVAL_SHOWN]
+        log_summary("eval dir", out_dir, results, shown)
         return results
 
 
