@@ -4,12 +4,12 @@ import sys
 
 import hydra
 
-from captcha_lab.pipeline import predict
+from captcha_lab.predict import run
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="predict")
 def main(cfg) -> None:
-    if predict(cfg):
+    if run(cfg):
         sys.exit(1)  # some inputs could not be read (each named on stderr)
 
 

@@ -15,9 +15,9 @@ from omegaconf import OmegaConf
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from captcha_lab.images import read_gray
-from captcha_lab.pipeline import predict, train
+from captcha_lab.pipeline import train
 from captcha_lab.plots import job_labels, plot_run, plot_sweep, read_history
-from captcha_lab.predict import InputError, Predictor, expand_inputs
+from captcha_lab.predict import InputError, Predictor, expand_inputs, run
 
 from .conftest import ROOT
 
@@ -117,14 +117,14 @@ def test_predict_single_file_and_no_match(tmp_path, tiny_run, tiny_dir, capsys):
     ckpt = tiny_run / "checkpoints" / "best.ckpt"
     cfg = OmegaConf.create({"ckpt_path": str(ckpt), "batch_size": 4, "device": "cpu", "output": None})
     one = sorted(tiny_dir.glob("*.png"))[0]
-    assert predict(OmegaConf.merge(cfg, {"input": str(one)})) == 0
+    assert run(OmegaConf.merge(cfg, {"input": str(one)})) == 0
     assert capsys.readouterr().out.startswith(f"{one}\t")
     with pytest.raises(SystemExit) as exit_info:
-        predict(OmegaConf.merge(cfg, {"input": str(tmp_path / "nothing*.png")}))
+        run(OmegaConf.merge(cfg, {"input": str(tmp_path / "nothing*.png")}))
     assert exit_info.value.code == 2
     assert capsys.readouterr().err.startswith("error: input: no file, folder or glob match")
     with pytest.raises(SystemExit):
-        predict(OmegaConf.merge(cfg, {"input": "???"}))
+        run(OmegaConf.merge(cfg, {"input": "???"}))
     assert capsys.readouterr().err.startswith("error: input is required")
 
 
@@ -171,3 +171,11 @@ def test_diverging_run_scores_finite(make_cfg):
     cfg = make_cfg("optimizer=sgd", "lr=1e8", "epochs=2")
     score = train(cfg)
     assert math.isfinite(score) and 0.0 <= score <= 1.0
+
+
+def test_predict_path_imports_neither_lightning_nor_torchvision():
+    # Each costs seconds of predict.py's start-up (issue 5: one image in <= 3 s).
+    code = "import sys, captcha_lab.predict; print(sorted({m.split('.')[0] for m in sys.modules}))"
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    for heavy in ("lightning", "torchvision", "torchmetrics", "hydra"):
+        assert f"'{heavy}'" not in loaded

@@ -1,9 +1,11 @@
+import pytest
 import torch
 import torch.nn.functional as F
 
+from captcha_lab.charset import PAD, Charset
 from captcha_lab.ctc import ctc_loss, greedy_decode
-from captcha_lab.images import PAD
-from captcha_lab.nets import CRNN, ReportCNN, build_net
+from captcha_lab.nets import CRNN, build_net
+from captcha_lab.predict import Predictor
 from captcha_lab.system import CaptchaSystem
 
 BLANK = 3  # 3 symbols + blank
@@ -40,8 +42,9 @@ def test_ctc_loss_prefers_the_right_label_and_ignores_padding():
     torch.testing.assert_close(ctc_loss(log_probs, right), ctc_loss(log_probs, right[:, :3]))
 
 
-def test_crnn_shapes_and_spec_rebuild():
-    net = CRNN(num_classes=19, length=6, channels=(8, 16, 16), rnn_hidden=16, rnn="gru")
+@pytest.mark.parametrize("rnn", ["gru", "none"])
+def test_crnn_shapes_and_spec_rebuild(rnn):
+    net = CRNN(num_classes=19, length=6, channels=(8, 16, 16), hidden=16, rnn=rnn)
     out = net(torch.rand(2, 1, 50, 200))
     assert out.shape == (2, 25, 20)  # 200 px / 2^3 frames, 19 symbols + blank
     twin = build_net(net.spec)
@@ -49,8 +52,22 @@ def test_crnn_shapes_and_spec_rebuild():
     assert twin.spec == net.spec
 
 
-def test_predict_text_and_metrics_for_variable_length_reads():
-    system = CaptchaSystem(CRNN(num_classes=19, length=6, channels=(8, 8, 8), rnn_hidden=8), symbols=SYMBOLS)
+@pytest.mark.parametrize("context, frames", [(0, (1, 3)), (3, (7, 11))])
+def test_frame_convs_let_each_frame_see_a_whole_character(context, frames):
+    # One 8-px frame of a 15-px-wide trunk view cannot see a ~30-px character; 3 context convs
+    # (kernel 3, 8 px apart) widen it to 63 px. Measured: which frames a one-column edit reaches.
+    torch.manual_seed(0)
+    net = CRNN(num_classes=19, channels=(8, 8, 8), hidden=16, context=context, rnn="none").eval()
+    x = torch.rand(1, 1, 50, 200)
+    edited = x.clone()
+    edited[..., 100] = 1 - edited[..., 100]
+    with torch.no_grad():
+        changed = (net(edited) - net(x)).abs().amax(-1)[0] > 1e-6  # (T,)
+    assert frames[0] <= int(changed.sum()) <= frames[1]
+
+
+def test_reads_and_metrics_for_variable_length_labels():
+    system = CaptchaSystem(CRNN(num_classes=19, length=6, channels=(8, 8, 8), hidden=8), symbols=SYMBOLS)
     labels = ["2b8", "cdef", "gmnpw", "xy2345"]
     blank = 19
     logits = torch.full((4, 25, 20), -10.0)
@@ -58,8 +75,8 @@ def test_predict_text_and_metrics_for_variable_length_reads():
     for row, text in enumerate(labels):  # each symbol on every 3rd frame, blanks between
         for k, index in enumerate(system.charset.encode(text)):
             logits[row, 3 * k + 1, index], logits[row, 3 * k + 1, blank] = 10.0, -10.0
-    system.forward = lambda x: logits
-    texts, confidence = system.eval().predict_text(torch.zeros(4, 1, 50, 200))
+    system.net.forward = lambda x: logits
+    texts, confidence = Predictor(system.net, SYMBOLS).read(torch.zeros(4, 1, 50, 200))
     assert texts == labels and (confidence > 0.99).all()
     y = torch.tensor([system.charset.encode(t) + [PAD] * (6 - len(t)) for t in labels])
     system.metrics["val"](system._as_classes(system.decode(logits)[0]), system._as_classes(y))
@@ -68,7 +85,7 @@ def test_predict_text_and_metrics_for_variable_length_reads():
 
 
 def test_metrics_count_a_too_long_read_wrong():
-    system = CaptchaSystem(CRNN(num_classes=19, length=5, channels=(8, 8, 8), rnn_hidden=8), symbols=SYMBOLS)
+    system = CaptchaSystem(CRNN(num_classes=19, length=5, channels=(8, 8, 8), hidden=8), symbols=SYMBOLS)
     target = torch.tensor([[0, 1, 2, 3, PAD]])
     for read, seq_acc in [([0, 1, 2, 3, PAD, PAD], 1.0), ([0, 1, 2, 3, 4, PAD], 0.0), ([0, 1, 2, PAD, PAD, PAD], 0.0)]:
         metrics = system.metrics["test"]
@@ -77,7 +94,7 @@ def test_metrics_count_a_too_long_read_wrong():
         assert metrics.compute()["test/seq_acc"] == seq_acc
 
 
-def test_to_text_drops_padding_of_shorter_labels():
-    system = CaptchaSystem(ReportCNN(num_classes=19), symbols="2345678bcdefgmnpwxy")
-    padded = torch.tensor([system.charset.encode("2b82") + [PAD], system.charset.encode("2b827")])
-    assert system.to_text(padded) == ["2b82", "2b827"]  # PAD (-1) must not read as the last symbol
+def test_texts_drop_padding_of_shorter_labels():
+    charset = Charset(SYMBOLS)
+    padded = torch.tensor([charset.encode("2b82") + [PAD], charset.encode("2b827")])
+    assert charset.texts(padded) == ["2b82", "2b827"]  # PAD (-1) must not read as the last symbol

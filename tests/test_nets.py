@@ -1,7 +1,9 @@
 import torch
 import torch.nn.functional as F
 
+from captcha_lab.charset import Charset
 from captcha_lab.nets import Heads, ReportCNN, build_net
+from captcha_lab.predict import Predictor
 from captcha_lab.system import CaptchaSystem
 
 
@@ -46,13 +48,13 @@ def test_one_batch_overfits():
         assert (system(x).argmax(-1) == y).all()
 
 
-def test_predict_text_decodes_argmax_with_confidence():
-    system = CaptchaSystem(ReportCNN(num_classes=19), symbols="2345678bcdefgmnpwxy").eval()
+def test_predictor_decodes_argmax_with_confidence():
+    net, symbols = ReportCNN(num_classes=19), "2345678bcdefgmnpwxy"
     logits = torch.full((1, 5, 19), -10.0)
-    for pos, idx in enumerate(system.charset.encode("2b827")):
+    for pos, idx in enumerate(Charset(symbols).encode("2b827")):
         logits[0, pos, idx] = 10.0
-    system.forward = lambda x: logits
-    texts, confidence = system.predict_text(torch.zeros(1, 1, 50, 200))
+    net.forward = lambda x: logits
+    texts, confidence = Predictor(net, symbols).read(torch.zeros(1, 1, 50, 200))
     assert texts == ["2b827"] and 0.99 < confidence.item() <= 1.0
 
 

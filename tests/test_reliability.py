@@ -15,11 +15,12 @@ import pytest
 import torch
 
 from captcha_lab.charset import REPORT36, Charset
-from captcha_lab.checkpoint import CheckpointError, check_resumable, load_system, read_checkpoint
+from captcha_lab.checkpoint import CheckpointError, check_resumable, read_checkpoint
 from captcha_lab.data import CaptchaDataModule
 from captcha_lab.errors import DataError
 from captcha_lab.images import MAX_PIXELS, ImageError, load_folder, read_gray
 from captcha_lab.pipeline import build, train
+from captcha_lab.system import load_system
 
 from .conftest import ROOT
 

@@ -1,9 +1,14 @@
 """Lightning callbacks of our own."""
 
+import logging
 import statistics
 import time
+from pathlib import Path
 
 import lightning as L
+from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+log = logging.getLogger(__name__)
 
 
 class EpochTimer(L.Callback):
@@ -26,3 +31,18 @@ class EpochTimer(L.Callback):
     def steady_state(self) -> float | None:
         times = self.times[1:] or self.times
         return statistics.median(times) if times else None
+
+
+class InterruptCheckpoint(L.Callback):
+    """Saves `<dirpath>/interrupted.ckpt` on Ctrl-C or SIGTERM (not on other errors, whose state
+    may be half-built), so `ckpt_path=` can resume from the very step that was interrupted.
+    A plain Callback, not a `Checkpoint`: `ckpt_path="best"` must keep meaning ModelCheckpoint's."""
+
+    def __init__(self, dirpath: str, filename: str = "interrupted"):
+        self.path = Path(dirpath) / f"{filename}.ckpt"
+
+    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
+        if not isinstance(exception, (KeyboardInterrupt, SIGTERMException)) or trainer.global_step == 0:
+            return
+        trainer.save_checkpoint(self.path)  # atomic (written aside, then moved), like every Lightning save
+        log.warning("interrupted: saved %s (resume with ckpt_path=%s)", self.path, self.path)

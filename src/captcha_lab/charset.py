@@ -3,6 +3,7 @@ from dataclasses import dataclass
 # The 19 symbols of the public captcha_images_v2 set; the report used a-z0-9.
 CAPTCHA_V2 = "2345678bcdefgmnpwxy"
 REPORT36 = "abcdefghijklmnopqrstuvwxyz0123456789"
+PAD = -1  # target index after the end of a label shorter than the longest
 
 
 @dataclass(frozen=True)
@@ -24,3 +25,7 @@ class Charset:
 
     def decode(self, indices) -> str:
         return "".join(self.symbols[int(i)] for i in indices)
+
+    def texts(self, index) -> list[str]:
+        """(B, W) symbol indices padded with PAD (decoded reads or targets) -> B strings."""
+        return [self.decode(i for i in row.tolist() if i != PAD) for row in index]

@@ -1,19 +1,17 @@
-"""Checkpoints: loading without executing pickled code, compatibility checks, saving on interrupt."""
+"""Checkpoints: loading without executing pickled code (and without Lightning), compatibility checks."""
 
-import logging
 import pickle
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import lightning as L
 import torch
-from lightning.pytorch.utilities.exceptions import SIGTERMException
+from torch import nn
 
 from captcha_lab.errors import CaptchaLabError
 from captcha_lab.nets import build_net
-from captcha_lab.system import CaptchaSystem
 
-log = logging.getLogger(__name__)
+if TYPE_CHECKING:
+    from captcha_lab.system import CaptchaSystem
 
 
 class CheckpointError(CaptchaLabError):
@@ -50,25 +48,27 @@ def check_matches(path: str | Path, ckpt: dict, symbols: str | None = None, kind
         raise CheckpointError(f"{path}: holds a {found!r} model, but this run uses {kind!r}")
 
 
-def load_system(
+def load_net(
     path: str | Path,
     map_location: str | torch.device = "cpu",
     symbols: str | None = None,
     kind: str | None = None,
-) -> CaptchaSystem:
-    """A trained CaptchaSystem in eval mode; `symbols`/`kind`, when given, must match the checkpoint's."""
+) -> tuple[nn.Module, str]:
+    """A trained net in eval mode and the symbols it reads, without importing Lightning (which
+    would double predict.py's start-up); `symbols`/`kind`, when given, must match the checkpoint's."""
     ckpt = read_checkpoint(path, map_location)
     check_matches(path, ckpt, symbols, kind)
     hparams = ckpt["hyper_parameters"]
+    weights = {k.removeprefix("net."): v for k, v in ckpt["state_dict"].items() if k.startswith("net.")}
     try:
-        system = CaptchaSystem(net=build_net(hparams["net_spec"]), symbols=hparams["symbols"])
-        system.load_state_dict(ckpt["state_dict"])
+        net = build_net(hparams["net_spec"])
+        net.load_state_dict(weights)
     except (ValueError, TypeError, RuntimeError) as e:
         raise CheckpointError(f"{path}: cannot rebuild its model ({str(e).splitlines()[0]})") from None
-    return system.eval()
+    return net.eval(), hparams["symbols"]
 
 
-def check_resumable(path: str | Path, system: CaptchaSystem) -> None:
+def check_resumable(path: str | Path, system: "CaptchaSystem") -> None:
     """Before `fit(ckpt_path=...)`: the checkpoint must be plain data and fit `system`. Lightning
     would otherwise fail with a state-dict traceback, or (same sizes, other symbols) silently
     train a model whose outputs mean other characters."""
@@ -81,18 +81,3 @@ def check_resumable(path: str | Path, system: CaptchaSystem) -> None:
             raise CheckpointError(
                 f"{path}: does not fit this model ({key} is {theirs.get(key)} there, {ours.get(key)} here)"
             )
-
-
-class InterruptCheckpoint(L.Callback):
-    """Saves `<dirpath>/interrupted.ckpt` on Ctrl-C or SIGTERM (not on other errors, whose state
-    may be half-built), so `ckpt_path=` can resume from the very step that was interrupted.
-    A plain Callback, not a `Checkpoint`: `ckpt_path="best"` must keep meaning ModelCheckpoint's."""
-
-    def __init__(self, dirpath: str, filename: str = "interrupted"):
-        self.path = Path(dirpath) / f"{filename}.ckpt"
-
-    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
-        if not isinstance(exception, (KeyboardInterrupt, SIGTERMException)) or trainer.global_step == 0:
-            return
-        trainer.save_checkpoint(self.path)  # atomic (written aside, then moved), like every Lightning save
-        log.warning("interrupted: saved %s (resume with ckpt_path=%s)", self.path, self.path)

@@ -3,7 +3,7 @@
 import torch
 import torch.nn.functional as F
 
-from captcha_lab.images import PAD
+from captcha_lab.charset import PAD
 
 
 def ctc_loss(log_probs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:

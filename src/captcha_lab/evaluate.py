@@ -1,7 +1,7 @@
 """Evaluating a trained system: split metrics, per-character scores, confusion matrix, misreads.
 
-Split metrics come from the system's own test step and texts from `system.predict_text`, so any
-model kind the system supports is evaluated the same way."""
+Split metrics come from the system's own test step and texts from `Predictor.read` (as predict.py
+reads them), so any model kind is evaluated the same way."""
 
 import csv
 from pathlib import Path
@@ -22,6 +22,7 @@ from torchmetrics.classification import (  # noqa: E402
 )
 
 from captcha_lab.images import LabelledImages  # noqa: E402
+from captcha_lab.predict import Predictor  # noqa: E402
 from captcha_lab.system import CaptchaSystem  # noqa: E402
 
 
@@ -33,11 +34,13 @@ def split_metrics(system: CaptchaSystem, data: LabelledImages, split: str, batch
     return {f"{split}/{k.removeprefix('test/')}": v for k, v in tested.items()}
 
 
-def read_texts(system: CaptchaSystem, images: torch.Tensor, batch_size: int = 256) -> list[str]:
-    texts = []
-    for start in range(0, len(images), batch_size):
-        texts += system.predict_text(images[start : start + batch_size])[0]
-    return texts
+def read_texts(system: CaptchaSystem, images: torch.Tensor, batch_size: int = 32) -> list[str]:
+    reader = Predictor(system.net, system.charset.symbols)  # what predict.py would read
+    return [
+        text
+        for start in range(0, len(images), batch_size)
+        for text in reader.read(images[start : start + batch_size])[0]
+    ]
 
 
 def char_scores(symbols: str, truths: list[str], preds: list[str]) -> tuple[list[dict], torch.Tensor]:
@@ -113,7 +116,7 @@ def analyse(system: CaptchaSystem, splits: dict[str, LabelledImages], analysis_s
         results.update(split_metrics(system, data, name))
     data = splits[analysis_split]
     symbols = system.charset.symbols
-    truths = system.to_text(data.targets)  # shorter labels are padded with PAD
+    truths = system.charset.texts(data.targets)  # shorter labels are padded with PAD
     preds = read_texts(system, data.images)
     rows, confusion = char_scores(symbols, truths, preds)
     write_char_csvs(out_dir, symbols, rows, confusion)

@@ -11,7 +11,7 @@ import numpy as np
 import PIL.Image
 import torch
 
-from captcha_lab.charset import Charset
+from captcha_lab.charset import PAD, Charset
 from captcha_lab.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -19,7 +19,6 @@ log = logging.getLogger(__name__)
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 IMAGE_SIZE = (50, 200)  # (H, W), as in the report
 MAX_PIXELS = 50_000_000  # refuse decompression bombs long before they reach memory
-PAD = -1  # target index after the end of a label shorter than the longest
 
 
 class ImageError(Exception):

@@ -1,6 +1,5 @@
 """The Hydra-facing pipeline: the only module that composes objects from config."""
 
-import csv
 import json
 import logging
 import math
@@ -22,13 +21,13 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import MISSING, DictConfig, OmegaConf
 
+from captcha_lab import errors
 from captcha_lab.callbacks import EpochTimer
-from captcha_lab.checkpoint import check_resumable, load_system
-from captcha_lab.errors import CaptchaLabError, ConfigError
+from captcha_lab.checkpoint import check_resumable, load_net
+from captcha_lab.errors import ConfigError, require
 from captcha_lab.evaluate import analyse
 from captcha_lab.plots import plot_run, summarize_sweep
-from captcha_lab.predict import Prediction, Predictor, expand_inputs
-from captcha_lab.system import CTC_KINDS, CaptchaSystem
+from captcha_lab.system import CTC_KINDS, CaptchaSystem, load_system
 
 log = logging.getLogger("captcha_lab")
 
@@ -62,18 +61,13 @@ ConfigStore.instance().store(name="train_schema", node=TrainSchema)
 
 @contextmanager
 def user_errors():
-    """Report a user error (bad data, bad config) as one line on stderr, not a traceback."""
-    try:
-        yield
-    except CaptchaLabError as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
-    except SIGTERMException:  # Lightning stopped fit cleanly (checkpoints/interrupted.ckpt); not a success
-        print("error: stopped by SIGTERM", file=sys.stderr)
-        sys.exit(143)
-    except KeyboardInterrupt:  # outside fit (Lightning handles Ctrl-C inside it and exits with 1)
-        print("error: interrupted", file=sys.stderr)
-        sys.exit(130)
+    """errors.user_errors, plus Lightning's clean stop on SIGTERM (a SystemExit, so caught here)."""
+    with errors.user_errors():
+        try:
+            yield
+        except SIGTERMException:  # fit stopped cleanly (checkpoints/interrupted.ckpt); not a success
+            print("error: stopped by SIGTERM", file=sys.stderr)
+            sys.exit(143)
 
 
 def validate(cfg: DictConfig) -> None:
@@ -113,7 +107,7 @@ def flat_hparams(cfg: DictConfig) -> dict[str, Any]:
 def init_weights(net, path: str) -> None:
     """Start from the weights of a trained checkpoint (e.g. pretrained on data=synthetic); the
     optimizer, schedule and epoch count start afresh, unlike ckpt_path's resume."""
-    source = load_system(path).net
+    source, _ = load_net(path)
     if source.spec != net.spec:
         raise ConfigError(f"ckpt_init: {path} holds a different net ({source.spec}), not {net.spec}")
     net.load_state_dict(source.state_dict())
@@ -136,7 +130,8 @@ def build(cfg: DictConfig):
         augment=instantiate(cfg.augment) if cfg.augment else None,
         label_smoothing=cfg.label_smoothing,
     )
-    callbacks = [instantiate(c) for c in cfg.callbacks.values()]
+    # `callbacks.<name>=null` on the command line switches one off.
+    callbacks = [instantiate(c) for c in cfg.callbacks.values() if c is not None]
     logger = instantiate(cfg.logger)
     trainer = instantiate(cfg.trainer, logger=logger, callbacks=callbacks)
     return datamodule, system, trainer
@@ -160,12 +155,14 @@ def train(cfg: DictConfig) -> float:
             check_resumable(cfg.ckpt_path, system)
         trainer.fit(system, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
         # The checkpoint that monitors a metric is best.ckpt (the other writes last.ckpt).
-        checkpoint = next(c for c in trainer.callbacks if isinstance(c, ModelCheckpoint) and c.monitor)
-        metrics = {k: float(trainer.callback_metrics.get(k, math.nan)) for k in ("val/seq_acc_best", "val/loss_best")}
+        checkpoint = next((c for c in trainer.callbacks if isinstance(c, ModelCheckpoint) and c.monitor), None)
+        # The last epoch's val scores too: unlike the bests, no epoch was picked by them.
+        kept = ("val/seq_acc_best", "val/loss_best", "val/seq_acc", "val/char_acc")
+        metrics = {k: float(trainer.callback_metrics.get(k, math.nan)) for k in kept}
         if datamodule.has_split("test"):
             # The best checkpoint when one was saved (fast_dev_run saves none); by path, as "best"
             # is ambiguous with two ModelCheckpoints (best.ckpt, last.ckpt).
-            best = checkpoint.best_model_path or None
+            best = (checkpoint and checkpoint.best_model_path) or None
             (tested,) = trainer.test(system, datamodule=datamodule, ckpt_path=best, verbose=False)
             metrics.update(tested)
         metrics["epochs"] = trainer.current_epoch
@@ -212,15 +209,6 @@ class SweepSummary(Callback):
         log.info("sweep summary (%d jobs): %s", len(rows), sweep_dir / "summary.md")
 
 
-def require(cfg: DictConfig, *keys: str) -> None:
-    for key in keys:
-        if OmegaConf.is_missing(cfg, key):
-            raise ConfigError(f"{key} is required, e.g. {key}={REQUIRED_EXAMPLES[key]}")
-
-
-REQUIRED_EXAMPLES = {"ckpt_path": "outputs/runs/<run>/checkpoints/best.ckpt", "input": "captchas/"}
-
-
 def eval_data_config(cfg: DictConfig) -> DictConfig:
     """The data config of the run that wrote the checkpoint (so train/val/test are the split it
     trained on), with `data.*=` overrides on top; `data=...` on the command line replaces it."""
@@ -254,24 +242,3 @@ def evaluate(cfg: DictConfig) -> dict:
         shown = [k for k in results if k.split("/")[-1] in EVAL_SHOWN]
         log_summary("eval dir", out_dir, results, shown)
         return results
-
-
-def predict(cfg: DictConfig) -> int:
-    """Print `path<TAB>text<TAB>confidence` per input image; returns how many could not be read."""
-    with user_errors():
-        require(cfg, "ckpt_path", "input")
-        paths = expand_inputs(str(cfg.input))
-        predictor = Predictor.from_checkpoint(cfg.ckpt_path, batch_size=cfg.batch_size, device=cfg.device)
-        rows, failed = [], 0
-        for path, result in predictor.predict_files(paths):
-            if isinstance(result, Prediction):
-                print(f"{path}\t{result.text}\t{result.confidence:.4g}", flush=True)
-                rows.append([str(path), result.text, f"{result.confidence:.4g}", ""])
-            else:
-                failed += 1
-                print(f"error: {result}", file=sys.stderr, flush=True)
-                rows.append([str(path), "", "", str(result)])
-        if cfg.output:
-            with open(cfg.output, "w", newline="") as f:
-                csv.writer(f).writerows([["path", "text", "confidence", "error"], *rows])
-        return failed

@@ -1,7 +1,11 @@
-"""Reading captchas with a trained checkpoint: `Predictor.from_checkpoint(path).predict([...])`."""
+"""Reading captchas with a trained checkpoint: `Predictor.from_checkpoint(path).predict([...])`.
 
+Imports neither Lightning nor torchvision: predict.py's start-up is mostly `import torch`."""
+
+import csv
 import glob
 import io
+import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import NamedTuple
@@ -9,11 +13,13 @@ from typing import NamedTuple
 import numpy as np
 import PIL.Image
 import torch
+from omegaconf import DictConfig
+from torch import nn
 
-from captcha_lab.checkpoint import load_system
-from captcha_lab.errors import CaptchaLabError
+from captcha_lab.charset import Charset
+from captcha_lab.checkpoint import load_net
+from captcha_lab.errors import CaptchaLabError, require, user_errors
 from captcha_lab.images import IMAGE_SIZE, IMAGE_SUFFIXES, ImageError, decode_gray, read_gray, to_tensor
-from captcha_lab.system import CaptchaSystem
 
 Image = str | Path | np.ndarray | PIL.Image.Image
 
@@ -44,22 +50,29 @@ def to_gray(item: Image, size: tuple[int, int] = IMAGE_SIZE) -> np.ndarray:
 
 
 class Predictor:
-    """A trained system loaded once; predicts batches of paths, arrays or PIL images."""
+    """A trained net loaded once; predicts batches of paths, arrays or PIL images."""
 
-    def __init__(self, system: CaptchaSystem, batch_size: int = 64, device: str | torch.device = "cpu"):
-        self.system = system.eval().to(device)
+    def __init__(self, net: nn.Module, symbols: str, batch_size: int = 64, device: str | torch.device = "cpu"):
+        self.net = net.eval().to(device)
+        self.charset = Charset(symbols)
+        self.width = net.spec["length"] + 1  # one more than the longest label: a too-long read stays wrong
         self.batch_size = batch_size
         self.device = torch.device(device)
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, batch_size: int = 64, device: str | torch.device = "cpu"):
-        return cls(load_system(path, map_location=device), batch_size, device)
+        return cls(*load_net(path, map_location=device), batch_size=batch_size, device=device)
+
+    @torch.inference_mode()
+    def read(self, x: torch.Tensor) -> tuple[list[str], torch.Tensor]:
+        """(B, 1, H, W) images in [0, 1] -> B strings and (B,) confidences."""
+        index, confidence = self.net.decode(self.net(x.to(self.device)), self.width)
+        return self.charset.texts(index), confidence
 
     def predict_gray(self, images: Sequence[np.ndarray]) -> list[Prediction]:
         out = []
         for start in range(0, len(images), self.batch_size):
-            x = to_tensor(list(images[start : start + self.batch_size])).to(self.device)  # (B, 1, H, W)
-            texts, confidences = self.system.predict_text(x)
+            texts, confidences = self.read(to_tensor(list(images[start : start + self.batch_size])))
             out += [Prediction(t, float(c)) for t, c in zip(texts, confidences.tolist(), strict=True)]
         return out
 
@@ -96,3 +109,24 @@ def expand_inputs(spec: str) -> list[Path]:
     if not matches:
         raise InputError(f"input: no file, folder or glob match for {spec}")
     return matches
+
+
+def run(cfg: DictConfig) -> int:
+    """predict.py: print `path<TAB>text<TAB>confidence` per input image; returns how many could not be read."""
+    with user_errors():
+        require(cfg, "ckpt_path", "input")
+        paths = expand_inputs(str(cfg.input))
+        predictor = Predictor.from_checkpoint(cfg.ckpt_path, batch_size=cfg.batch_size, device=cfg.device)
+        rows, failed = [], 0
+        for path, result in predictor.predict_files(paths):
+            if isinstance(result, Prediction):
+                print(f"{path}\t{result.text}\t{result.confidence:.4g}", flush=True)
+                rows.append([str(path), result.text, f"{result.confidence:.4g}", ""])
+            else:
+                failed += 1
+                print(f"error: {result}", file=sys.stderr, flush=True)
+                rows.append([str(path), "", "", str(result)])
+        if cfg.output:
+            with open(cfg.output, "w", newline="") as f:
+                csv.writer(f).writerows([["path", "text", "confidence", "error"], *rows])
+        return failed

@@ -3,6 +3,7 @@
 import math
 from collections.abc import Callable
 from functools import partial
+from pathlib import Path
 
 import lightning as L
 import torch
@@ -11,9 +12,9 @@ from torch import nn
 from torchmetrics import MaxMetric, MeanMetric, MetricCollection, MinMetric
 from torchmetrics.classification import MulticlassAccuracy, MulticlassExactMatch
 
-from captcha_lab.charset import Charset
-from captcha_lab.ctc import ctc_loss, greedy_decode
-from captcha_lab.images import PAD
+from captcha_lab.charset import PAD, Charset
+from captcha_lab.checkpoint import load_net
+from captcha_lab.ctc import ctc_loss
 
 OptimizerFactory = Callable[..., torch.optim.Optimizer]
 # Called as factory(optimizer, total_steps=N), e.g. a partial of OneCycleLR or warmup_cosine.
@@ -112,11 +113,8 @@ class CaptchaSystem(L.LightningModule):
 
     def decode(self, logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Logits -> (B, L + 1) symbol indices padded with PAD, and (B,) confidences."""
-        log_probs = self.net.log_probs(logits)
-        if self.ctc:
-            return greedy_decode(log_probs, self.length + 1)
-        best, index = log_probs.max(-1)  # (B, L): product of per-position maxima
-        return F.pad(index, (0, 1), value=PAD), best.sum(-1).exp()
+        # One column more than the longest label, so a too-long read stays wrong.
+        return self.net.decode(logits, self.length + 1)
 
     def _as_classes(self, index: torch.Tensor) -> torch.Tensor:
         # (B, <= L + 1) padded with PAD -> (B, L + 1) with the metrics' 'no character' class.
@@ -174,12 +172,10 @@ class CaptchaSystem(L.LightningModule):
         scheduler = self.scheduler_factory(optimizer, total_steps=int(self.trainer.estimated_stepping_batches))
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
-    @torch.no_grad()
-    def predict_text(self, x: torch.Tensor) -> tuple[list[str], torch.Tensor]:
-        """(B, 1, H, W) images -> B strings and (B,) confidences in [0, 1]."""
-        index, confidence = self.decode(self(x))
-        return self.to_text(index), confidence
 
-    def to_text(self, index: torch.Tensor) -> list[str]:
-        """(B, W) symbol indices padded with PAD (decoded reads or targets) -> B strings."""
-        return [self.charset.decode(row[row != PAD]) for row in index]
+def load_system(
+    path: str | Path, map_location: str | torch.device = "cpu", symbols: str | None = None, kind: str | None = None
+) -> CaptchaSystem:
+    """A trained CaptchaSystem in eval mode; `symbols`/`kind`, when given, must match the checkpoint's."""
+    net, symbols = load_net(path, map_location, symbols, kind)
+    return CaptchaSystem(net=net, symbols=symbols).eval()
