@@ -109,11 +109,13 @@ def test_sweep_aggregate_groups_folds_and_seeds():
     from captcha_lab.sweep import aggregate
 
     rows = [
-        {"overrides": "lr=1e-3 data.fold=0", "val/seq_acc_best": 0.9},
-        {"overrides": "lr=1e-3 data.fold=1", "val/seq_acc_best": 0.8},
-        {"overrides": "seed=2 lr=3e-3", "val/seq_acc_best": 0.95},
+        {"overrides": "lr=1e-3 data.fold=0", "val/seq_acc": 0.9, "val/seq_acc_best": 0.95},
+        {"overrides": "lr=1e-3 data.fold=1", "val/seq_acc": 0.8, "val/seq_acc_best": 0.85},
+        {"overrides": "seed=2 lr=3e-3", "val/seq_acc": 0.93, "val/seq_acc_best": 0.93},
     ]
-    best, other = aggregate(rows)
-    assert (best["recipe"], best["n"], best["std"]) == ("lr=3e-3", 1, 0.0)
-    assert other["recipe"] == "lr=1e-3" and other["n"] == 2
-    assert abs(other["mean"] - 0.85) < 1e-9 and abs(other["std"] - 0.0707) < 1e-3
+    best, other = aggregate(rows)  # ranked by the last epoch's val/seq_acc, not the best epoch's
+    assert (best["recipe"], best["n"], best["val/seq_acc"]) == ("lr=3e-3", 1, (0.93, 0.0))
+    assert other["recipe"] == "lr=1e-3" and other["n"] == 2 and "val/char_acc" not in other
+    mean, std = other["val/seq_acc"]
+    assert abs(mean - 0.85) < 1e-9 and abs(std - 0.0707) < 1e-3
+    assert abs(other["val/seq_acc_best"][0] - 0.9) < 1e-9

@@ -2,6 +2,7 @@
 
 import csv
 import json
+import math
 import re
 import statistics
 from pathlib import Path
@@ -11,6 +12,8 @@ import yaml
 COLUMNS = [
     "job",
     "overrides",
+    "val/seq_acc",
+    "val/char_acc",
     "val/seq_acc_best",
     "val/loss_best",
     "test/seq_acc",
@@ -41,23 +44,30 @@ def _cell(value) -> str:
 REPEATS = re.compile(r"(^|\s)(data\.fold|seed)=\S+")  # overrides that only repeat a recipe
 
 
-def aggregate(rows: list[dict], key: str = "val/seq_acc_best") -> list[dict]:
-    """Mean and sample std of `key` per recipe, a recipe being a job's overrides without
-    data.fold= and seed=: the k-fold / multi-seed estimate, best mean first."""
-    groups: dict[str, list[float]] = {}
+# The last epoch's val scores come first: the honest estimate, as no epoch was picked by them.
+AGGREGATED = ("val/seq_acc", "val/char_acc", "val/seq_acc_best")
+
+
+def aggregate(rows: list[dict], keys: tuple[str, ...] = AGGREGATED) -> list[dict]:
+    """Per recipe (a job's overrides without data.fold= and seed=): the number of jobs and, per
+    key, (mean, sample std): the k-fold / multi-seed estimate. Best mean of the first key first."""
+    groups: dict[str, list[dict]] = {}
     for row in rows:
-        if key in row:
-            groups.setdefault(REPEATS.sub("", row["overrides"]).strip(), []).append(row[key])
-    out = [
-        {
-            "recipe": r or "(defaults)",
-            "n": len(v),
-            "mean": statistics.mean(v),
-            "std": statistics.stdev(v) if len(v) > 1 else 0.0,
-        }
-        for r, v in groups.items()
-    ]
-    return sorted(out, key=lambda g: -g["mean"])
+        groups.setdefault(REPEATS.sub("", row["overrides"]).strip(), []).append(row)
+    out = []
+    for recipe, members in groups.items():
+        group = {"recipe": recipe or "(defaults)", "n": len(members)}
+        for key in keys:
+            values = [m[key] for m in members if key in m]
+            if values:
+                group[key] = (statistics.mean(values), statistics.stdev(values) if len(values) > 1 else 0.0)
+        out.append(group)
+
+    def rank(group: dict) -> float:
+        mean = group.get(keys[0], (math.nan,))[0]
+        return -mean if math.isfinite(mean) else math.inf  # NaN (a metric never logged) last
+
+    return sorted(out, key=rank)
 
 
 def write_summary(sweep_dir: str | Path) -> list[dict]:
@@ -72,11 +82,14 @@ def write_summary(sweep_dir: str | Path) -> list[dict]:
     lines += ["| " + " | ".join(_cell(r.get(c, "")) for c in COLUMNS) + " |" for r in rows]
     lines += [
         "",
-        "Per recipe, over its folds/seeds (val/seq_acc_best):",
+        "Per recipe, mean ± std over its folds/seeds (val/seq_acc: the last epoch's, the honest estimate;"
+        " val/seq_acc_best: the best epoch's, picked on val, so optimistic):",
         "",
-        "| recipe | n | mean ± std |",
-        "|---|---|---|",
+        "| recipe | n | " + " | ".join(AGGREGATED) + " |",
+        "|---|---|" + "---|" * len(AGGREGATED),
     ]
-    lines += [f"| {g['recipe']} | {g['n']} | {g['mean']:.4f} ± {g['std']:.4f} |" for g in aggregate(rows)]
+    for g in aggregate(rows):
+        cells = [f"{g[k][0]:.4f} ± {g[k][1]:.4f}" if k in g else "" for k in AGGREGATED]
+        lines.append(f"| {g['recipe']} | {g['n']} | " + " | ".join(cells) + " |")
     (sweep_dir / "summary.md").write_text("\n".join(lines) + "\n")
     return rows
