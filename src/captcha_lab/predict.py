@@ -52,7 +52,7 @@ def to_gray(item: Image, size: tuple[int, int] = IMAGE_SIZE) -> np.ndarray:
 class Predictor:
     """A trained net loaded once; predicts batches of paths, arrays or PIL images."""
 
-    def __init__(self, net: nn.Module, symbols: str, batch_size: int = 64, device: str | torch.device = "cpu"):
+    def __init__(self, net: nn.Module, symbols: str, batch_size: int = 32, device: str | torch.device = "cpu"):
         self.net = net.eval().to(device)
         self.charset = Charset(symbols)
         self.width = net.spec["length"] + 1  # one more than the longest label: a too-long read stays wrong
@@ -60,7 +60,7 @@ class Predictor:
         self.device = torch.device(device)
 
     @classmethod
-    def from_checkpoint(cls, path: str | Path, batch_size: int = 64, device: str | torch.device = "cpu"):
+    def from_checkpoint(cls, path: str | Path, batch_size: int = 32, device: str | torch.device = "cpu"):
         return cls(*load_net(path, map_location=device), batch_size=batch_size, device=device)
 
     @torch.inference_mode()
