@@ -126,6 +126,10 @@ def test_predict_single_file_and_no_match(tmp_path, tiny_run, tiny_dir, capsys):
     with pytest.raises(SystemExit):
         run(OmegaConf.merge(cfg, {"input": "???"}))
     assert capsys.readouterr().err.startswith("error: input is required")
+    for bad, message in [("abc", "error: batch_size: Value 'abc'"), (0, "error: batch_size must be at least 1")]:
+        with pytest.raises(SystemExit):
+            run(OmegaConf.merge(cfg, {"input": str(one), "batch_size": bad}))
+        assert capsys.readouterr().err.startswith(message)
 
 
 def test_predictor_accepts_paths_arrays_and_pil(tiny_run, tiny_dir):

@@ -7,18 +7,20 @@ import glob
 import io
 import sys
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple
+from typing import NamedTuple, Optional
 
 import numpy as np
 import PIL.Image
 import torch
-from omegaconf import DictConfig
+from omegaconf import MISSING, DictConfig, OmegaConf
+from omegaconf.errors import ValidationError
 from torch import nn
 
 from captcha_lab.charset import Charset
 from captcha_lab.checkpoint import load_net
-from captcha_lab.errors import CaptchaLabError, require, user_errors
+from captcha_lab.errors import CaptchaLabError, ConfigError, require, user_errors
 from captcha_lab.images import IMAGE_SIZE, IMAGE_SUFFIXES, ImageError, decode_gray, read_gray, to_tensor
 
 Image = str | Path | np.ndarray | PIL.Image.Image
@@ -111,10 +113,33 @@ def expand_inputs(spec: str) -> list[Path]:
     return matches
 
 
+@dataclass
+class PredictConfig:
+    """conf/predict.yaml's keys and types (plain OmegaConf, not Hydra's ConfigStore: predict.py
+    stays light), so `batch_size=abc` fails as one line naming the key."""
+
+    ckpt_path: str = MISSING
+    input: str = MISSING
+    output: Optional[str] = None  # noqa: UP045 (OmegaConf schemas need typing.Optional)
+    batch_size: int = 32
+    device: str = "cpu"
+
+
+def checked(cfg: DictConfig) -> DictConfig:
+    try:
+        cfg = OmegaConf.merge(OmegaConf.structured(PredictConfig), cfg)
+    except ValidationError as e:
+        raise ConfigError(f"{e.full_key}: {str(e).splitlines()[0]}") from None
+    if cfg.batch_size < 1:
+        raise ConfigError(f"batch_size must be at least 1, got {cfg.batch_size}")
+    require(cfg, "ckpt_path", "input")
+    return cfg
+
+
 def run(cfg: DictConfig) -> int:
     """predict.py: print `path<TAB>text<TAB>confidence` per input image; returns how many could not be read."""
     with user_errors():
-        require(cfg, "ckpt_path", "input")
+        cfg = checked(cfg)
         paths = expand_inputs(str(cfg.input))
         predictor = Predictor.from_checkpoint(cfg.ckpt_path, batch_size=cfg.batch_size, device=cfg.device)
         rows, failed = [], 0
