@@ -103,8 +103,7 @@ def inference(ckpt: Path, data: str, batch: int = 32) -> float:
     times = []
     for _ in range(5):
         t = time.perf_counter()
-        for i in range(0, len(images), batch):
-            predictor.read(images[i : i + batch])
+        predictor.read_all(images)
         times.append(time.perf_counter() - t)
     return len(images) / statistics.median(times)
 

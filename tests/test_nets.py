@@ -58,6 +58,16 @@ def test_predictor_decodes_argmax_with_confidence():
     assert texts == ["2b827"] and 0.99 < confidence.item() <= 1.0
 
 
+def test_predictor_read_all_batches_in_order():
+    torch.manual_seed(0)
+    predictor = Predictor(ReportCNN(num_classes=19), "2345678bcdefgmnpwxy", batch_size=2)
+    x = torch.rand(5, 1, 50, 200)  # 2 + 2 + 1
+    texts, confidences = predictor.read_all(x)
+    whole_texts, whole_confidences = predictor.read(x)
+    assert texts == whole_texts and len(texts) == 5
+    torch.testing.assert_close(torch.tensor(confidences), whole_confidences)
+
+
 def test_pooling_before_monotonic_activation_matches_report_order():
     torch.manual_seed(0)
     net = ReportCNN(num_classes=19, activation="elu")

@@ -35,12 +35,8 @@ def split_metrics(system: CaptchaSystem, data: LabelledImages, split: str, batch
 
 
 def read_texts(system: CaptchaSystem, images: torch.Tensor, batch_size: int = 32) -> list[str]:
-    reader = Predictor(system.net, system.charset.symbols)  # what predict.py would read
-    return [
-        text
-        for start in range(0, len(images), batch_size)
-        for text in reader.read(images[start : start + batch_size])[0]
-    ]
+    # What predict.py would read.
+    return Predictor(system.net, system.charset.symbols, batch_size).read_all(images)[0]
 
 
 def char_scores(symbols: str, truths: list[str], preds: list[str]) -> tuple[list[dict], torch.Tensor]:

@@ -71,9 +71,18 @@ class Predictor:
         index, confidence = self.net.decode(self.net(x.to(self.device)), self.width)
         return self.charset.texts(index), confidence
 
+    def read_all(self, x: torch.Tensor) -> tuple[list[str], list[float]]:
+        """(N, 1, H, W) images in [0, 1], `batch_size` at a time -> N strings and N confidences."""
+        texts, confidences = [], []
+        for start in range(0, len(x), self.batch_size):
+            batch_texts, batch_confidences = self.read(x[start : start + self.batch_size])
+            texts += batch_texts
+            confidences += batch_confidences.tolist()
+        return texts, confidences
+
     def predict_gray(self, images: Sequence[np.ndarray]) -> list[Prediction]:
         out = []
-        for start in range(0, len(images), self.batch_size):
+        for start in range(0, len(images), self.batch_size):  # one batch of floats in memory at a time
             texts, confidences = self.read(to_tensor(list(images[start : start + self.batch_size])))
             out += [Prediction(t, float(c)) for t, c in zip(texts, confidences.tolist(), strict=True)]
         return out
