@@ -21,7 +21,15 @@ STEPS_PER_EPOCH = 2  # the tiny set's 58 training images in batches of 32
 def start(tmp_path: Path, tiny_dir: Path, run: Path, *overrides: str) -> subprocess.Popen:
     args = [f"data.dir={tiny_dir}", "data.synthetic=0", "~callbacks.progress_bar", f"hydra.run.dir={run}", *overrides]
     log = open(tmp_path / f"{run.name}.log", "w")  # a file, not a pipe: a full pipe would block the child
-    return subprocess.Popen([sys.executable, "train.py", *args], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+    # A shell's background job (`make test &`, some CI runners) starts with SIGINT ignored, and
+    # Python then installs no Ctrl-C handler: give the child the default back.
+    return subprocess.Popen(
+        [sys.executable, "train.py", *args],
+        cwd=ROOT,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
 
 
 def output(tmp_path: Path, run: Path) -> str:
