@@ -150,12 +150,19 @@ def test_multirun_three_optimizers_writes_summary(tiny_dir, tmp_path):
         assert yaml.safe_load((sweep / job / ".hydra" / "config.yaml").read_text())["epochs"] == 1
 
 
-@pytest.mark.slow
-@pytest.mark.skipif(not REAL_DATA.is_dir(), reason=f"real captchas not found at {REAL_DATA}")
-def test_short_real_data_run_learns(make_cfg):
-    cfg = make_cfg("data=captcha_v2", f"data.dir={REAL_DATA}", "epochs=8")
+needs_real_data = pytest.mark.skipif(not REAL_DATA.is_dir(), reason=f"real captchas not found at {REAL_DATA}")
+
+
+def train_on_real_data(make_cfg, *overrides: str) -> dict:
+    cfg = make_cfg(f"data.dir={REAL_DATA}", "epochs=8", *overrides)
     train(cfg)
-    metrics = json.loads((Path(cfg.hydra.runtime.output_dir) / "metrics.json").read_text())
+    return json.loads((Path(cfg.hydra.runtime.output_dir) / "metrics.json").read_text())
+
+
+@pytest.mark.slow
+@needs_real_data
+def test_short_real_data_run_learns(make_cfg):
+    metrics = train_on_real_data(make_cfg, "data=captcha_v2")
     # 870 real images: 87 test, 157 val, 626 train. The report's model sits near the uniform
     # guess (loss ln 19 = 2.944, char_acc 1/19) for 15-20 epochs before it takes off (see the
     # README's 60-epoch run), so a short run can only show it has started to learn.
@@ -164,11 +171,9 @@ def test_short_real_data_run_learns(make_cfg):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not REAL_DATA.is_dir(), reason=f"real captchas not found at {REAL_DATA}")
+@needs_real_data
 def test_best_recipe_reads_real_captchas_within_a_few_epochs(make_cfg):
     # The recipe of docs/accuracy.md learns fast: 8 of its 60 epochs (~15 s) read 0.94 of fold 0
     # (0.99 after 60); a regression to CTC's all-blank plateau would read 0.
-    cfg = make_cfg("experiment=best", f"data.dir={REAL_DATA}", "epochs=8")
-    train(cfg)
-    metrics = json.loads((Path(cfg.hydra.runtime.output_dir) / "metrics.json").read_text())
+    metrics = train_on_real_data(make_cfg, "experiment=best")
     assert metrics["val/seq_acc"] > 0.85
