@@ -23,6 +23,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from captcha_lab.images import load_folder
+from captcha_lab.malloc import reuse_freed_memory
 from captcha_lab.nets import ReportCNN
 from captcha_lab.predict import Predictor
 
@@ -97,7 +98,8 @@ def run_keras(tf_python: str, data: str, epochs: int, seed: int) -> dict:
 
 def inference(ckpt: Path, data: str, batch: int = 32) -> float:
     """Batched images/s of a trained checkpoint on in-memory images, texts included (predict.py's
-    Predictor at its default batch; median of 5 passes)."""
+    Predictor at its default batch, with predict.py's allocator setting; median of 5 passes)."""
+    reuse_freed_memory()
     predictor = Predictor.from_checkpoint(ckpt, batch_size=batch)
     images = load_folder(data, predictor.charset, predictor.net.spec["length"]).images
     times = []

@@ -26,6 +26,7 @@ from captcha_lab.callbacks import EpochTimer
 from captcha_lab.checkpoint import check_resumable, load_net
 from captcha_lab.errors import ConfigError, require
 from captcha_lab.evaluate import analyse
+from captcha_lab.malloc import reuse_freed_memory
 from captcha_lab.plots import plot_run, summarize_sweep
 from captcha_lab.system import CTC_KINDS, CaptchaSystem, load_system
 
@@ -148,6 +149,7 @@ def train(cfg: DictConfig) -> float:
     with user_errors():
         validate(cfg)
         start = time.perf_counter()
+        reuse_freed_memory()
         L.seed_everything(cfg.seed, workers=True, verbose=False)
         out_dir = Path(HydraConfig.get().runtime.output_dir)
         datamodule, system, trainer = build(cfg)
@@ -230,6 +232,7 @@ def evaluate(cfg: DictConfig) -> dict:
     """Metrics of a checkpoint on train/val/test, per-character scores and figures (eval.json)."""
     with user_errors():
         require(cfg, "ckpt_path")
+        reuse_freed_memory()
         out_dir = Path(HydraConfig.get().runtime.output_dir)
         system = load_system(cfg.ckpt_path)
         spec = system.hparams["net_spec"]

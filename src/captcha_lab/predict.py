@@ -22,6 +22,7 @@ from captcha_lab.charset import Charset
 from captcha_lab.checkpoint import load_net
 from captcha_lab.errors import CaptchaLabError, ConfigError, require, user_errors
 from captcha_lab.images import IMAGE_SIZE, IMAGE_SUFFIXES, ImageError, decode_gray, read_gray, to_tensor
+from captcha_lab.malloc import reuse_freed_memory
 
 Image = str | Path | np.ndarray | PIL.Image.Image
 
@@ -150,6 +151,7 @@ def run(cfg: DictConfig) -> int:
     with user_errors():
         cfg = checked(cfg)
         paths = expand_inputs(str(cfg.input))
+        reuse_freed_memory()
         predictor = Predictor.from_checkpoint(cfg.ckpt_path, batch_size=cfg.batch_size, device=cfg.device)
         rows, failed = [], 0
         for path, result in predictor.predict_files(paths):
