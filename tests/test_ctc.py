@@ -79,8 +79,8 @@ def test_reads_and_metrics_for_variable_length_labels():
     texts, confidence = Predictor(system.net, SYMBOLS).read(torch.zeros(4, 1, 50, 200))
     assert texts == labels and (confidence > 0.99).all()
     y = torch.tensor([system.charset.encode(t) + [PAD] * (6 - len(t)) for t in labels])
-    system.metrics["val"](system._as_classes(system.decode(logits)[0]), system._as_classes(y))
-    metrics = system.metrics["val"].compute()
+    system.metrics["val_metrics"](system._as_classes(system.decode(logits)[0]), system._as_classes(y))
+    metrics = system.metrics["val_metrics"].compute()
     assert metrics["val/seq_acc"] == 1 and metrics["val/char_acc"] == 1 and metrics["val/acc_pos6"] == 1
 
 
@@ -88,7 +88,7 @@ def test_metrics_count_a_too_long_read_wrong():
     system = CaptchaSystem(CRNN(num_classes=19, length=5, channels=(8, 8, 8), hidden=8), symbols=SYMBOLS)
     target = torch.tensor([[0, 1, 2, 3, PAD]])
     for read, seq_acc in [([0, 1, 2, 3, PAD, PAD], 1.0), ([0, 1, 2, 3, 4, PAD], 0.0), ([0, 1, 2, PAD, PAD, PAD], 0.0)]:
-        metrics = system.metrics["test"]
+        metrics = system.metrics["test_metrics"]
         metrics.reset()
         metrics(system._as_classes(torch.tensor([read])), system._as_classes(target))
         assert metrics.compute()["test/seq_acc"] == seq_acc
@@ -98,3 +98,15 @@ def test_texts_drop_padding_of_shorter_labels():
     charset = Charset(SYMBOLS)
     padded = torch.tensor([charset.encode("2b82") + [PAD], charset.encode("2b827")])
     assert charset.texts(padded) == ["2b82", "2b827"]  # PAD (-1) must not read as the last symbol
+
+
+def test_position_accuracies_stay_apart_after_equal_first_batch():
+    # Two positions equally right in the first batch must not share state afterwards
+    # (torchmetrics' compute groups would merge them).
+    system = CaptchaSystem(CRNN(num_classes=19, length=2, channels=(8, 8, 8), hidden=8), symbols=SYMBOLS)
+    metrics = system.metrics["val_metrics"]
+    target = torch.tensor([[0, 1]])
+    metrics.update(system._as_classes(torch.tensor([[0, 1]])), system._as_classes(target))  # both right
+    metrics.update(system._as_classes(torch.tensor([[0, 2]])), system._as_classes(target))  # 2nd wrong
+    values = metrics.compute()
+    assert values["val/acc_pos1"] == 1 and values["val/acc_pos2"] == 0.5

@@ -19,7 +19,8 @@ from captcha_lab.ctc import ctc_loss
 OptimizerFactory = Callable[..., torch.optim.Optimizer]
 # Called as factory(optimizer, total_steps=N), e.g. a partial of OneCycleLR or warmup_cosine.
 SchedulerFactory = Callable[..., torch.optim.lr_scheduler.LRScheduler]
-CTC_KINDS = {"crnn"}  # nets that emit per-frame logits with a blank class, for CTC
+CTC_KINDS = {"crnn"}
+SPLITS = ("train", "val", "test")  # nets that emit per-frame logits with a blank class, for CTC
 
 
 def warmup_cosine(
@@ -57,7 +58,10 @@ def captcha_metrics(num_classes: int, length: int, prefix: str) -> MetricCollect
         "seq_acc": MulticlassExactMatch(classes, validate_args=False),
     }
     metrics.update({f"acc_pos{i + 1}": PositionAccuracy(i, classes, pad) for i in range(length)})
-    return MetricCollection(metrics, prefix=prefix)
+    # No compute groups: they share the state of metrics whose states are equal after the first
+    # update, which two positions' accuracies can be by chance (same number right), and would
+    # then report one position's score for both.
+    return MetricCollection(metrics, prefix=prefix, compute_groups=False)
 
 
 class CaptchaSystem(L.LightningModule):
@@ -84,12 +88,13 @@ class CaptchaSystem(L.LightningModule):
         self.augment = augment  # parameter-free, so checkpoints do not depend on it
         self.ctc = net.spec["kind"] in CTC_KINDS
         self.num_classes, self.length = net.spec["num_classes"], net.spec["length"]
-        metrics = {s: captcha_metrics(self.num_classes, self.length, f"{s}/") for s in ("val", "test")}
-        self.metrics = nn.ModuleDict(metrics)
-        # Training accuracy (with dropout on, as Keras reports it) for the report's accuracy plot.
-        self.train_metrics = captcha_metrics(self.num_classes, 0, "train/")
-        # ModuleDict keys may not be "train" (an nn.Module method), hence the suffix.
-        self.losses = nn.ModuleDict({f"{s}_loss": MeanMetric() for s in ("train", "val", "test")})
+        # Training accuracy (with dropout on, as Keras reports it) is for the report's accuracy
+        # plot: no per-position scores. ModuleDict keys may not be "train" (an nn.Module method),
+        # hence the suffixes.
+        self.metrics = nn.ModuleDict(
+            {f"{s}_metrics": captcha_metrics(self.num_classes, self.length * (s != "train"), f"{s}/") for s in SPLITS}
+        )
+        self.losses = nn.ModuleDict({f"{s}_loss": MeanMetric() for s in SPLITS})
         self.val_seq_acc_best, self.val_loss_best = MaxMetric(), MinMetric()
         for best in (self.val_seq_acc_best, self.val_loss_best):
             best.persistent(True)  # saved in checkpoints, so a resumed run keeps its bests
@@ -127,17 +132,19 @@ class CaptchaSystem(L.LightningModule):
             x = self.augment(x)
         logits = self(x)
         loss = self.loss(logits, y)
-        self.losses["train_loss"](loss, weight=len(x))
-        self.log("train/loss", self.losses["train_loss"], on_step=False, on_epoch=True, prog_bar=True)
-        self.train_metrics(self._as_classes(self.decode(logits.detach())[0]), self._as_classes(y))
-        self.log_dict(self.train_metrics, on_step=False, on_epoch=True)
+        self._update("train", logits.detach(), y, loss.detach())
         return loss
+
+    def _update(self, split: str, logits: torch.Tensor, y: torch.Tensor, loss: torch.Tensor) -> None:
+        # update(), not __call__: no per-batch value is computed or logged (that was ~4 ms of
+        # Python per training step); _log_epoch logs the epoch's values once.
+        self.losses[f"{split}_loss"].update(loss, weight=len(y))
+        self.metrics[f"{split}_metrics"].update(self._as_classes(self.decode(logits)[0]), self._as_classes(y))
 
     def _eval_step(self, batch, split: str) -> None:
         x, y = batch
         logits = self(x)
-        self.losses[f"{split}_loss"](self.loss(logits, y), weight=len(x))
-        self.metrics[split](self._as_classes(self.decode(logits)[0]), self._as_classes(y))
+        self._update(split, logits, y, self.loss(logits, y))
 
     def validation_step(self, batch, batch_idx):
         self._eval_step(batch, "val")
@@ -145,15 +152,19 @@ class CaptchaSystem(L.LightningModule):
     def test_step(self, batch, batch_idx):
         self._eval_step(batch, "test")
 
-    def _log_eval(self, split: str) -> dict[str, torch.Tensor]:
-        values = {f"{split}/loss": self.losses[f"{split}_loss"].compute(), **self.metrics[split].compute()}
-        self.losses[f"{split}_loss"].reset()
-        self.metrics[split].reset()
-        self.log_dict(values, prog_bar=False)
+    def _log_epoch(self, split: str) -> dict[str, torch.Tensor]:
+        loss, metrics = self.losses[f"{split}_loss"], self.metrics[f"{split}_metrics"]
+        values = {f"{split}/loss": loss.compute(), **metrics.compute()}
+        loss.reset()
+        metrics.reset()
+        self.log_dict(values)
         return values
 
+    def on_train_epoch_end(self) -> None:
+        self._log_epoch("train")
+
     def on_validation_epoch_end(self) -> None:
-        values = self._log_eval("val")
+        values = self._log_epoch("val")
         if not self.trainer.sanity_checking:
             self.val_seq_acc_best(values["val/seq_acc"])
             self.val_loss_best(values["val/loss"])
@@ -163,7 +174,7 @@ class CaptchaSystem(L.LightningModule):
             self.log("val/ckpt_score", values["val/seq_acc"] + 1e-6 * values["val/char_acc"])
 
     def on_test_epoch_end(self) -> None:
-        self._log_eval("test")
+        self._log_epoch("test")
 
     def configure_optimizers(self):
         optimizer = self.optimizer_factory(self.parameters())
