@@ -3,7 +3,8 @@
     .venv/bin/python bench/profile_step.py [--threads 1] [--steps 20]
 
 Counts the process's CPU time (not wall time), so other load on the machine disturbs it little,
-and prints the top operators of each variant from torch.profiler.
+and prints the top operators of each variant from torch.profiler. Runs with the pipeline's
+allocator setting (captcha_lab.malloc; bench/allocator.py measures what that buys).
 """
 
 import argparse
@@ -14,6 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.profiler import ProfilerActivity, profile
 
+from captcha_lab.malloc import reuse_freed_memory
 from captcha_lab.nets import ReportCNN
 
 
@@ -62,6 +64,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--ops", action="store_true", help="print each variant's top operators")
     args = parser.parse_args()
+    reuse_freed_memory()
     torch.set_num_threads(args.threads)
     rows = [(name, step_cpu_seconds(make(), args.steps, show=args.ops)) for name, make in VARIANTS.items()]
     rows.append(("... + bf16 autocast (opt-in)", step_cpu_seconds(ReportCNN(19), args.steps, bf16=True)))
