@@ -157,7 +157,8 @@ class CaptchaSystem(L.LightningModule):
         values = {f"{split}/loss": loss.compute(), **metrics.compute()}
         loss.reset()
         metrics.reset()
-        self.log_dict(values)
+        for name, value in values.items():  # the progress bar shows the train loss, as before
+            self.log(name, value, prog_bar=name == "train/loss")
         return values
 
     def on_train_epoch_end(self) -> None:
