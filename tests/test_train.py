@@ -46,6 +46,15 @@ def test_fast_dev_run(make_cfg, overrides):
     assert METRIC_KEYS <= metrics.keys()
 
 
+def test_tilde_logger_logs_nothing(make_cfg):
+    cfg = make_cfg("~logger")  # one real epoch: fast_dev_run would swap any logger for a dummy
+    train(cfg)
+    run_dir = Path(cfg.hydra.runtime.output_dir)
+    assert (run_dir / "metrics.json").is_file()
+    # No Lightning default logger in its place (lightning_logs/), no event files, no plots.
+    assert sorted(p.name for p in run_dir.iterdir()) == ["checkpoints", "metrics.json", "timing.json"]
+
+
 @pytest.fixture(scope="module")
 def mixed_length_dir(tmp_path_factory) -> Path:
     """48 synthetic captchas with 4-, 5- and 6-character labels in one folder."""

@@ -133,7 +133,8 @@ def build(cfg: DictConfig):
     )
     # `callbacks.<name>=null` on the command line switches one off.
     callbacks = [instantiate(c) for c in cfg.callbacks.values() if c is not None]
-    logger = instantiate(cfg.logger)
+    # `~logger` switches logging off (None would make Lightning add its own default logger).
+    logger = instantiate(cfg.logger) if cfg.logger else False
     trainer = instantiate(cfg.trainer, logger=logger, callbacks=callbacks)
     return datamodule, system, trainer
 
