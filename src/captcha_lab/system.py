@@ -19,8 +19,8 @@ from captcha_lab.ctc import ctc_loss
 OptimizerFactory = Callable[..., torch.optim.Optimizer]
 # Called as factory(optimizer, total_steps=N), e.g. a partial of OneCycleLR or warmup_cosine.
 SchedulerFactory = Callable[..., torch.optim.lr_scheduler.LRScheduler]
-CTC_KINDS = {"crnn"}
-SPLITS = ("train", "val", "test")  # nets that emit per-frame logits with a blank class, for CTC
+CTC_KINDS = {"crnn"}  # nets that emit per-frame logits with a blank class, for CTC
+SPLITS = ("train", "val", "test")
 
 
 def warmup_cosine(
@@ -91,8 +91,9 @@ class CaptchaSystem(L.LightningModule):
         # Training accuracy (with dropout on, as Keras reports it) is for the report's accuracy
         # plot: no per-position scores. ModuleDict keys may not be "train" (an nn.Module method),
         # hence the suffixes.
+        positions = {"train": 0, "val": self.length, "test": self.length}
         self.metrics = nn.ModuleDict(
-            {f"{s}_metrics": captcha_metrics(self.num_classes, self.length * (s != "train"), f"{s}/") for s in SPLITS}
+            {f"{s}_metrics": captcha_metrics(self.num_classes, positions[s], f"{s}/") for s in SPLITS}
         )
         self.losses = nn.ModuleDict({f"{s}_loss": MeanMetric() for s in SPLITS})
         self.val_seq_acc_best, self.val_loss_best = MaxMetric(), MinMetric()
