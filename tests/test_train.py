@@ -4,11 +4,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import lightning as L
 import pytest
 import torch
 import yaml
 
 from captcha_lab.pipeline import train
+from captcha_lab.plots import read_history
 from captcha_lab.synthetic import ensure_synthetic
 from captcha_lab.system import load_system
 
@@ -44,6 +46,26 @@ def test_fast_dev_run(make_cfg, overrides):
     assert 0.0 <= score <= 1.0
     metrics = json.loads((Path(cfg.hydra.runtime.output_dir) / "metrics.json").read_text())
     assert METRIC_KEYS <= metrics.keys()
+
+
+class StopInSecondValidation(L.Callback):
+    """Ctrl-C during epoch 1's validation: interrupted.ckpt is saved after the last train batch."""
+
+    def on_validation_batch_end(self, trainer, *args, **kwargs) -> None:
+        if not trainer.sanity_checking and trainer.current_epoch == 1:
+            raise KeyboardInterrupt
+
+
+def test_resume_from_an_interrupted_validation_logs_no_empty_train_epoch(make_cfg):
+    stop = "+callbacks.stop._target_=tests.test_train.StopInSecondValidation"
+    with pytest.raises(SystemExit):  # Lightning stops cleanly on Ctrl-C; the pipeline then exits
+        train(make_cfg("epochs=3", stop))
+    run_dir = Path(make_cfg().hydra.runtime.output_dir)
+    train(make_cfg("epochs=3", f"ckpt_path={run_dir / 'checkpoints' / 'interrupted.ckpt'}"))
+    history = read_history(run_dir)
+    # Epoch 1's train metrics would be NaN/0 from empty accumulators: none are logged for it.
+    for tag in ("train/loss", "train/char_acc", "train/seq_acc"):
+        assert len(history[tag]) == 2 and all(math.isfinite(v) for v in history[tag].values()), tag
 
 
 def test_tilde_logger_logs_nothing(make_cfg):

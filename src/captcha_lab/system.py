@@ -155,6 +155,10 @@ class CaptchaSystem(L.LightningModule):
 
     def _log_epoch(self, split: str) -> dict[str, torch.Tensor]:
         loss, metrics = self.losses[f"{split}_loss"], self.metrics[f"{split}_metrics"]
+        if loss.update_count == 0:
+            # An epoch without batches here: resumed from interrupted.ckpt saved during the
+            # epoch's validation, after its last training batch. Logging would write NaN and 0s.
+            return {}
         values = {f"{split}/loss": loss.compute(), **metrics.compute()}
         loss.reset()
         metrics.reset()
@@ -167,7 +171,7 @@ class CaptchaSystem(L.LightningModule):
 
     def on_validation_epoch_end(self) -> None:
         values = self._log_epoch("val")
-        if not self.trainer.sanity_checking:
+        if values and not self.trainer.sanity_checking:
             self.val_seq_acc_best(values["val/seq_acc"])
             self.val_loss_best(values["val/loss"])
             self.log("val/seq_acc_best", self.val_seq_acc_best.compute(), prog_bar=True)
