@@ -27,9 +27,10 @@ def report_order(net: ReportCNN) -> ReportCNN:
 
 
 VARIANTS = {
-    "NCHW, report order": lambda: report_order(ReportCNN(19)).to(memory_format=torch.contiguous_format),
-    "channels_last, report order": lambda: report_order(ReportCNN(19)),
-    "channels_last, pool first (default)": lambda: ReportCNN(19),
+    "NCHW, report order": lambda: report_order(ReportCNN(19, fused=False)).to(memory_format=torch.contiguous_format),
+    "channels_last, report order": lambda: report_order(ReportCNN(19, fused=False)),
+    "channels_last, pool first": lambda: ReportCNN(19, fused=False),
+    "... + first conv, pool and ReLU as one kernel (default)": lambda: ReportCNN(19),
 }
 
 

@@ -10,6 +10,7 @@ from torch import nn
 
 from captcha_lab.charset import PAD
 from captcha_lab.ctc import greedy_decode
+from captcha_lab.kernels import conv_pool, fits
 
 ACTIVATIONS = {
     "relu": nn.ReLU,
@@ -65,7 +66,11 @@ class Heads(nn.Module):
 
 class ReportCNN(nn.Module):
     """The report's net: conv16-pool, conv32-pool, conv32-BN-pool, flatten, one dense head per
-    character. 'same' convs and ceil-mode pooling give 50x200 -> 25x100 -> 13x50 -> 7x25."""
+    character. 'same' convs and ceil-mode pooling give 50x200 -> 25x100 -> 13x50 -> 7x25.
+
+    `fused`: on the CPU, run the first conv, its pool and (for ReLU) its activation as one kernel
+    (`captcha_lab.kernels`): the same function without the 20 MB conv output. Not part of `spec`:
+    it changes how the net runs, not what it computes."""
 
     def __init__(
         self,
@@ -76,6 +81,7 @@ class ReportCNN(nn.Module):
         hidden: int = 64,
         head_activation: str = "softmax",
         image_size: tuple[int, int] = (50, 200),
+        fused: bool = True,
     ):
         super().__init__()
         if head_activation not in HEAD_ACTIVATIONS:
@@ -91,6 +97,8 @@ class ReportCNN(nn.Module):
             image_size=list(image_size),
         )
         self.head_activation = head_activation
+        # The kernel pools before the activation, so it needs the monotonic (pool-first) order.
+        self.fused, self.fuse_relu = fused and activation in MONOTONIC, activation == "relu"
 
         def block(c_in: int, c_out: int) -> list[nn.Module]:
             conv, act = nn.Conv2d(c_in, c_out, 3, padding=1), make_activation(activation)
@@ -119,7 +127,17 @@ class ReportCNN(nn.Module):
         self.to(memory_format=torch.channels_last)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.heads(self.trunk(x).flatten(1))  # (B, 5600) -> (B, L, C) logits
+        return self.heads(self.features(x).flatten(1))  # (B, 5600) -> (B, L, C) logits
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, 1, H, W) images -> (B, 32, 7, 25) trunk features."""
+        conv = self.trunk[0]
+        if not (self.fused and fits(x, conv)):
+            return self.trunk(x)
+        z = conv_pool(x, conv, relu=self.fuse_relu)  # trunk[0:2], or [0:3] with ReLU
+        for layer in self.trunk[3 if self.fuse_relu else 2 :]:
+            z = layer(z)
+        return z
 
     def log_probs(self, logits: torch.Tensor) -> torch.Tensor:
         """(B, L, C) log-probabilities under the chosen head activation."""

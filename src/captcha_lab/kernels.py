@@ -1,0 +1,176 @@
+"""The report net's first block (3x3 conv from 1 channel, 2x2 max-pool with ceil mode, optionally
+ReLU) as one CPU kernel, forward and backward.
+
+Why: at batch 32 the conv's (B, 16, 50, 200) output is 20 MB that eager PyTorch writes, pools,
+zero-fills again as a gradient and reads back every step, and on a 2-core machine that memory
+traffic, not arithmetic, was the largest cost of the step (docs/benchmarks.md). Here each pooling
+window's four conv values live only in registers: the kernel writes the pooled (B, 16, 25, 100)
+output and one byte per output (which of the four won) and the backward reads those back.
+
+Same function as `max_pool2d(conv2d(x, w, b, padding=1), 2, ceil_mode=True)` (then `relu`): the
+same window maximum is picked (the first in row-major order, NaN wins), so the gradients reach the
+same conv outputs; sums are in another order, so values agree to float32 rounding (tested).
+Compiled by numba on first use and cached on disk (`cache=True`)."""
+
+import numba
+import numpy as np
+import torch
+import torch.nn.functional as F
+from numba import njit, prange
+
+NEG_INF = np.float32(-np.inf)
+CLIPPED = np.uint8(4)  # "argmax" of an output that ReLU set to 0: no gradient flows back
+
+
+@njit(parallel=True, cache=True, fastmath={"contract"})
+def _forward(xe, xo, w, b, height, width, relu, out, arg):  # pragma: no cover - compiled
+    # xe, xo (B, 2Hp+2, Wp+1): the zero-padded image's even and odd columns, so every one of a
+    # window's four positions (phase dy*2+dx) reads contiguous rows. w (C, 9), b (C,).
+    # out (B, Hp, Wp, C) float32 and arg (B, Hp, Wp, C) uint8: the winning phase, or CLIPPED.
+    n_img, out_h, out_w, n_ch = out.shape
+    full = width // 2  # windows j >= full have no odd column (odd width, ceil mode)
+    for n in prange(n_img):
+        tile = np.empty((n_ch, out_w), np.float32)  # one output row, channel-major, then transposed
+        targ = np.empty((n_ch, out_w), np.uint8)
+        for i in range(out_h):
+            y = 2 * i
+            low = NEG_INF if y + 1 >= height else np.float32(0.0)  # no second row (odd height)
+            e0, e1, e2, e3 = xe[n, y], xe[n, y + 1], xe[n, y + 2], xe[n, y + 3]
+            o0, o1, o2, o3 = xo[n, y], xo[n, y + 1], xo[n, y + 2], xo[n, y + 3]
+            for c in range(n_ch):
+                w0, w1, w2 = w[c, 0], w[c, 1], w[c, 2]  # the kernel's rows
+                w3, w4, w5 = w[c, 3], w[c, 4], w[c, 5]
+                w6, w7, w8 = w[c, 6], w[c, 7], w[c, 8]
+                bc = b[c]
+                for j in range(out_w):
+                    a0, a1, a2, a3 = e0[j], o0[j], e0[j + 1], o0[j + 1]  # padded row y, columns 2j..2j+3
+                    b0, b1, b2, b3 = e1[j], o1[j], e1[j + 1], o1[j + 1]
+                    c0, c1, c2, c3 = e2[j], o2[j], e2[j + 1], o2[j + 1]
+                    d0, d1, d2, d3 = e3[j], o3[j], e3[j + 1], o3[j + 1]
+                    v00 = bc + w0 * a0 + w1 * a1 + w2 * a2 + w3 * b0 + w4 * b1 + w5 * b2 + w6 * c0 + w7 * c1 + w8 * c2
+                    v01 = bc + w0 * a1 + w1 * a2 + w2 * a3 + w3 * b1 + w4 * b2 + w5 * b3 + w6 * c1 + w7 * c2 + w8 * c3
+                    v10 = bc + w0 * b0 + w1 * b1 + w2 * b2 + w3 * c0 + w4 * c1 + w5 * c2 + w6 * d0 + w7 * d1 + w8 * d2
+                    v11 = bc + w0 * b1 + w1 * b2 + w2 * b3 + w3 * c1 + w4 * c2 + w5 * c3 + w6 * d1 + w7 * d2 + w8 * d3
+                    v01 = NEG_INF if j >= full else v01
+                    v11 = NEG_INF if j >= full else v11 + low
+                    v10 = v10 + low
+                    # Selects, not branches, so that the loop vectorizes.
+                    best, k = v00, np.uint8(0)
+                    t = (v01 > best) | (v01 != v01)
+                    best, k = (v01 if t else best), (np.uint8(1) if t else k)
+                    t = (v10 > best) | (v10 != v10)
+                    best, k = (v10 if t else best), (np.uint8(2) if t else k)
+                    t = (v11 > best) | (v11 != v11)
+                    best, k = (v11 if t else best), (np.uint8(3) if t else k)
+                    clip = relu & ((best <= 0) | (best != best))  # relu's gradient: 0 at 0 and NaN, as in torch
+                    tile[c, j] = np.float32(0.0) if relu & (best <= 0) else best
+                    targ[c, j] = CLIPPED if clip else k
+            for j in range(out_w):
+                for c in range(n_ch):
+                    out[n, i, j, c] = tile[c, j]
+                    arg[n, i, j, c] = targ[c, j]
+
+
+@njit(parallel=True, cache=True, fastmath={"reassoc", "contract", "nsz"})
+def _backward(xe, xo, grad, arg, dw, db):  # pragma: no cover - compiled
+    # grad (B, Hp, Wp, C), the pooled output's gradient; dw (B, C, 9) and db (B, C): per-image
+    # sums (the caller adds them up), so that no two threads write one number.
+    n_img, out_h, out_w, n_ch = grad.shape
+    for n in prange(n_img):
+        tile = np.empty((n_ch, out_w), np.float32)
+        targ = np.empty((n_ch, out_w), np.uint8)
+        for i in range(out_h):
+            for j in range(out_w):
+                for c in range(n_ch):
+                    tile[c, j] = grad[n, i, j, c]
+                    targ[c, j] = arg[n, i, j, c]
+            y = 2 * i
+            e0, e1, e2, e3 = xe[n, y], xe[n, y + 1], xe[n, y + 2], xe[n, y + 3]
+            o0, o1, o2, o3 = xo[n, y], xo[n, y + 1], xo[n, y + 2], xo[n, y + 3]
+            for c in range(n_ch):
+                s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = s8 = sb = np.float32(0.0)
+                for j in range(out_w):
+                    k, z = targ[c, j], np.float32(0.0)
+                    g = z if k == CLIPPED else tile[c, j]
+                    g00, g01 = (g if k == 0 else z), (g if k == 1 else z)  # the gradient of each phase
+                    g10, g11 = (g if k == 2 else z), (g if k == 3 else z)
+                    a0, a1, a2, a3 = e0[j], o0[j], e0[j + 1], o0[j + 1]
+                    b0, b1, b2, b3 = e1[j], o1[j], e1[j + 1], o1[j + 1]
+                    c0, c1, c2, c3 = e2[j], o2[j], e2[j + 1], o2[j + 1]
+                    d0, d1, d2, d3 = e3[j], o3[j], e3[j + 1], o3[j + 1]
+                    sb += g
+                    s0 += g00 * a0 + g01 * a1 + g10 * b0 + g11 * b1
+                    s1 += g00 * a1 + g01 * a2 + g10 * b1 + g11 * b2
+                    s2 += g00 * a2 + g01 * a3 + g10 * b2 + g11 * b3
+                    s3 += g00 * b0 + g01 * b1 + g10 * c0 + g11 * c1
+                    s4 += g00 * b1 + g01 * b2 + g10 * c1 + g11 * c2
+                    s5 += g00 * b2 + g01 * b3 + g10 * c2 + g11 * c3
+                    s6 += g00 * c0 + g01 * c1 + g10 * d0 + g11 * d1
+                    s7 += g00 * c1 + g01 * c2 + g10 * d1 + g11 * d2
+                    s8 += g00 * c2 + g01 * c3 + g10 * d2 + g11 * d3
+                dw[n, c, 0] += s0
+                dw[n, c, 1] += s1
+                dw[n, c, 2] += s2
+                dw[n, c, 3] += s3
+                dw[n, c, 4] += s4
+                dw[n, c, 5] += s5
+                dw[n, c, 6] += s6
+                dw[n, c, 7] += s7
+                dw[n, c, 8] += s8
+                db[n, c] += sb
+
+
+def _split_columns(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    # (B, 1, H, W) -> two (B, 2Hp+2, Wp+1): 'same' padding of 1, plus zeros up to whole windows.
+    _, _, h, w = x.shape
+    hp, wp = -(-h // 2), -(-w // 2)
+    padded = F.pad(x[:, 0], (1, 2 * wp + 1 - w, 1, 2 * hp + 1 - h))  # (B, 2Hp+2, 2Wp+2)
+    return padded[..., 0::2].contiguous(), padded[..., 1::2].contiguous()
+
+
+class ConvPool(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, relu: bool) -> torch.Tensor:
+        n, _, h, w = x.shape
+        c = weight.shape[0]
+        xe, xo = _split_columns(x.detach())
+        out = torch.empty(n, -(-h // 2), -(-w // 2), c)  # (B, Hp, Wp, C)
+        arg = torch.empty(out.shape, dtype=torch.uint8)
+        numba.set_num_threads(min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS))
+        w9, b = weight.detach().reshape(c, 9).contiguous(), bias.detach().contiguous()
+        _forward(xe.numpy(), xo.numpy(), w9.numpy(), b.numpy(), h, w, relu, out.numpy(), arg.numpy())
+        ctx.save_for_backward(xe, xo, arg)
+        return out.permute(0, 3, 1, 2)  # (B, C, Hp, Wp) in channels_last memory, as the next conv wants
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        xe, xo, arg = ctx.saved_tensors
+        n, _, _, c = arg.shape
+        grad = grad.permute(0, 2, 3, 1).contiguous()  # (B, Hp, Wp, C); no copy when channels_last
+        dw, db = torch.zeros(n, c, 9), torch.zeros(n, c)
+        numba.set_num_threads(min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS))
+        _backward(xe.numpy(), xo.numpy(), grad.numpy(), arg.numpy(), dw.numpy(), db.numpy())
+        return None, dw.sum(0).view(c, 1, 3, 3), db.sum(0), None
+
+
+def fits(x: torch.Tensor, conv: torch.nn.Conv2d) -> bool:
+    """Whether `conv` then a 2x2 pool on `x` can run as ConvPool: float32 on the CPU, one input
+    channel, a 3x3 'same' conv with bias, and no gradient wanted for the image itself."""
+    return (
+        x.device.type == "cpu"
+        and x.dtype == conv.weight.dtype == torch.float32
+        and not x.requires_grad
+        and x.dim() == 4
+        and conv.in_channels == 1
+        and conv.kernel_size == (3, 3)
+        and conv.padding == (1, 1)
+        and conv.stride == conv.dilation == (1, 1)
+        and conv.groups == 1
+        and conv.bias is not None
+    )
+
+
+def conv_pool(x: torch.Tensor, conv: torch.nn.Conv2d, relu: bool = False) -> torch.Tensor:
+    """(B, 1, H, W) -> (B, C, ceil(H/2), ceil(W/2)): max_pool2d(conv(x), 2, ceil_mode=True), then
+    ReLU if `relu`. Check `fits` first."""
+    return ConvPool.apply(x, conv.weight, conv.bias, relu)
