@@ -23,15 +23,15 @@ CLIPPED = np.uint8(4)  # "argmax" of an output that ReLU set to 0: no gradient f
 
 
 @njit(parallel=True, cache=True, fastmath={"contract"})
-def _forward(xe, xo, w, b, height, width, relu, out, arg):  # pragma: no cover - compiled
+def _forward(xe, xo, w, b, height, width, relu, out, arg):
     # xe, xo (B, 2Hp+2, Wp+1): the zero-padded image's even and odd columns, so every one of a
     # window's four positions (phase dy*2+dx) reads contiguous rows. w (C, 9), b (C,).
-    # out (B, Hp, Wp, C) float32 and arg (B, Hp, Wp, C) uint8: the winning phase, or CLIPPED.
+    # out (B, Hp, Wp, C) float32; arg (B, Hp, C, Wp) uint8, the winning phase or CLIPPED, in the
+    # loop's own order (only _backward reads it), so that only `out` needs transposing.
     n_img, out_h, out_w, n_ch = out.shape
     full = width // 2  # windows j >= full have no odd column (odd width, ceil mode)
     for n in prange(n_img):
         tile = np.empty((n_ch, out_w), np.float32)  # one output row, channel-major, then transposed
-        targ = np.empty((n_ch, out_w), np.uint8)
         for i in range(out_h):
             y = 2 * i
             low = NEG_INF if y + 1 >= height else np.float32(0.0)  # no second row (odd height)
@@ -64,33 +64,31 @@ def _forward(xe, xo, w, b, height, width, relu, out, arg):  # pragma: no cover -
                     best, k = (v11 if t else best), (np.uint8(3) if t else k)
                     clip = relu & ((best <= 0) | (best != best))  # relu's gradient: 0 at 0 and NaN, as in torch
                     tile[c, j] = np.float32(0.0) if relu & (best <= 0) else best
-                    targ[c, j] = CLIPPED if clip else k
+                    arg[n, i, c, j] = CLIPPED if clip else k
             for j in range(out_w):
                 for c in range(n_ch):
                     out[n, i, j, c] = tile[c, j]
-                    arg[n, i, j, c] = targ[c, j]
 
 
 @njit(parallel=True, cache=True, fastmath={"reassoc", "contract", "nsz"})
-def _backward(xe, xo, grad, arg, dw, db):  # pragma: no cover - compiled
-    # grad (B, Hp, Wp, C), the pooled output's gradient; dw (B, C, 9) and db (B, C): per-image
-    # sums (the caller adds them up), so that no two threads write one number.
+def _backward(xe, xo, grad, arg, dw, db):
+    # grad (B, Hp, Wp, C), the pooled output's gradient; arg (B, Hp, C, Wp) from _forward.
+    # dw (B, C, 9) and db (B, C): per-image sums (the caller adds them up), so that no two
+    # threads write one number.
     n_img, out_h, out_w, n_ch = grad.shape
     for n in prange(n_img):
         tile = np.empty((n_ch, out_w), np.float32)
-        targ = np.empty((n_ch, out_w), np.uint8)
         for i in range(out_h):
             for j in range(out_w):
                 for c in range(n_ch):
                     tile[c, j] = grad[n, i, j, c]
-                    targ[c, j] = arg[n, i, j, c]
             y = 2 * i
             e0, e1, e2, e3 = xe[n, y], xe[n, y + 1], xe[n, y + 2], xe[n, y + 3]
             o0, o1, o2, o3 = xo[n, y], xo[n, y + 1], xo[n, y + 2], xo[n, y + 3]
             for c in range(n_ch):
                 s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = s8 = sb = np.float32(0.0)
                 for j in range(out_w):
-                    k, z = targ[c, j], np.float32(0.0)
+                    k, z = arg[n, i, c, j], np.float32(0.0)
                     g = z if k == CLIPPED else tile[c, j]
                     g00, g01 = (g if k == 0 else z), (g if k == 1 else z)  # the gradient of each phase
                     g10, g11 = (g if k == 2 else z), (g if k == 3 else z)
@@ -135,7 +133,7 @@ class ConvPool(torch.autograd.Function):
         c = weight.shape[0]
         xe, xo = _split_columns(x.detach())
         out = torch.empty(n, -(-h // 2), -(-w // 2), c)  # (B, Hp, Wp, C)
-        arg = torch.empty(out.shape, dtype=torch.uint8)
+        arg = torch.empty(n, out.shape[1], c, out.shape[2], dtype=torch.uint8)  # (B, Hp, C, Wp)
         numba.set_num_threads(min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS))
         w9, b = weight.detach().reshape(c, 9).contiguous(), bias.detach().contiguous()
         _forward(xe.numpy(), xo.numpy(), w9.numpy(), b.numpy(), h, w, relu, out.numpy(), arg.numpy())
@@ -145,7 +143,7 @@ class ConvPool(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
         xe, xo, arg = ctx.saved_tensors
-        n, _, _, c = arg.shape
+        n, _, c, _ = arg.shape
         grad = grad.permute(0, 2, 3, 1).contiguous()  # (B, Hp, Wp, C); no copy when channels_last
         dw, db = torch.zeros(n, c, 9), torch.zeros(n, c)
         numba.set_num_threads(min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS))
