@@ -80,6 +80,19 @@ def test_out_of_range_values_fail_before_data(make_cfg, override, key):
         validate(make_cfg(override))
 
 
+@pytest.mark.parametrize(
+    "override,message",
+    [
+        ("model.fused=abc", "model: fused must be true or false, got 'abc'"),
+        ("model.head_activation=relu", "model: head_activation must be one of"),
+        ("+model.depth=3", "model: .*unexpected keyword argument 'depth'"),
+    ],
+)
+def test_bad_model_values_fail_with_the_nets_message(make_cfg, override, message):
+    with pytest.raises(ConfigError, match=f"^{message}"):
+        build(make_cfg(override))
+
+
 def test_cli_user_error_is_one_line(tmp_path):
     run = subprocess.run(
         [sys.executable, "train.py", "lr=-1", f"hydra.run.dir={tmp_path}/run"], cwd=ROOT, capture_output=True, text=True

@@ -86,6 +86,8 @@ class ReportCNN(nn.Module):
         super().__init__()
         if head_activation not in HEAD_ACTIVATIONS:
             raise ValueError(f"head_activation must be one of {HEAD_ACTIVATIONS}, got {head_activation!r}")
+        if not isinstance(fused, bool):
+            raise ValueError(f"fused must be true or false, got {fused!r}")
         self.spec = dict(
             kind="report_cnn",
             num_classes=num_classes,

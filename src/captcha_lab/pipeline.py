@@ -14,6 +14,7 @@ from typing import Any, Optional
 import lightning as L
 from hydra.core.config_store import ConfigStore
 from hydra.core.hydra_config import HydraConfig
+from hydra.errors import InstantiationException
 from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from hydra.utils import instantiate
@@ -115,10 +116,19 @@ def init_weights(net, path: str) -> None:
     log.info("initialized weights from %s", path)
 
 
+def make_net(cfg: DictConfig, length: int):
+    try:
+        return instantiate(cfg.model, num_classes=len(cfg.charset.symbols), length=length)
+    except InstantiationException as e:  # a bad model.* value: the net's own message, one line
+        if isinstance(e.__cause__, (ValueError, TypeError)):
+            raise ConfigError(f"model: {e.__cause__}") from None
+        raise
+
+
 def build(cfg: DictConfig):
     datamodule = instantiate(cfg.data)
     length = cfg.data.get("max_length") or cfg.data.length  # the longest label
-    net = instantiate(cfg.model, num_classes=len(cfg.charset.symbols), length=length)
+    net = make_net(cfg, length)
     if net.spec["kind"] not in CTC_KINDS and length != cfg.data.length:
         raise ConfigError("data.max_length: labels of several lengths need model=crnn (fixed heads read one length)")
     if cfg.ckpt_init is not None:
