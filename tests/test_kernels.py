@@ -49,6 +49,23 @@ def test_ties_and_nan_pick_what_max_pool2d_picks():
     torch.testing.assert_close(conv_pool(x, conv), reference(x, conv, False), equal_nan=True)
 
 
+def test_infinity_in_the_last_row_of_an_odd_height():
+    # The missing second row of the last windows must not turn an infinite value into NaN.
+    conv = torch.nn.Conv2d(1, 2, 3, padding=1)
+    with torch.no_grad():
+        conv.weight.fill_(1.0)
+    x = torch.rand(1, 1, 5, 6)
+    x[0, 0, 4, :2] = float("inf")
+    torch.testing.assert_close(conv_pool(x, conv), reference(x, conv, False), equal_nan=True)
+
+
+def test_weight_gradient_keeps_the_weights_layout():
+    # DDP's gradient buckets are laid out like the parameters (channels_last in ReportCNN).
+    conv = torch.nn.Conv2d(1, 16, 3, padding=1).to(memory_format=torch.channels_last)
+    conv_pool(torch.rand(2, 1, 6, 8), conv).sum().backward()
+    assert conv.weight.grad.stride() == conv.weight.stride()
+
+
 @pytest.mark.parametrize("activation", ["relu", "elu", "gelu"])
 def test_fused_report_cnn_computes_what_pytorch_ops_do(activation):
     torch.manual_seed(0)
@@ -71,8 +88,17 @@ def test_falls_back_where_the_kernel_does_not_apply():
     assert not fits(x.double(), conv)
     assert not fits(x.clone().requires_grad_(), conv)  # the kernel has no gradient for the image
     assert not fits(x, torch.nn.Conv2d(1, 16, 3, padding=1, bias=False))
+    assert not fits(x, torch.nn.Conv2d(1, 16, 3, padding=1, padding_mode="reflect"))
+    assert not fits(x.expand(2, 3, 50, 200), torch.nn.Conv2d(1, 16, 3, padding=1))  # conv2d must refuse it
     # A net asked for the image's gradient (saliency) gets it, through PyTorch's ops.
     net = ReportCNN(num_classes=19).eval()
     image = x.clone().requires_grad_()
     net(image).sum().backward()
     assert image.grad is not None and image.grad.abs().sum() > 0
+
+
+def test_second_derivative_is_refused_not_wrong():
+    conv = torch.nn.Conv2d(1, 4, 3, padding=1)
+    (grad,) = torch.autograd.grad(conv_pool(torch.rand(1, 1, 4, 4), conv).sum(), conv.weight, create_graph=True)
+    with pytest.raises(RuntimeError, match="once_differentiable|does not require grad"):
+        grad.sum().backward()

@@ -8,7 +8,7 @@ window's four conv values live only in registers: the kernel writes the pooled (
 output and one byte per output (which of the four won) and the backward reads those back.
 
 Same function as `max_pool2d(conv2d(x, w, b, padding=1), 2, ceil_mode=True)` (then `relu`): the
-same window maximum is picked (the first in row-major order, NaN wins), so the gradients reach the
+same window maximum is picked (of equal ones the first in row-major order; NaN over numbers), so the gradients reach the
 same conv outputs; sums are in another order, so values agree to float32 rounding (tested).
 Compiled by numba on first use and cached on disk (`cache=True`)."""
 
@@ -17,8 +17,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from numba import njit, prange
+from torch.autograd.function import once_differentiable
 
-NEG_INF = np.float32(-np.inf)
 CLIPPED = np.uint8(4)  # "argmax" of an output that ReLU set to 0: no gradient flows back
 
 
@@ -34,7 +34,7 @@ def _forward(xe, xo, w, b, height, width, relu, out, arg):
         tile = np.empty((n_ch, out_w), np.float32)  # one output row, channel-major, then transposed
         for i in range(out_h):
             y = 2 * i
-            low = NEG_INF if y + 1 >= height else np.float32(0.0)  # no second row (odd height)
+            two = y + 1 < height  # the window has a second row (not so at an odd height's end)
             e0, e1, e2, e3 = xe[n, y], xe[n, y + 1], xe[n, y + 2], xe[n, y + 3]
             o0, o1, o2, o3 = xo[n, y], xo[n, y + 1], xo[n, y + 2], xo[n, y + 3]
             for c in range(n_ch):
@@ -51,16 +51,15 @@ def _forward(xe, xo, w, b, height, width, relu, out, arg):
                     v01 = bc + w0 * a1 + w1 * a2 + w2 * a3 + w3 * b1 + w4 * b2 + w5 * b3 + w6 * c1 + w7 * c2 + w8 * c3
                     v10 = bc + w0 * b0 + w1 * b1 + w2 * b2 + w3 * c0 + w4 * c1 + w5 * c2 + w6 * d0 + w7 * d1 + w8 * d2
                     v11 = bc + w0 * b1 + w1 * b2 + w2 * b3 + w3 * c1 + w4 * c2 + w5 * c3 + w6 * d1 + w7 * d2 + w8 * d3
-                    v01 = NEG_INF if j >= full else v01
-                    v11 = NEG_INF if j >= full else v11 + low
-                    v10 = v10 + low
-                    # Selects, not branches, so that the loop vectorizes.
+                    # Selects, not branches, so that the loop vectorizes; a window's positions
+                    # beyond the image (odd sizes, ceil mode) never win.
+                    wide = j < full
                     best, k = v00, np.uint8(0)
-                    t = (v01 > best) | (v01 != v01)
+                    t = ((v01 > best) | (v01 != v01)) & wide
                     best, k = (v01 if t else best), (np.uint8(1) if t else k)
-                    t = (v10 > best) | (v10 != v10)
+                    t = ((v10 > best) | (v10 != v10)) & two
                     best, k = (v10 if t else best), (np.uint8(2) if t else k)
-                    t = (v11 > best) | (v11 != v11)
+                    t = ((v11 > best) | (v11 != v11)) & two & wide
                     best, k = (v11 if t else best), (np.uint8(3) if t else k)
                     clip = relu & ((best <= 0) | (best != best))  # relu's gradient: 0 at 0 and NaN, as in torch
                     tile[c, j] = np.float32(0.0) if relu & (best <= 0) else best
@@ -134,32 +133,42 @@ class ConvPool(torch.autograd.Function):
         xe, xo = _split_columns(x.detach())
         out = torch.empty(n, -(-h // 2), -(-w // 2), c)  # (B, Hp, Wp, C)
         arg = torch.empty(n, out.shape[1], c, out.shape[2], dtype=torch.uint8)  # (B, Hp, C, Wp)
-        numba.set_num_threads(min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS))
+        _match_torch_threads()
         w9, b = weight.detach().reshape(c, 9).contiguous(), bias.detach().contiguous()
         _forward(xe.numpy(), xo.numpy(), w9.numpy(), b.numpy(), h, w, relu, out.numpy(), arg.numpy())
         ctx.save_for_backward(xe, xo, arg)
+        ctx.weight_layout = weight.shape, weight.stride()
         return out.permute(0, 3, 1, 2)  # (B, C, Hp, Wp) in channels_last memory, as the next conv wants
 
     @staticmethod
+    @once_differentiable
     def backward(ctx, grad: torch.Tensor):
         xe, xo, arg = ctx.saved_tensors
         n, _, c, _ = arg.shape
         grad = grad.permute(0, 2, 3, 1).contiguous()  # (B, Hp, Wp, C); no copy when channels_last
         dw, db = torch.zeros(n, c, 9), torch.zeros(n, c)
-        numba.set_num_threads(min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS))
+        _match_torch_threads()
         _backward(xe.numpy(), xo.numpy(), grad.numpy(), arg.numpy(), dw.numpy(), db.numpy())
-        return None, dw.sum(0).view(c, 1, 3, 3), db.sum(0), None
+        # In the weight's own memory layout: DDP's gradient buckets expect it.
+        grad_weight = torch.empty_strided(*ctx.weight_layout).copy_(dw.sum(0).view(c, 1, 3, 3))
+        return None, grad_weight, db.sum(0), None
+
+
+def _match_torch_threads() -> None:
+    # numba's thread pool is its own: as many threads as torch uses, so the two never oversubscribe.
+    numba.set_num_threads(min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS))
 
 
 def fits(x: torch.Tensor, conv: torch.nn.Conv2d) -> bool:
     """Whether `conv` then a 2x2 pool on `x` can run as ConvPool: float32 on the CPU, one input
-    channel, a 3x3 'same' conv with bias, and no gradient wanted for the image itself."""
+    channel, a 3x3 zero-padded 'same' conv with bias, and no gradient wanted for the image itself."""
     return (
         x.device.type == "cpu"
         and x.dtype == conv.weight.dtype == torch.float32
         and not x.requires_grad
         and x.dim() == 4
-        and conv.in_channels == 1
+        and x.shape[1] == conv.in_channels == 1
+        and conv.padding_mode == "zeros"
         and conv.kernel_size == (3, 3)
         and conv.padding == (1, 1)
         and conv.stride == conv.dilation == (1, 1)
