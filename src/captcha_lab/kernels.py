@@ -8,9 +8,9 @@ window's four conv values live only in registers: the kernel writes the pooled (
 output and one byte per output (which of the four won) and the backward reads those back.
 
 Same function as `max_pool2d(conv2d(x, w, b, padding=1), 2, ceil_mode=True)` (then `relu`): the
-same window maximum is picked (of equal ones the first in row-major order; NaN over numbers), so the gradients reach the
-same conv outputs; sums are in another order, so values agree to float32 rounding (tested).
-Compiled by numba on first use and cached on disk (`cache=True`)."""
+same window maximum is picked (of equal ones the first in row-major order; NaN over numbers), so
+the gradients reach the same conv outputs; sums are in another order, so values agree to float32
+rounding (tested). Compiled by numba on first use and cached on disk (`cache=True`)."""
 
 import numba
 import numpy as np
