@@ -9,6 +9,7 @@ import pytest
 import torch
 import yaml
 
+from captcha_lab import pipeline
 from captcha_lab.pipeline import train
 from captcha_lab.plots import read_history
 from captcha_lab.synthetic import ensure_synthetic
@@ -153,6 +154,33 @@ def test_same_seed_same_metrics(make_cfg, tmp_path):
         results.append((Path(cfg.hydra.runtime.output_dir) / "metrics.json").read_text())
     assert results[0] == results[1]  # byte-identical metrics.json
     assert results[0] != results[2]
+
+
+def test_no_nan_filling_of_new_tensors_changes_no_result(make_cfg, monkeypatch):
+    # build() switches off torch's NaN-filling of new tensors under deterministic=true (a speed-up):
+    # the same run with it on must give the same bits, or some op reads memory it never wrote.
+    monkeypatch.setattr(torch.utils.deterministic, "fill_uninitialized_memory", True)  # restored after
+    build = pipeline.build
+
+    def build_with_fill(cfg):
+        built = build(cfg)
+        torch.utils.deterministic.fill_uninitialized_memory = True
+        return built
+
+    runs = []
+    for fill in (False, True):
+        if fill:
+            monkeypatch.setattr(pipeline, "build", build_with_fill)
+        cfg = make_cfg("epochs=2")
+        train(cfg)
+        assert torch.are_deterministic_algorithms_enabled()
+        assert torch.utils.deterministic.fill_uninitialized_memory is fill
+        run = Path(cfg.hydra.runtime.output_dir)
+        runs.append(((run / "metrics.json").read_text(), torch.load(run / "checkpoints" / "last.ckpt")))
+    (metrics, last), (metrics_filled, last_filled) = runs
+    assert metrics == metrics_filled
+    for name, value in last["state_dict"].items():
+        assert torch.equal(value, last_filled["state_dict"][name]), name
 
 
 @pytest.mark.slow
