@@ -12,20 +12,31 @@ log = logging.getLogger(__name__)
 
 
 class EpochTimer(L.Callback):
-    """Wall time of each training epoch, its validation and checkpointing included: logged as
-    `perf/epoch_s`; the median of epochs after the first (which pays one-off warm-up) is the
-    steady-state figure written to metrics.json."""
+    """Wall time of each training epoch, from its start to the next epoch's start (or the end of
+    training), so its validation and checkpoints count: Lightning runs ModelCheckpoint's epoch-end
+    hooks after every other callback's. Logged as `perf/epoch_s` at the epoch's last step; the
+    median of epochs after the first (which pays one-off warm-up) is the steady-state figure
+    written to timing.json."""
 
     def __init__(self):
         self.times: list[float] = []
-        self._start = 0.0
+        self._start: float | None = None
 
     def on_train_epoch_start(self, trainer, pl_module) -> None:
+        self._stop(trainer)
         self._start = time.perf_counter()
 
-    def on_train_epoch_end(self, trainer, pl_module) -> None:
+    def on_train_end(self, trainer, pl_module) -> None:
+        self._stop(trainer)
+
+    def _stop(self, trainer) -> None:
+        if self._start is None:
+            return
         self.times.append(time.perf_counter() - self._start)
-        pl_module.log("perf/epoch_s", self.times[-1])
+        self._start = None
+        step = max(trainer.global_step - 1, 0)  # where Lightning logged the epoch's other metrics
+        for logger in trainer.loggers:  # not self.log: the epoch's metrics are already written
+            logger.log_metrics({"perf/epoch_s": self.times[-1]}, step=step)
 
     @property
     def steady_state(self) -> float | None:
