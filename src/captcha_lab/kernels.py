@@ -29,7 +29,9 @@ def _forward(xe, xo, w, b, height, width, relu, out, arg):
     # out (B, Hp, Wp, C) float32; arg (B, Hp, C, Wp) uint8, the winning phase or CLIPPED, in the
     # loop's own order (only _backward reads it), so that only `out` needs transposing.
     n_img, out_h, out_w, n_ch = out.shape
-    full = width // 2  # windows j >= full have no odd column (odd width, ceil mode)
+    # Windows j >= width // 2 have no second column (odd width, ceil mode). A byte per window,
+    # not `j < width // 2` in the loop: comparing the 64-bit j lane by lane took 40% of the time.
+    wide_at = np.arange(out_w) < width // 2
     for n in prange(n_img):
         tile = np.empty((n_ch, out_w), np.float32)  # one output row, channel-major, then transposed
         for i in range(out_h):
@@ -53,7 +55,7 @@ def _forward(xe, xo, w, b, height, width, relu, out, arg):
                     v11 = bc + w0 * b1 + w1 * b2 + w2 * b3 + w3 * c1 + w4 * c2 + w5 * c3 + w6 * d1 + w7 * d2 + w8 * d3
                     # Selects, not branches, so that the loop vectorizes; a window's positions
                     # beyond the image (odd sizes, ceil mode) never win.
-                    wide = j < full
+                    wide = wide_at[j]
                     best, k = v00, np.uint8(0)
                     t = ((v01 > best) | (v01 != v01)) & wide
                     best, k = (v01 if t else best), (np.uint8(1) if t else k)
