@@ -2,6 +2,7 @@ import json
 import math
 import subprocess
 import sys
+from functools import partial
 from pathlib import Path
 
 import lightning as L
@@ -135,6 +136,9 @@ def test_run_dir_has_config_checkpoints_metrics_and_resumes(make_cfg, tmp_path):
     assert list(run.glob("events.out.tfevents.*"))
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["epochs"] == 2 and METRIC_KEYS <= metrics.keys()
+    # EpochTimer logs each epoch's time at the step of that epoch's other metrics (the plots'
+    # history keys every scalar by epoch through that step).
+    assert sorted(read_history(run)["perf/epoch_s"]) == [1, 2]
 
     system = load_system(run / "checkpoints" / "best.ckpt")
     assert system.net(torch.rand(2, 1, 50, 200)).shape == (2, 5, 19)
@@ -157,26 +161,26 @@ def test_same_seed_same_metrics(make_cfg, tmp_path):
 
 
 def test_no_nan_filling_of_new_tensors_changes_no_result(make_cfg, monkeypatch):
-    # build() switches off torch's NaN-filling of new tensors under deterministic=true (a speed-up):
+    # train() switches off torch's NaN-filling of new tensors under deterministic=true (a speed-up):
     # the same run with it on must give the same bits, or some op reads memory it never wrote.
     monkeypatch.setattr(torch.utils.deterministic, "fill_uninitialized_memory", True)  # restored after
-    build = pipeline.build
+    build, seen = pipeline.build, []
 
-    def build_with_fill(cfg):
+    def build_and_see(cfg, fill=False):
         built = build(cfg)
-        torch.utils.deterministic.fill_uninitialized_memory = True
+        torch.utils.deterministic.fill_uninitialized_memory |= fill
+        seen.append((torch.are_deterministic_algorithms_enabled(), torch.utils.deterministic.fill_uninitialized_memory))
         return built
 
     runs = []
     for fill in (False, True):
-        if fill:
-            monkeypatch.setattr(pipeline, "build", build_with_fill)
+        monkeypatch.setattr(pipeline, "build", partial(build_and_see, fill=fill))
         cfg = make_cfg("epochs=2")
         train(cfg)
-        assert torch.are_deterministic_algorithms_enabled()
-        assert torch.utils.deterministic.fill_uninitialized_memory is fill
+        assert torch.utils.deterministic.fill_uninitialized_memory  # torch's default again after the run
         run = Path(cfg.hydra.runtime.output_dir)
         runs.append(((run / "metrics.json").read_text(), torch.load(run / "checkpoints" / "last.ckpt")))
+    assert seen == [(True, False), (True, True)]
     (metrics, last), (metrics_filled, last_filled) = runs
     assert metrics == metrics_filled
     for name, value in last["state_dict"].items():

@@ -34,7 +34,9 @@ class EpochTimer(L.Callback):
             return
         self.times.append(time.perf_counter() - self._start)
         self._start = None
-        step = max(trainer.global_step - 1, 0)  # where Lightning logged the epoch's other metrics
+        # Where Lightning logged the epoch's other metrics (its batches that stepped, minus one:
+        # global_step with one optimizer and automatic optimization, as in CaptchaSystem).
+        step = max(trainer.global_step - 1, 0)
         for logger in trainer.loggers:  # not self.log: the epoch's metrics are already written
             logger.log_metrics({"perf/epoch_s": self.times[-1]}, step=step)
 

@@ -153,10 +153,14 @@ class CaptchaSystem(L.LightningModule):
     def test_step(self, batch, batch_idx):
         self._eval_step(batch, "test")
 
+    def _log_global(self, name: str, value: torch.Tensor, prog_bar: bool = False) -> None:
+        # Metrics' compute() gathers every rank's counts, so under DDP each rank holds the same
+        # global value. Syncing it again with max keeps it exact (a mean of equal float32 numbers
+        # over 3+ ranks can move the last bit), is a no-op on one device, and stops Lightning's
+        # warning that epoch-level values are logged without sync_dist.
+        self.log(name, value, prog_bar=prog_bar, sync_dist=True, reduce_fx="max")
+
     def _log_epoch(self, split: str) -> dict[str, torch.Tensor]:
-        # compute() gathers every rank's counts, so under DDP each rank holds the global values;
-        # sync_dist=True averages those equal numbers (a no-op on one device) and keeps Lightning
-        # from warning, per key and rank, that epoch-level values are not synced.
         loss, metrics = self.losses[f"{split}_loss"], self.metrics[f"{split}_metrics"]
         if loss.update_count == 0:
             # An epoch without batches here: resumed from interrupted.ckpt saved during the
@@ -166,7 +170,7 @@ class CaptchaSystem(L.LightningModule):
         loss.reset()
         metrics.reset()
         for name, value in values.items():  # the progress bar shows the train loss, as before
-            self.log(name, value, prog_bar=name == "train/loss", sync_dist=True)
+            self._log_global(name, value, prog_bar=name == "train/loss")
         return values
 
     def on_train_epoch_end(self) -> None:
@@ -177,11 +181,10 @@ class CaptchaSystem(L.LightningModule):
         if values and not self.trainer.sanity_checking:
             self.val_seq_acc_best(values["val/seq_acc"])
             self.val_loss_best(values["val/loss"])
-            self.log("val/seq_acc_best", self.val_seq_acc_best.compute(), prog_bar=True, sync_dist=True)
-            self.log("val/loss_best", self.val_loss_best.compute(), sync_dist=True)
+            self._log_global("val/seq_acc_best", self.val_seq_acc_best.compute(), prog_bar=True)
+            self._log_global("val/loss_best", self.val_loss_best.compute())
             # What best.ckpt is chosen by: seq_acc, ties (e.g. all 0 early on) broken by char_acc.
-            score = values["val/seq_acc"] + 1e-6 * values["val/char_acc"]
-            self.log("val/ckpt_score", score, sync_dist=True)
+            self._log_global("val/ckpt_score", values["val/seq_acc"] + 1e-6 * values["val/char_acc"])
 
     def on_test_epoch_end(self) -> None:
         self._log_epoch("test")
