@@ -1,3 +1,6 @@
+import subprocess
+import sys
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -102,3 +105,16 @@ def test_second_derivative_is_refused_not_wrong():
     (grad,) = torch.autograd.grad(conv_pool(torch.rand(1, 1, 4, 4), conv).sum(), conv.weight, create_graph=True)
     with pytest.raises(RuntimeError, match="once_differentiable|does not require grad"):
         grad.sum().backward()
+
+
+def test_the_kernel_leaves_torchs_thread_count_alone():
+    # In a fresh process: numba's thread pool starts on the first call, and used to set the OpenMP
+    # runtime it shares with torch to all cores (4 threads on 2 cores in each DDP-CPU process).
+    code = (
+        "import torch; torch.set_num_threads(1)\n"
+        "from captcha_lab.nets import ReportCNN\n"
+        "ReportCNN(19)(torch.rand(2, 1, 50, 200)).sum().backward()\n"
+        "print(torch.get_num_threads())\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["1"]

@@ -157,8 +157,13 @@ class ConvPool(torch.autograd.Function):
 
 
 def _match_torch_threads() -> None:
-    # numba's thread pool is its own: as many threads as torch uses, so the two never oversubscribe.
-    numba.set_num_threads(min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS))
+    # As many numba threads as torch uses, so that the two never oversubscribe the cores. numba's
+    # OpenMP layer binds to the libgomp torch loaded, and starting its pool (on the first call)
+    # sets that runtime's thread count to all cores, torch's included: put torch's back.
+    threads = torch.get_num_threads()
+    numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+    if torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
 
 
 def fits(x: torch.Tensor, conv: torch.nn.Conv2d) -> bool:
