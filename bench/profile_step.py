@@ -1,9 +1,10 @@
-"""What each speed change buys: CPU time of one training step (batch 32) of the report model.
+"""What each speed change buys: wall and CPU time of one training step (batch 32) of the report model.
 
-    .venv/bin/python bench/profile_step.py [--threads 1] [--steps 20]
+    .venv/bin/python bench/profile_step.py [--threads 1] [--steps 20] [--ops]
 
-Counts the process's CPU time (not wall time), so other load on the machine disturbs it little,
-and prints the top operators of each variant from torch.profiler. Runs with the pipeline's
+CPU time (summed over threads) is disturbed little by other load on the machine, but it counts
+OpenMP threads that spin while they wait; wall time shows what a run gains, on a quiet machine.
+`--ops` prints the top operators of each variant from torch.profiler. Runs with the pipeline's
 allocator setting (captcha_lab.malloc; bench/allocator.py measures what that buys).
 """
 
@@ -34,7 +35,8 @@ VARIANTS = {
 }
 
 
-def step_cpu_seconds(net: nn.Module, steps: int, bf16: bool = False, show: bool = False) -> float:
+def step_seconds(net: nn.Module, steps: int, bf16: bool = False, show: bool = False) -> tuple[float, float]:
+    """(wall, CPU) seconds per step."""
     torch.manual_seed(0)
     opt = torch.optim.Adam(net.parameters(), 1e-3)
     x, y = torch.rand(32, 1, 50, 200), torch.randint(0, 19, (32, 5))
@@ -48,10 +50,10 @@ def step_cpu_seconds(net: nn.Module, steps: int, bf16: bool = False, show: bool 
 
     for _ in range(3):  # warm-up: oneDNN picks and JIT-compiles its kernels
         step()
-    start = time.process_time()
+    wall, cpu = time.perf_counter(), time.process_time()
     for _ in range(steps):
         step()
-    seconds = (time.process_time() - start) / steps
+    seconds = (time.perf_counter() - wall) / steps, (time.process_time() - cpu) / steps
     if show:
         with profile(activities=[ProfilerActivity.CPU]) as prof:
             step()
@@ -67,12 +69,13 @@ def main() -> None:
     args = parser.parse_args()
     reuse_freed_memory()
     torch.set_num_threads(args.threads)
-    rows = [(name, step_cpu_seconds(make(), args.steps, show=args.ops)) for name, make in VARIANTS.items()]
-    rows.append(("... + bf16 autocast (opt-in)", step_cpu_seconds(ReportCNN(19), args.steps, bf16=True)))
-    base = rows[0][1]
-    print(f"| variant ({args.threads} thread(s)) | CPU ms / step | vs first |\n|---|---|---|")
-    for name, seconds in rows:
-        print(f"| {name} | {seconds * 1000:.1f} | {seconds / base:.2f} |")
+    rows = [(name, step_seconds(make(), args.steps, show=args.ops)) for name, make in VARIANTS.items()]
+    rows.append(("... + bf16 autocast (opt-in)", step_seconds(ReportCNN(19), args.steps, bf16=True)))
+    (wall0, cpu0) = rows[0][1]
+    print(f"| variant ({args.threads} thread(s)) | wall ms / step | vs first | CPU ms / step | vs first |")
+    print("|---|---|---|---|---|")
+    for name, (wall, cpu) in rows:
+        print(f"| {name} | {wall * 1000:.1f} | {wall / wall0:.2f} | {cpu * 1000:.1f} | {cpu / cpu0:.2f} |")
 
 
 if __name__ == "__main__":
