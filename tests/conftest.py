@@ -20,6 +20,18 @@ def tiny_dir(tmp_path_factory) -> Path:
     return ensure_synthetic(tmp_path_factory.mktemp("data") / "tiny", n=80, seed=1)
 
 
+@pytest.fixture(scope="session")
+def mixed_length_dir(tmp_path_factory) -> Path:
+    """48 synthetic captchas with 4-, 5- and 6-character labels in one folder."""
+    root = tmp_path_factory.mktemp("mixed")
+    mixed = root / "mixed"
+    mixed.mkdir()
+    for length in (4, 5, 6):
+        for image in ensure_synthetic(root / str(length), n=16, seed=length, length=length).glob("*.png"):
+            image.rename(mixed / image.name)
+    return mixed
+
+
 @pytest.fixture
 def make_cfg(tmp_path, tiny_dir):
     """Compose conf/train.yaml as train.py would, with the run dir in tmp_path."""

@@ -11,13 +11,18 @@ from pathlib import Path
 import numpy as np
 import PIL.Image
 import pytest
+import torch
 from omegaconf import OmegaConf
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from captcha_lab.images import read_gray
+from captcha_lab.charset import CAPTCHA_V2
+from captcha_lab.evaluate import char_scores
+from captcha_lab.images import ImageError, read_gray
+from captcha_lab.nets import ReportCNN
 from captcha_lab.pipeline import train
 from captcha_lab.plots import job_labels, plot_run, plot_sweep, read_history
 from captcha_lab.predict import InputError, Predictor, expand_inputs, run
+from captcha_lab.system import CaptchaSystem, load_system
 
 from .conftest import ROOT
 
@@ -91,6 +96,42 @@ def test_eval_separate_test_dir(tmp_path, tiny_run, tiny_dir):
     assert json.loads((tmp_path / "e" / "eval.json").read_text())["sizes"]["test"] == 6
 
 
+@pytest.mark.slow
+def test_eval_of_variable_length_crnn_keeps_its_split(tmp_path, mixed_length_dir):
+    # eval used to force the data's length to the net's longest (6): 4- and 5-character captchas
+    # were skipped and the split changed, putting training images into "test".
+    run, tiny_crnn = tmp_path / "run", ["model=crnn", "model.channels=[8,8,8]", "model.hidden=8"]
+    data = [f"data.dir={mixed_length_dir}", "data.length=4", "data.max_length=6"]
+    done = run_script("train.py", *tiny_crnn, *data, "data.synthetic=0", "epochs=1", f"hydra.run.dir={run}", *QUIET)
+    assert done.returncode == 0, done.stderr
+    done = run_script("eval.py", f"ckpt_path={run / 'checkpoints' / 'last.ckpt'}", f"hydra.run.dir={tmp_path / 'e'}")
+    assert done.returncode == 0, done.stderr
+    assert json.loads((tmp_path / "e" / "eval.json").read_text())["sizes"] == {"train": 34, "val": 9, "test": 5}
+
+
+def test_eval_of_a_copied_checkpoint_needs_data(tmp_path, tiny_run):
+    lone = tmp_path / "best.ckpt"  # no .hydra/config.yaml two levels up
+    shutil.copy(tiny_run / "checkpoints" / "best.ckpt", lone)
+    done = run_script("eval.py", f"ckpt_path={lone}", f"hydra.run.dir={tmp_path / 'e'}")
+    assert done.returncode == 2
+    assert done.stderr.strip().startswith("error: ckpt_path: no run config at ")
+    assert "data=captcha_v2" in done.stderr
+
+
+def test_loaded_system_keeps_its_label_smoothing(tmp_path):
+    # eval's test/loss must be the loss the run reported in metrics.json.
+    system = CaptchaSystem(ReportCNN(19), CAPTCHA_V2, label_smoothing=0.1)
+    path = tmp_path / "smooth.ckpt"
+    torch.save({"hyper_parameters": dict(system.hparams), "state_dict": system.state_dict()}, path)
+    assert load_system(path).hparams.label_smoothing == 0.1
+
+
+def test_char_scores_without_equal_length_reads():
+    rows, confusion = char_scores("abc", ["abc", "cab"], ["ab", ""])  # every read too short
+    assert confusion.shape == (3, 3) and confusion.sum() == 0
+    assert [r["f1"] for r in rows] == [0, 0, 0] and [r["support"] for r in rows] == [0, 0, 0]
+
+
 def test_predict_cli_bad_file_and_exit_code(tmp_path, tiny_run, tiny_dir):
     images = tmp_path / "in"
     shutil.copytree(tiny_dir, images)
@@ -138,8 +179,12 @@ def test_predictor_accepts_paths_arrays_and_pil(tiny_run, tiny_dir):
     gray = read_gray(path)  # (50, 200) uint8
     rgb = np.array(PIL.Image.open(path).convert("RGB"))  # (50, 200, 3)
     big = PIL.Image.open(path).convert("RGBA").resize((400, 100))
-    preds = predictor.predict([path, str(path), gray, gray / 255.0, rgb, PIL.Image.open(path)])
-    assert len({p for p in preds}) == 1  # one image, six ways: same text, same confidence
+    as_int = gray.astype(np.int64)  # e.g. numpy arithmetic: integers 0..255, not [0, 1]
+    ways = [path, str(path), gray, gray / 255.0, rgb, PIL.Image.open(path), as_int, gray.astype(np.uint16)]
+    preds = predictor.predict(ways)  # 4 batches of 2: a batch of 1 may differ in the last bits
+    assert len({p for p in preds}) == 1  # one image, eight ways: same text, same confidence
+    with pytest.raises(ImageError, match="int64 array must hold 0..255"):
+        predictor.predict([as_int * 4])
     assert len(predictor.predict([big])[0].text) == 5
 
 

@@ -13,7 +13,6 @@ import yaml
 from captcha_lab import pipeline
 from captcha_lab.pipeline import train
 from captcha_lab.plots import read_history
-from captcha_lab.synthetic import ensure_synthetic
 from captcha_lab.system import load_system
 
 from .conftest import REAL_DATA, ROOT
@@ -77,18 +76,6 @@ def test_tilde_logger_logs_nothing(make_cfg):
     assert (run_dir / "metrics.json").is_file()
     # No Lightning default logger in its place (lightning_logs/), no event files, no plots.
     assert sorted(p.name for p in run_dir.iterdir()) == ["checkpoints", "metrics.json", "timing.json"]
-
-
-@pytest.fixture(scope="module")
-def mixed_length_dir(tmp_path_factory) -> Path:
-    """48 synthetic captchas with 4-, 5- and 6-character labels in one folder."""
-    root = tmp_path_factory.mktemp("mixed")
-    mixed = root / "mixed"
-    mixed.mkdir()
-    for length in (4, 5, 6):
-        for image in ensure_synthetic(root / str(length), n=16, seed=length, length=length).glob("*.png"):
-            image.rename(mixed / image.name)
-    return mixed
 
 
 def test_crnn_variable_length_fast_dev_run(make_cfg, mixed_length_dir):

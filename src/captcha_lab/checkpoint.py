@@ -56,6 +56,17 @@ def load_net(
 ) -> tuple[nn.Module, str]:
     """A trained net in eval mode and the symbols it reads, without importing Lightning (which
     would double predict.py's start-up); `symbols`/`kind`, when given, must match the checkpoint's."""
+    net, hparams = load_net_and_hparams(path, map_location, symbols, kind)
+    return net, hparams["symbols"]
+
+
+def load_net_and_hparams(
+    path: str | Path,
+    map_location: str | torch.device = "cpu",
+    symbols: str | None = None,
+    kind: str | None = None,
+) -> tuple[nn.Module, dict[str, Any]]:
+    """load_net, with the system's hyper-parameters (symbols, label_smoothing, net_spec)."""
     ckpt = read_checkpoint(path, map_location)
     check_matches(path, ckpt, symbols, kind)
     hparams = ckpt["hyper_parameters"]
@@ -65,7 +76,7 @@ def load_net(
         net.load_state_dict(weights)
     except (ValueError, TypeError, RuntimeError) as e:
         raise CheckpointError(f"{path}: cannot rebuild its model ({str(e).splitlines()[0]})") from None
-    return net.eval(), hparams["symbols"]
+    return net.eval(), hparams
 
 
 def check_resumable(path: str | Path, system: "CaptchaSystem") -> None:

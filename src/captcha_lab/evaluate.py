@@ -46,15 +46,12 @@ def char_scores(symbols: str, truths: list[str], preds: list[str]) -> tuple[list
     target = torch.tensor([symbols.index(c) for t, _ in pairs for c in t], dtype=torch.long)
     pred = torch.tensor([symbols.index(c) for _, p in pairs for c in p], dtype=torch.long)
     c = len(symbols)
-    scores = {
-        name: metric(num_classes=c, average=None, zero_division=0)(pred, target)  # (C,)
-        for name, metric in [
-            ("precision", MulticlassPrecision),
-            ("recall", MulticlassRecall),
-            ("f1", MulticlassF1Score),
-        ]
-    }
-    confusion = MulticlassConfusionMatrix(num_classes=c)(pred, target)  # (C, C)
+    metrics = {"precision": MulticlassPrecision, "recall": MulticlassRecall, "f1": MulticlassF1Score}
+    if len(target):
+        scores = {k: m(num_classes=c, average=None, zero_division=0)(pred, target) for k, m in metrics.items()}  # (C,)
+        confusion = MulticlassConfusionMatrix(num_classes=c)(pred, target)  # (C, C)
+    else:  # no read has its label's length (e.g. an undertrained CTC net): nothing to score
+        scores, confusion = dict.fromkeys(metrics, torch.zeros(c)), torch.zeros(c, c, dtype=torch.long)
     rows = [
         {"char": s, **{k: round(float(v[i]), 4) for k, v in scores.items()}, "support": int(confusion[i].sum())}
         for i, s in enumerate(symbols)
@@ -104,12 +101,14 @@ def misread_figure(data: LabelledImages, truths: list[str], preds: list[str], li
     return fig
 
 
-def analyse(system: CaptchaSystem, splits: dict[str, LabelledImages], analysis_split: str, out_dir: Path) -> dict:
+def analyse(
+    system: CaptchaSystem, splits: dict[str, LabelledImages], analysis_split: str, out_dir: Path, batch_size: int = 256
+) -> dict:
     """Metrics of every split, plus per-character scores, confusion matrix and misread grid of
     `analysis_split`; writes CSVs, PNGs and TensorBoard events into `out_dir`."""
     results = {}
     for name, data in splits.items():
-        results.update(split_metrics(system, data, name))
+        results.update(split_metrics(system, data, name, batch_size))
     data = splits[analysis_split]
     symbols = system.charset.symbols
     truths = system.charset.texts(data.targets)  # shorter labels are padded with PAD

@@ -26,7 +26,7 @@ from omegaconf import MISSING, DictConfig, OmegaConf
 from captcha_lab import errors
 from captcha_lab.callbacks import EpochTimer
 from captcha_lab.checkpoint import check_resumable, load_net
-from captcha_lab.errors import ConfigError, require
+from captcha_lab.errors import CaptchaLabError, ConfigError, require
 from captcha_lab.evaluate import analyse
 from captcha_lab.malloc import reuse_freed_memory
 from captcha_lab.plots import plot_run, summarize_sweep
@@ -59,7 +59,17 @@ class TrainSchema:
     callbacks: Any = MISSING
 
 
+@dataclass
+class EvalSchema:
+    ckpt_path: str = MISSING
+    batch_size: int = 256
+    seed: int = 0
+    charset: Any = MISSING
+    data: Any = MISSING
+
+
 ConfigStore.instance().store(name="train_schema", node=TrainSchema)
+ConfigStore.instance().store(name="eval_schema", node=EvalSchema)
 
 
 @contextmanager
@@ -117,36 +127,42 @@ def init_weights(net, path: str) -> None:
     log.info("initialized weights from %s", path)
 
 
-def make_net(cfg: DictConfig, length: int):
+def make(group: str, node: DictConfig, **kwargs):
+    """instantiate(node), with a bad value's own message as one line naming the config group."""
     try:
-        return instantiate(cfg.model, num_classes=len(cfg.charset.symbols), length=length)
-    except InstantiationException as e:  # a bad model.* value: the net's own message, one line
+        return instantiate(node, **kwargs)
+    except InstantiationException as e:
+        if isinstance(e.__cause__, CaptchaLabError):  # already one line naming its key or file
+            raise e.__cause__ from None
         if isinstance(e.__cause__, (ValueError, TypeError)):
-            raise ConfigError(f"model: {e.__cause__}") from None
+            raise ConfigError(f"{group}: {e.__cause__}") from None
         raise
 
 
 def build(cfg: DictConfig):
-    datamodule = instantiate(cfg.data)
+    datamodule = make("data", cfg.data)
     length = cfg.data.get("max_length") or cfg.data.length  # the longest label
-    net = make_net(cfg, length)
-    if net.spec["kind"] not in CTC_KINDS and length != cfg.data.length:
+    net = make("model", cfg.model, num_classes=len(cfg.charset.symbols), length=length)
+    ctc = net.spec["kind"] in CTC_KINDS
+    if not ctc and length != cfg.data.length:
         raise ConfigError("data.max_length: labels of several lengths need model=crnn (fixed heads read one length)")
+    if ctc and cfg.label_smoothing:
+        raise ConfigError(f"label_smoothing: CTC (model={net.spec['kind']}) has none; got {cfg.label_smoothing}")
     if cfg.ckpt_init is not None:
         init_weights(net, cfg.ckpt_init)
     system = CaptchaSystem(
         net=net,
         symbols=cfg.charset.symbols,
-        optimizer=instantiate(cfg.optimizer),
-        scheduler=instantiate(cfg.scheduler) if cfg.scheduler else None,
-        augment=instantiate(cfg.augment) if cfg.augment else None,
+        optimizer=make("optimizer", cfg.optimizer),
+        scheduler=make("scheduler", cfg.scheduler) if cfg.scheduler else None,
+        augment=make("augment", cfg.augment) if cfg.augment else None,
         label_smoothing=cfg.label_smoothing,
     )
     # `callbacks.<name>=null` on the command line switches one off.
-    callbacks = [instantiate(c) for c in cfg.callbacks.values() if c is not None]
+    callbacks = [make("callbacks", c) for c in cfg.callbacks.values() if c is not None]
     # `~logger` switches logging off (None would make Lightning add its own default logger).
-    logger = instantiate(cfg.logger) if cfg.logger else False
-    trainer = instantiate(cfg.trainer, logger=logger, callbacks=callbacks)
+    logger = make("logger", cfg.logger) if cfg.logger else False
+    trainer = make("trainer", cfg.trainer, logger=logger, callbacks=callbacks)
     return datamodule, system, trainer
 
 
@@ -237,13 +253,19 @@ class SweepSummary(Callback):
         log.info("sweep summary (%d jobs): %s", len(rows), sweep_dir / "summary.md")
 
 
-def eval_data_config(cfg: DictConfig) -> DictConfig:
+def eval_data_config(cfg: DictConfig, spec: dict) -> DictConfig:
     """The data config of the run that wrote the checkpoint (so train/val/test are the split it
-    trained on), with `data.*=` overrides on top; `data=...` on the command line replaces it."""
+    trained on), with `data.*=` overrides on top; `data=...` on the command line replaces it,
+    fitted to the label lengths the net reads."""
     run_config = Path(cfg.ckpt_path).resolve().parent.parent / ".hydra" / "config.yaml"
     keys = [o.split("=")[0].lstrip("+~") for o in HydraConfig.get().overrides.task]
-    if "data" in keys or not run_config.is_file():
-        return cfg.data
+    if "data" in keys:
+        data = cfg.data.copy()
+        # Fixed heads read exactly spec["length"] characters; a CTC net up to that many.
+        data[("max_length" if spec["kind"] in CTC_KINDS else "length")] = spec["length"]
+        return data
+    if not run_config.is_file():  # a copied checkpoint: eval.yaml's default data would be a guess
+        raise ConfigError(f"ckpt_path: no run config at {run_config}; name the data, e.g. data=captcha_v2 data.dir=DIR")
     data = OmegaConf.create(OmegaConf.to_container(OmegaConf.load(run_config).data, resolve=True))
     for key in keys:  # resolved above against the run's own seed and charset
         if key.startswith("data."):
@@ -258,15 +280,17 @@ def evaluate(cfg: DictConfig) -> dict:
     """Metrics of a checkpoint on train/val/test, per-character scores and figures (eval.json)."""
     with user_errors():
         require(cfg, "ckpt_path")
+        if cfg.batch_size < 1:
+            raise ConfigError(f"batch_size must be at least 1, got {cfg.batch_size}")
         reuse_freed_memory()
         out_dir = Path(HydraConfig.get().runtime.output_dir)
         system = load_system(cfg.ckpt_path)
         spec = system.hparams["net_spec"]
-        datamodule = instantiate(eval_data_config(cfg), symbols=system.charset.symbols, length=spec["length"])
+        datamodule = make("data", eval_data_config(cfg, spec), symbols=system.charset.symbols)
         datamodule.prepare_data()
         datamodule.setup("test")
         splits = {k: v for k, v in datamodule.splits.items() if len(v)}
-        results = analyse(system, splits, "test" if "test" in splits else "val", out_dir)
+        results = analyse(system, splits, "test" if "test" in splits else "val", out_dir, cfg.batch_size)
         write_json(out_dir / "eval.json", {"ckpt_path": str(cfg.ckpt_path), **results})
         shown = [k for k in results if k.split("/")[-1] in EVAL_SHOWN]
         log_summary("eval dir", out_dir, results, shown)

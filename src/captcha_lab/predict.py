@@ -42,8 +42,12 @@ def to_gray(item: Image, size: tuple[int, int] = IMAGE_SIZE) -> np.ndarray:
     if isinstance(item, str | Path):
         return read_gray(item, size)
     if isinstance(item, np.ndarray):
-        if item.dtype != np.uint8:  # floats are taken as [0, 1]
+        if np.issubdtype(item.dtype, np.floating):  # floats are taken as [0, 1]
             item = (np.clip(item, 0, 1) * 255).round().astype(np.uint8)
+        elif item.dtype != np.uint8:  # other integers as 0..255, as cv2/PIL give them
+            if item.dtype == np.bool_ or item.size and not 0 <= item.min() <= item.max() <= 255:
+                raise ImageError(f"a {item.dtype} array must hold 0..255 (or floats in [0, 1])")
+            item = item.astype(np.uint8)
         item = PIL.Image.fromarray(item.squeeze())  # (H, W), (H, W, 3) RGB or (H, W, 4) RGBA
     if not isinstance(item, PIL.Image.Image):
         raise ImageError(f"cannot read a {type(item).__name__} as an image")

@@ -13,7 +13,7 @@ from torchmetrics import MaxMetric, MeanMetric, MetricCollection, MinMetric
 from torchmetrics.classification import MulticlassAccuracy, MulticlassExactMatch
 
 from captcha_lab.charset import PAD, Charset
-from captcha_lab.checkpoint import load_net
+from captcha_lab.checkpoint import load_net_and_hparams
 from captcha_lab.ctc import ctc_loss
 
 OptimizerFactory = Callable[..., torch.optim.Optimizer]
@@ -200,6 +200,9 @@ class CaptchaSystem(L.LightningModule):
 def load_system(
     path: str | Path, map_location: str | torch.device = "cpu", symbols: str | None = None, kind: str | None = None
 ) -> CaptchaSystem:
-    """A trained CaptchaSystem in eval mode; `symbols`/`kind`, when given, must match the checkpoint's."""
-    net, symbols = load_net(path, map_location, symbols, kind)
-    return CaptchaSystem(net=net, symbols=symbols).eval()
+    """A trained CaptchaSystem in eval mode; `symbols`/`kind`, when given, must match the checkpoint's.
+    Its loss is the one it trained with (label smoothing included), as metrics.json reports it."""
+    net, hparams = load_net_and_hparams(path, map_location, symbols, kind)
+    return CaptchaSystem(
+        net=net, symbols=hparams["symbols"], label_smoothing=hparams.get("label_smoothing", 0.0)
+    ).eval()
