@@ -93,6 +93,19 @@ def test_bad_model_values_fail_with_the_nets_message(make_cfg, override, message
         build(make_cfg(override))
 
 
+@pytest.mark.parametrize(
+    "overrides,message",
+    [
+        (["data.test_fraction=2"], r"data.test_fraction must be in \[0, 1\), got 2"),  # raised inside instantiate
+        (["data.fold=2"], "data.fold=2 needs data.folds > 1"),  # would be ignored: five equal 'folds'
+        (["model=crnn", "label_smoothing=0.1"], "label_smoothing: CTC"),
+    ],
+)
+def test_bad_data_and_loss_values_fail_with_one_line(make_cfg, overrides, message):
+    with pytest.raises(ConfigError, match=f"^{message}"):
+        build(make_cfg(*overrides))
+
+
 def test_cli_user_error_is_one_line(tmp_path):
     run = subprocess.run(
         [sys.executable, "train.py", "lr=-1", f"hydra.run.dir={tmp_path}/run"], cwd=ROOT, capture_output=True, text=True

@@ -99,9 +99,21 @@ def test_synthetic_is_deterministic_and_regenerated_on_change(tmp_path):
     assert len(list(a.glob("*.png"))) == 6
 
 
+def test_seed_sweep_shares_one_synthetic_set(tmp_path):
+    # `seed` draws the split; the set has its own seed, so jobs of a seed sweep neither regenerate
+    # it one after another nor delete it under each other.
+    def prepare(**kw):
+        CaptchaDataModule(dir=str(tmp_path / "s"), synthetic=6, **kw).prepare_data()
+        return (tmp_path / "s" / MANIFEST).stat().st_mtime_ns
+
+    first = prepare(seed=0)
+    assert prepare(seed=1) == first
+    assert prepare(seed=1, synthetic_seed=1) != first
+
+
 def test_synthetic_refuses_foreign_folder(tmp_path):
     (tmp_path / "mine.png").write_bytes(b"")
-    with pytest.raises(FileExistsError, match="not made by captcha-lab"):
+    with pytest.raises(DataError, match="not made by captcha-lab"):
         ensure_synthetic(tmp_path, n=3)
 
 

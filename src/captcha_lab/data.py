@@ -32,7 +32,8 @@ def split_indices(
 class CaptchaDataModule(L.LightningDataModule):
     """Any folder of filename-labelled captchas, decoded once and held in memory as tensors.
 
-    `synthetic > 0` first generates that many captchas into `dir` (once, from `seed`)."""
+    `synthetic > 0` first generates that many captchas into `dir` (once, from `synthetic_seed`:
+    `seed` draws the split, so a seed sweep trains on one set instead of regenerating it per job)."""
 
     def __init__(
         self,
@@ -47,6 +48,7 @@ class CaptchaDataModule(L.LightningDataModule):
         eval_batch_size: int = 256,
         seed: int = 0,
         synthetic: int = 0,
+        synthetic_seed: int = 0,
         num_workers: int = 0,
         folds: int = 0,
         fold: int = 0,
@@ -61,6 +63,8 @@ class CaptchaDataModule(L.LightningDataModule):
                 raise ConfigError(f"{key} must be >= 1, got {value}")
         if max_length is not None and max_length < length:
             raise ConfigError(f"data.max_length must be >= data.length ({length}), got {max_length}")
+        if fold and folds < 2:  # it would be ignored: every "fold" the same split
+            raise ConfigError(f"data.fold={fold} needs data.folds > 1 (k-fold cross-validation), got {folds}")
         if folds and not 0 <= fold < folds:
             raise ConfigError(f"data.fold must be in [0, data.folds={folds}), got {fold}")
         if synthetic < 0:
@@ -74,7 +78,7 @@ class CaptchaDataModule(L.LightningDataModule):
             ensure_synthetic(
                 self.hparams.dir,
                 self.hparams.synthetic,
-                self.hparams.seed,
+                self.hparams.synthetic_seed,
                 self.hparams.symbols,
                 self.hparams.length,
                 IMAGE_SIZE,

@@ -13,6 +13,8 @@ from unittest import mock
 import captcha.image
 from captcha.image import ImageCaptcha
 
+from captcha_lab.errors import DataError
+
 log = logging.getLogger(__name__)
 MANIFEST = "manifest.json"
 
@@ -67,7 +69,7 @@ def ensure_synthetic(
     if manifest.is_file() and json.loads(manifest.read_text()) == settings:
         return folder
     if folder.exists() and not manifest.is_file() and any(folder.iterdir()):
-        raise FileExistsError(f"{folder} holds files not made by captcha-lab; choose another data.dir")
+        raise DataError(f"{folder} holds files not made by captcha-lab; choose another data.dir")
     log.info("generating %d synthetic captchas into %s", n, folder)
     folder.parent.mkdir(parents=True, exist_ok=True)
     # Build next to the target and swap in whole, so an interrupted run never leaves half a set.
