@@ -167,10 +167,17 @@ def test_predict_single_file_and_no_match(tmp_path, tiny_run, tiny_dir, capsys):
     with pytest.raises(SystemExit):
         run(OmegaConf.merge(cfg, {"input": "???"}))
     assert capsys.readouterr().err.startswith("error: input is required")
-    for bad, message in [("abc", "error: batch_size: Value 'abc'"), (0, "error: batch_size must be at least 1")]:
+    bad_values = [
+        ({"batch_size": "abc"}, "error: batch_size: Value 'abc'"),
+        ({"batch_size": 0}, "error: batch_size must be at least 1"),
+        ({"device": "gpu"}, "error: device: 'gpu' is not a torch device"),  # not blamed on the checkpoint
+        ({"output": str(tmp_path / "no" / "x.csv")}, "error: output: cannot write a CSV file at"),  # before reading
+    ]
+    for bad, message in bad_values:
         with pytest.raises(SystemExit):
-            run(OmegaConf.merge(cfg, {"input": str(one), "batch_size": bad}))
-        assert capsys.readouterr().err.startswith(message)
+            run(OmegaConf.merge(cfg, {"input": str(one), **bad}))
+        captured = capsys.readouterr()
+        assert captured.err.startswith(message) and not captured.out
 
 
 def test_predictor_accepts_paths_arrays_and_pil(tiny_run, tiny_dir):

@@ -140,6 +140,8 @@ def test_user_errors_are_one_clear_line_and_leave_earlier_runs_alone(make_cfg, t
     (tmp_path / "text" / "readme.md").write_text("x")
     (tmp_path / "bad").mkdir()
     (tmp_path / "bad" / "2b827.png").write_bytes(b"")
+    (tmp_path / "syn").mkdir()
+    (tmp_path / "syn" / "manifest.json").write_text("{bad")
     last = earlier_run / "checkpoints" / "last.ckpt"
     real = ["data=captcha_v2"]
     cases = [  # (overrides, exit code, what stderr must say)
@@ -158,6 +160,11 @@ def test_user_errors_are_one_clear_line_and_leave_earlier_runs_alone(make_cfg, t
         ([f"ckpt_path={last}", "charset=report36"], 2, f"error: {last}: trained on charset '2345678bcdefgmnpwxy'"),
         ([f"ckpt_path={last}", "model.hidden=32"], 2, f"error: {last}: does not fit this model (net.heads.hidden.bias"),
         (["-m", "trainer=ddp_cpu"], 2, "error: trainer: DDP cannot run inside a multirun (-m)"),
+        (["data.length=abc"], 2, "error: data.length must be an integer, got 'abc'"),
+        (["data.test_fraction=1.5"], 2, "error: data.test_fraction must be in [0, 1), got 1.5"),
+        (["data.synthetic=5", f"data.dir={tmp_path}/text"], 2, f"error: {tmp_path}/text holds files not made by"),
+        (["data.synthetic=5", f"data.dir={tmp_path}/syn"], 2, f"error: {tmp_path}/syn/manifest.json: not a"),
+        ([f"ckpt_path={last}"], 2, f"error: epochs=1: {last} has trained 1; nothing left to train"),
     ]  # fmt: skip
     base = [f"data.dir={tiny_dir}", "data.synthetic=0", "epochs=1", "~callbacks.progress_bar"]
     runs = [tmp_path / f"run{i}" for i in range(len(cases))]

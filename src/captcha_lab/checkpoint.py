@@ -31,7 +31,7 @@ def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         reason = str(e).split("WeightsUnpickler error:")[-1].strip().split(". ")[0].splitlines()[0]
         raise CheckpointError(f"{path}: refused, not a plain-data checkpoint ({reason})") from None
     except (RuntimeError, EOFError, OSError, ValueError) as e:
-        raise CheckpointError(f"{path}: not a readable checkpoint ({e})") from None
+        raise CheckpointError(f"{path}: not a readable checkpoint ({e or type(e).__name__})") from None
     hparams = ckpt.get("hyper_parameters") if isinstance(ckpt, dict) else None
     if not hparams or "net_spec" not in hparams or "symbols" not in hparams or "state_dict" not in ckpt:
         raise CheckpointError(f"{path}: not a captcha-lab checkpoint (no net_spec in its hyper-parameters)")
@@ -79,10 +79,11 @@ def load_net_and_hparams(
     return net.eval(), hparams
 
 
-def check_resumable(path: str | Path, system: "CaptchaSystem") -> None:
+def check_resumable(path: str | Path, system: "CaptchaSystem") -> int:
     """Before `fit(ckpt_path=...)`: the checkpoint must be plain data and fit `system`. Lightning
     would otherwise fail with a state-dict traceback, or (same sizes, other symbols) silently
-    train a model whose outputs mean other characters."""
+    train a model whose outputs mean other characters. Returns its epochs done, as Lightning's
+    fit loop counts them (it stops once they reach max_epochs)."""
     ckpt = read_checkpoint(path)
     check_matches(path, ckpt, system.hparams["symbols"], system.hparams["net_spec"]["kind"])
     theirs = {k: tuple(v.shape) for k, v in ckpt["state_dict"].items()}
@@ -92,3 +93,5 @@ def check_resumable(path: str | Path, system: "CaptchaSystem") -> None:
             raise CheckpointError(
                 f"{path}: does not fit this model ({key} is {theirs.get(key)} there, {ours.get(key)} here)"
             )
+    progress = ckpt.get("loops", {}).get("fit_loop", {}).get("epoch_progress", {})
+    return int(progress.get("current", {}).get("processed", 0))

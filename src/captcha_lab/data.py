@@ -29,6 +29,35 @@ def split_indices(
     return {"test": test, "val": rest[:n_val], "train": rest[n_val:]}
 
 
+def check_settings(hp: dict) -> None:
+    """One line naming the data.* key, before any data is read (types first: comparing a string
+    would fail with a TypeError that names nothing)."""
+    for key in ("length", "batch_size", "eval_batch_size", "seed", "synthetic", "synthetic_seed", "folds", "fold"):
+        if not isinstance(hp[key], int) or isinstance(hp[key], bool):
+            raise ConfigError(f"data.{key} must be an integer, got {hp[key]!r}")
+    for key in ("val_fraction", "test_fraction"):
+        if not isinstance(hp[key], int | float) or isinstance(hp[key], bool):
+            raise ConfigError(f"data.{key} must be a number, got {hp[key]!r}")
+    if not 0 < hp["val_fraction"] < 1:
+        raise ConfigError(f"data.val_fraction must be in (0, 1), got {hp['val_fraction']}")
+    if not 0 <= hp["test_fraction"] < 1:
+        raise ConfigError(f"data.test_fraction must be in [0, 1), got {hp['test_fraction']}")
+    for key in ("batch_size", "eval_batch_size", "length"):
+        if hp[key] < 1:
+            raise ConfigError(f"data.{key} must be >= 1, got {hp[key]}")
+    length, max_length, folds, fold = hp["length"], hp["max_length"], hp["folds"], hp["fold"]
+    if max_length is not None and (not isinstance(max_length, int) or max_length < length):
+        raise ConfigError(f"data.max_length must be >= data.length ({length}), got {max_length}")
+    if folds == 1 or folds < 0:
+        raise ConfigError(f"data.folds must be 0 (one split) or at least 2, got {folds}")
+    if fold and folds < 2:  # it would be ignored: every "fold" the same split
+        raise ConfigError(f"data.fold={fold} needs data.folds > 1 (k-fold cross-validation), got {folds}")
+    if folds and not 0 <= fold < folds:
+        raise ConfigError(f"data.fold must be in [0, data.folds={folds}), got {fold}")
+    if hp["synthetic"] < 0:
+        raise ConfigError(f"data.synthetic must be >= 0, got {hp['synthetic']}")
+
+
 class CaptchaDataModule(L.LightningDataModule):
     """Any folder of filename-labelled captchas, decoded once and held in memory as tensors.
 
@@ -54,22 +83,8 @@ class CaptchaDataModule(L.LightningDataModule):
         fold: int = 0,
     ):
         super().__init__()
-        if not 0 < val_fraction < 1:
-            raise ConfigError(f"data.val_fraction must be in (0, 1), got {val_fraction}")
-        if not 0 <= test_fraction < 1:
-            raise ConfigError(f"data.test_fraction must be in [0, 1), got {test_fraction}")
-        for key, value in [("batch_size", batch_size), ("eval_batch_size", eval_batch_size), ("length", length)]:
-            if value < 1:
-                raise ConfigError(f"{key} must be >= 1, got {value}")
-        if max_length is not None and max_length < length:
-            raise ConfigError(f"data.max_length must be >= data.length ({length}), got {max_length}")
-        if fold and folds < 2:  # it would be ignored: every "fold" the same split
-            raise ConfigError(f"data.fold={fold} needs data.folds > 1 (k-fold cross-validation), got {folds}")
-        if folds and not 0 <= fold < folds:
-            raise ConfigError(f"data.fold must be in [0, data.folds={folds}), got {fold}")
-        if synthetic < 0:
-            raise ConfigError(f"data.synthetic must be >= 0, got {synthetic}")
         self.save_hyperparameters()
+        check_settings(self.hparams)
         self.charset = Charset(symbols)
         self.splits: dict[str, LabelledImages] = {}
 

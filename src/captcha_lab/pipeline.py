@@ -196,7 +196,9 @@ def train(cfg: DictConfig) -> float:
         out_dir = Path(HydraConfig.get().runtime.output_dir)
         datamodule, system, trainer = build(cfg)
         if cfg.ckpt_path is not None:  # plain data (weights_only) and this charset/model, or one line
-            check_resumable(cfg.ckpt_path, system)
+            done = check_resumable(cfg.ckpt_path, system)
+            if done >= cfg.epochs:  # Lightning would stop at once and leave no checkpoint or test
+                raise ConfigError(f"epochs={cfg.epochs}: {cfg.ckpt_path} has trained {done}; nothing left to train")
         trainer.fit(system, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
         # The checkpoint that monitors a metric is best.ckpt (the other writes last.ckpt).
         checkpoint = next((c for c in trainer.callbacks if isinstance(c, ModelCheckpoint) and c.monitor), None)

@@ -147,7 +147,20 @@ def checked(cfg: DictConfig) -> DictConfig:
     if cfg.batch_size < 1:
         raise ConfigError(f"batch_size must be at least 1, got {cfg.batch_size}")
     require(cfg, "ckpt_path", "input")
+    check_device(cfg.device)
+    # Before any work, not after every image is read: the CSV must be writable.
+    if cfg.output and (Path(cfg.output).is_dir() or not Path(cfg.output).parent.is_dir()):
+        raise ConfigError(f"output: cannot write a CSV file at {cfg.output} (a folder, or its folder is missing)")
     return cfg
+
+
+def check_device(device: str) -> None:
+    try:
+        kind = torch.device(device).type
+    except RuntimeError:
+        raise ConfigError(f"device: {device!r} is not a torch device (cpu, cuda, cuda:1, mps)") from None
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device: {device!r}, but CUDA is not available here")
 
 
 def run(cfg: DictConfig) -> int:

@@ -54,6 +54,15 @@ def generate(folder: Path, n: int, seed: int, symbols: str, length: int, size: t
             generator.write(label, str(folder / f"{label}.png"), format="png")
 
 
+def _read_manifest(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise DataError(
+            f"{path}: not a captcha-lab manifest (unreadable JSON); delete the folder to regenerate it"
+        ) from None
+
+
 def ensure_synthetic(
     folder: str | Path,
     n: int = 1040,
@@ -66,7 +75,7 @@ def ensure_synthetic(
     folder = Path(folder)
     settings = _settings(n, seed, symbols, length, size)
     manifest = folder / MANIFEST
-    if manifest.is_file() and json.loads(manifest.read_text()) == settings:
+    if manifest.is_file() and _read_manifest(manifest) == settings:
         return folder
     if folder.exists() and not manifest.is_file() and any(folder.iterdir()):
         raise DataError(f"{folder} holds files not made by captcha-lab; choose another data.dir")
