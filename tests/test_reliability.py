@@ -159,7 +159,8 @@ def test_user_errors_are_one_clear_line_and_leave_earlier_runs_alone(make_cfg, t
         ([f"ckpt_path={tmp_path}/none.ckpt"], 2, f"error: ckpt_path: no checkpoint file at {tmp_path}/none.ckpt"),
         ([f"ckpt_path={last}", "charset=report36"], 2, f"error: {last}: trained on charset '2345678bcdefgmnpwxy'"),
         ([f"ckpt_path={last}", "model.hidden=32"], 2, f"error: {last}: does not fit this model (net.heads.hidden.bias"),
-        (["-m", "trainer=ddp_cpu"], 2, "error: trainer: DDP cannot run inside a multirun (-m)"),
+        (["-m", "trainer=ddp_cpu"], 2, "error: 1 sweep job(s) failed, the first 0_synthetic-report_cnn-adam-lr0.001"
+                                       "-relu: trainer: DDP cannot run inside a multirun (-m)"),
         (["data.length=abc"], 2, "error: data.length must be an integer, got 'abc'"),
         (["data.test_fraction=1.5"], 2, "error: data.test_fraction must be in [0, 1), got 1.5"),
         (["data.synthetic=5", f"data.dir={tmp_path}/text"], 2, f"error: {tmp_path}/text holds files not made by"),
@@ -190,6 +191,47 @@ def test_user_errors_are_one_clear_line_and_leave_earlier_runs_alone(make_cfg, t
     assert tree_digest(earlier_run) == before
     bad_run = runs[next(i for i, c in enumerate(cases) if f"data.dir={tmp_path}/bad" in c[0])]
     assert "could not be read: " in (bad_run / "train.log").read_text()  # warnings reach the run's log
+
+
+def test_a_reused_run_or_sweep_dir_is_refused_before_hydra_rewrites_it(tmp_path, tiny_dir):
+    run, sweep, out = tmp_path / "run", tmp_path / "sweep", tmp_path / "results.json"
+    base = [f"data.dir={tiny_dir}", "data.synthetic=0", "epochs=1", "~callbacks.progress_bar"]
+
+    def cli(*argvs: list[str]) -> list[tuple[int, str]]:
+        done = subprocess.run([sys.executable, "-c", CLI_RUNNER, json.dumps(argvs), str(out)], cwd=ROOT)
+        assert done.returncode == 0
+        return json.loads(out.read_text())
+
+    cli([*base, f"hydra.run.dir={run}"], ["-m", *base, f"hydra.sweep.dir={sweep}"])
+    before = tree_digest(run), tree_digest(sweep)
+    # A rerun (here with another lr) would have rewritten .hydra/config.yaml, which eval.py reads.
+    (run_again, run_err), (sweep_again, sweep_err) = cli(
+        [*base, "lr=1e-4", f"hydra.run.dir={run}"], ["-m", *base, "lr=1e-4", f"hydra.sweep.dir={sweep}"]
+    )
+    assert (run_again, sweep_again) == (2, 2)
+    held = f"error: hydra.run.dir: {run} already holds a run (checkpoints/best.ckpt); "
+    assert run_err.strip() == held + "choose another, or resume (ckpt_path=)"
+    assert sweep_err.strip().startswith(f"error: hydra.sweep.dir: {sweep} already holds a sweep (multirun.yaml)")
+    assert (tree_digest(run), tree_digest(sweep)) == before
+    # Resuming in place (a requeued SLURM job) is allowed.
+    assert cli([*base, "epochs=2", f"ckpt_path={run}/checkpoints/last.ckpt", f"hydra.run.dir={run}"])[0][0] == 0
+
+
+def test_a_sweep_goes_on_past_a_job_with_a_bad_value(tmp_path, tiny_dir):
+    sweep, out = tmp_path / "sweep", tmp_path / "results.json"
+    argv = ["-m", f"data.dir={tiny_dir}", "data.synthetic=0", "epochs=1", "~callbacks.progress_bar"]
+    argv += ["lr=1e-3,-1,1e-4", f"hydra.sweep.dir={sweep}"]
+    done = subprocess.run([sys.executable, "-c", CLI_RUNNER, json.dumps([argv]), str(out)], cwd=ROOT)
+    assert done.returncode == 0
+    [(code, stderr)] = json.loads(out.read_text())
+    assert code == 2  # the sweep as a whole failed ...
+    bad_job = "1_synthetic-report_cnn-adam-lr-1.0-relu"
+    last_line = stderr.strip().splitlines()[-1]
+    assert last_line == f"error: 1 sweep job(s) failed, the first {bad_job}: lr must be a positive number, got -1.0"
+    # ... but the jobs after the bad one ran, and the summary has them.
+    assert [p.parent.name[0] for p in sorted(sweep.glob("*/metrics.json"))] == ["0", "2"]
+    assert (sweep / bad_job / "error.txt").is_file()
+    assert len((sweep / "summary.csv").read_text().splitlines()) == 3  # header + the two jobs
 
 
 def _fake_checkpoint(make_cfg, path: Path, **spec_changes) -> Path:

@@ -1,10 +1,14 @@
 """User errors: reported as one line (`error: ...`) and an exit status, never as a traceback."""
 
+import logging
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
+
+ERROR_FILE = "error.txt"  # a failed sweep job's one-line error
 
 
 class CaptchaLabError(Exception):
@@ -20,13 +24,18 @@ class ConfigError(CaptchaLabError):
 
 
 @contextmanager
-def user_errors() -> Iterator[None]:
-    """Report a user error (bad data, bad config) as one line on stderr, not a traceback."""
+def user_errors(sweep_job: Path | None = None) -> Iterator[None]:
+    """Report a user error (bad data, bad config) as one line, not a traceback: on stderr with
+    exit status 2 or, for a `sweep_job` dir, into its error.txt, so that the sweep's other jobs
+    still run (hydra_hooks.SweepSummary reports the failed ones at the end)."""
     try:
         yield
     except CaptchaLabError as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
+        if sweep_job is None:
+            print(f"error: {e}", file=sys.stderr)
+            sys.exit(2)
+        (sweep_job / ERROR_FILE).write_text(f"{e}\n")
+        logging.getLogger("captcha_lab").error("error: %s", e)
     except KeyboardInterrupt:  # outside fit (Lightning handles Ctrl-C inside it and exits with 1)
         print("error: interrupted", file=sys.stderr)
         sys.exit(130)

@@ -16,7 +16,6 @@ import torch
 from hydra.core.config_store import ConfigStore
 from hydra.core.hydra_config import HydraConfig
 from hydra.errors import InstantiationException
-from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import ModelCheckpoint
@@ -29,7 +28,7 @@ from captcha_lab.checkpoint import check_resumable, load_net
 from captcha_lab.errors import CaptchaLabError, ConfigError, require
 from captcha_lab.evaluate import analyse
 from captcha_lab.malloc import reuse_freed_memory
-from captcha_lab.plots import plot_run, summarize_sweep
+from captcha_lab.plots import plot_run
 from captcha_lab.system import CTC_KINDS, CaptchaSystem, load_system
 
 log = logging.getLogger("captcha_lab")
@@ -74,8 +73,11 @@ ConfigStore.instance().store(name="eval_schema", node=EvalSchema)
 
 @contextmanager
 def user_errors():
-    """errors.user_errors, plus Lightning's clean stop on SIGTERM (a SystemExit, so caught here)."""
-    with errors.user_errors():
+    """errors.user_errors (which lets a sweep go on past a failed job), plus Lightning's clean stop
+    on SIGTERM (a SystemExit, so caught here)."""
+    hydra = HydraConfig.get()
+    sweep_job = Path(hydra.runtime.output_dir) if hydra.mode == RunMode.MULTIRUN else None
+    with errors.user_errors(sweep_job):
         try:
             yield
         except SIGTERMException:  # fit stopped cleanly (checkpoints/interrupted.ckpt); not a success
@@ -230,6 +232,7 @@ def train(cfg: DictConfig) -> float:
                 plot_run(out_dir)
             log_summary("run dir", out_dir, {**metrics, **timing}, TRAIN_SHOWN)
         return finite_score(metrics["val/seq_acc_best"])
+    return 0.0  # a sweep job that stopped on a user error (its error.txt): optuna needs a number
 
 
 def finite_score(score: float) -> float:
@@ -244,15 +247,6 @@ def log_summary(what: str, out_dir: Path, values: dict, keys) -> None:
     """The end-of-run lines: where the outputs are, and the key numbers."""
     log.info("%s: %s", what, out_dir)
     log.info("%s", "  ".join(f"{k}={values[k]:.4g}" for k in keys if k in values))
-
-
-class SweepSummary(Callback):
-    """Hydra callback: after a multirun, tabulate its jobs at the sweep root."""
-
-    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        sweep_dir = Path(config.hydra.sweep.dir)
-        rows = summarize_sweep(sweep_dir)
-        log.info("sweep summary (%d jobs): %s", len(rows), sweep_dir / "summary.md")
 
 
 def eval_data_config(cfg: DictConfig, spec: dict) -> DictConfig:
@@ -297,3 +291,4 @@ def evaluate(cfg: DictConfig) -> dict:
         shown = [k for k in results if k.split("/")[-1] in EVAL_SHOWN]
         log_summary("eval dir", out_dir, results, shown)
         return results
+    return {}  # a sweep job that stopped on a user error (its error.txt)
