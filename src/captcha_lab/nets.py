@@ -64,6 +64,28 @@ class Heads(nn.Module):
         return out.transpose(0, 1)  # (B, L, C)
 
 
+def _report_trunk(activation: str) -> nn.Sequential:
+    """conv16-pool, conv32-pool, conv32-BN-pool: (B, 1, H, W) -> (B, 32, H/8, W/8), rounded up."""
+
+    def block(c_in: int, c_out: int) -> list[nn.Module]:
+        conv, act = nn.Conv2d(c_in, c_out, 3, padding=1), make_activation(activation)
+        pool = nn.MaxPool2d(2, ceil_mode=True)  # Keras MaxPooling2D(padding='same')
+        # max(f(x)) == f(max(x)) for a non-decreasing f, so pooling first gives the same
+        # outputs and gradients with the activation on 4x fewer values (a third of the step
+        # time on CPU). GELU is not monotonic: it keeps the report's order.
+        return [conv, pool, act] if activation in MONOTONIC else [conv, act, pool]
+
+    return nn.Sequential(
+        *block(1, 16),
+        *block(16, 32),
+        nn.Conv2d(32, 32, 3, padding=1),
+        make_activation(activation),
+        # Keras BatchNormalization defaults: momentum 0.99 (= torch 0.01), epsilon 1e-3.
+        nn.BatchNorm2d(32, eps=1e-3, momentum=0.01),
+        nn.MaxPool2d(2, ceil_mode=True),
+    )
+
+
 class ReportCNN(nn.Module):
     """The report's net: conv16-pool, conv32-pool, conv32-BN-pool, flatten, one dense head per
     character. 'same' convs and ceil-mode pooling give 50x200 -> 25x100 -> 13x50 -> 7x25.
@@ -102,23 +124,7 @@ class ReportCNN(nn.Module):
         # The kernel pools before the activation, so it needs the monotonic (pool-first) order.
         self.fused, self.fuse_relu = fused and activation in MONOTONIC, activation == "relu"
 
-        def block(c_in: int, c_out: int) -> list[nn.Module]:
-            conv, act = nn.Conv2d(c_in, c_out, 3, padding=1), make_activation(activation)
-            pool = nn.MaxPool2d(2, ceil_mode=True)  # Keras MaxPooling2D(padding='same')
-            # max(f(x)) == f(max(x)) for a non-decreasing f, so pooling first gives the same
-            # outputs and gradients with the activation on 4x fewer values (a third of the step
-            # time on CPU). GELU is not monotonic: it keeps the report's order.
-            return [conv, pool, act] if activation in MONOTONIC else [conv, act, pool]
-
-        self.trunk = nn.Sequential(
-            *block(1, 16),
-            *block(16, 32),
-            nn.Conv2d(32, 32, 3, padding=1),
-            make_activation(activation),
-            # Keras BatchNormalization defaults: momentum 0.99 (= torch 0.01), epsilon 1e-3.
-            nn.BatchNorm2d(32, eps=1e-3, momentum=0.01),
-            nn.MaxPool2d(2, ceil_mode=True),
-        )
+        self.trunk = _report_trunk(activation)
         h, w = image_size
         for _ in range(3):
             h, w = -(-h // 2), -(-w // 2)
@@ -176,6 +182,14 @@ def _frame_block(c_in: int, c_out: int, kernel: int) -> nn.Sequential:
     )
 
 
+def _bidirectional(kind: str, hidden: int, layers: int, dropout: float) -> nn.Module | None:
+    """A bidirectional LSTM/GRU whose two directions together are `hidden` wide, or None."""
+    if RNNS[kind] is None:
+        return None
+    between = dropout if layers > 1 else 0.0  # between stacked RNN layers
+    return RNNS[kind](hidden, hidden // 2, num_layers=layers, bidirectional=True, batch_first=True, dropout=between)
+
+
 class CRNN(nn.Module):
     """Conv trunk -> 1-D convs over the frames -> optional bidirectional LSTM/GRU -> per-frame
     logits for CTC.
@@ -230,12 +244,7 @@ class CRNN(nn.Module):
             h = -(-h // 2)  # a stride-2 conv with padding 1 rounds up
         self.project = _frame_block(channels[-1] * h, hidden, 1)  # 96 * 7 = 672 features per frame
         self.context = nn.Sequential(*(_frame_block(hidden, hidden, 3) for _ in range(context)))
-        self.rnn = None
-        if RNNS[rnn] is not None:
-            between = dropout if rnn_layers > 1 else 0.0  # between stacked RNN layers
-            self.rnn = RNNS[rnn](
-                hidden, hidden // 2, num_layers=rnn_layers, bidirectional=True, batch_first=True, dropout=between
-            )
+        self.rnn = _bidirectional(rnn, hidden, rnn_layers, dropout)
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(hidden, num_classes + 1)
 

@@ -6,7 +6,7 @@ import csv
 import glob
 import io
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple, Optional
@@ -76,21 +76,22 @@ class Predictor:
         index, confidence = self.net.decode(self.net(x.to(self.device)), self.width)
         return self.charset.texts(index), confidence
 
-    def read_all(self, x: torch.Tensor) -> tuple[list[str], list[float]]:
-        """(N, 1, H, W) images in [0, 1], `batch_size` at a time -> N strings and N confidences."""
+    def _read_batches(self, batches: Iterable[torch.Tensor]) -> tuple[list[str], list[float]]:
         texts, confidences = [], []
-        for start in range(0, len(x), self.batch_size):
-            batch_texts, batch_confidences = self.read(x[start : start + self.batch_size])
+        for x in batches:
+            batch_texts, batch_confidences = self.read(x)
             texts += batch_texts
             confidences += batch_confidences.tolist()
         return texts, confidences
 
+    def read_all(self, x: torch.Tensor) -> tuple[list[str], list[float]]:
+        """(N, 1, H, W) images in [0, 1], `batch_size` at a time -> N strings and N confidences."""
+        return self._read_batches(x[i : i + self.batch_size] for i in range(0, len(x), self.batch_size))
+
     def predict_gray(self, images: Sequence[np.ndarray]) -> list[Prediction]:
-        out = []
-        for start in range(0, len(images), self.batch_size):  # one batch of floats in memory at a time
-            texts, confidences = self.read(to_tensor(list(images[start : start + self.batch_size])))
-            out += [Prediction(t, float(c)) for t, c in zip(texts, confidences.tolist(), strict=True)]
-        return out
+        # Converted a batch at a time: one batch of floats in memory, not all of them.
+        batches = (to_tensor(list(images[i : i + self.batch_size])) for i in range(0, len(images), self.batch_size))
+        return [Prediction(t, c) for t, c in zip(*self._read_batches(batches), strict=True)]
 
     def predict(self, items: Sequence[Image]) -> list[Prediction]:
         """One prediction per item, in order; an unreadable item raises ImageError."""
