@@ -109,13 +109,20 @@ def test_eval_of_variable_length_crnn_keeps_its_split(tmp_path, mixed_length_dir
     assert json.loads((tmp_path / "e" / "eval.json").read_text())["sizes"] == {"train": 34, "val": 9, "test": 5}
 
 
-def test_eval_of_a_copied_checkpoint_needs_data(tmp_path, tiny_run):
+def test_eval_refuses_what_it_cannot_honour(tmp_path, tiny_run):
     lone = tmp_path / "best.ckpt"  # no .hydra/config.yaml two levels up
     shutil.copy(tiny_run / "checkpoints" / "best.ckpt", lone)
     done = run_script("eval.py", f"ckpt_path={lone}", f"hydra.run.dir={tmp_path / 'e'}")
     assert done.returncode == 2
     assert done.stderr.strip().startswith("error: ckpt_path: no run config at ")
     assert "data=captcha_v2" in done.stderr
+    # A charset other than the checkpoint's was silently ignored.
+    ckpt = tiny_run / "checkpoints" / "best.ckpt"
+    done = run_script("eval.py", f"ckpt_path={ckpt}", "charset=report36", f"hydra.run.dir={tmp_path / 'e2'}")
+    assert done.returncode == 2
+    assert done.stderr.strip() == f"error: {ckpt}: trained on charset '2345678bcdefgmnpwxy', but this run uses " + (
+        "'abcdefghijklmnopqrstuvwxyz0123456789'"
+    )
 
 
 def test_loaded_system_keeps_its_label_smoothing(tmp_path):

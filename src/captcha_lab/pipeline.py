@@ -202,18 +202,7 @@ def train(cfg: DictConfig) -> float:
             if done >= cfg.epochs:  # Lightning would stop at once and leave no checkpoint or test
                 raise ConfigError(f"epochs={cfg.epochs}: {cfg.ckpt_path} has trained {done}; nothing left to train")
         trainer.fit(system, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
-        # The checkpoint that monitors a metric is best.ckpt (the other writes last.ckpt).
-        checkpoint = next((c for c in trainer.callbacks if isinstance(c, ModelCheckpoint) and c.monitor), None)
-        # The last epoch's val scores too: unlike the bests, no epoch was picked by them.
-        kept = ("val/seq_acc_best", "val/loss_best", "val/seq_acc", "val/char_acc")
-        metrics = {k: float(trainer.callback_metrics.get(k, math.nan)) for k in kept}
-        if datamodule.has_split("test"):
-            # The best checkpoint when one was saved (fast_dev_run saves none); by path, as "best"
-            # is ambiguous with two ModelCheckpoints (best.ckpt, last.ckpt).
-            best = (checkpoint and checkpoint.best_model_path) or None
-            (tested,) = trainer.test(system, datamodule=datamodule, ckpt_path=best, verbose=False)
-            metrics.update(tested)
-        metrics["epochs"] = trainer.current_epoch
+        metrics = fit_and_test_metrics(trainer, system, datamodule)
         # Timings go apart from metrics, so that equal seeds give byte-identical metrics.json.
         timer = next((c for c in trainer.callbacks if isinstance(c, EpochTimer)), None)
         timing = {
@@ -221,18 +210,40 @@ def train(cfg: DictConfig) -> float:
             "epoch_s_median": timer.steady_state if timer else None,
         }
         if trainer.is_global_zero:
-            write_json(out_dir / "metrics.json", metrics)
-            write_json(out_dir / "timing.json", timing)
-            if trainer.logger is not None:
-                best = {f"hparams/{k.replace('/', '_')}": metrics[k] for k in ("val/seq_acc_best", "val/loss_best")}
-                trainer.logger.log_hyperparams(flat_hparams(cfg), best)
-                # Lightning finalized the logger after test(): this write reopened it; close it again so
-                # the event is on disk now (the plots read it), not whenever TensorBoard's thread flushes.
-                trainer.logger.finalize("success")
-                plot_run(out_dir)
-            log_summary("run dir", out_dir, {**metrics, **timing}, TRAIN_SHOWN)
+            write_results(cfg, trainer, out_dir, metrics, timing)
         return finite_score(metrics["val/seq_acc_best"])
     return 0.0  # a sweep job that stopped on a user error (its error.txt): optuna needs a number
+
+
+def fit_and_test_metrics(trainer: L.Trainer, system: CaptchaSystem, datamodule) -> dict[str, float]:
+    """After fit: the val scores, then the test split's with the best checkpoint."""
+    # The checkpoint that monitors a metric is best.ckpt (the other writes last.ckpt).
+    checkpoint = next((c for c in trainer.callbacks if isinstance(c, ModelCheckpoint) and c.monitor), None)
+    # The last epoch's val scores too: unlike the bests, no epoch was picked by them.
+    kept = ("val/seq_acc_best", "val/loss_best", "val/seq_acc", "val/char_acc")
+    metrics = {k: float(trainer.callback_metrics.get(k, math.nan)) for k in kept}
+    if datamodule.has_split("test"):
+        # The best checkpoint when one was saved (fast_dev_run saves none); by path, as "best"
+        # is ambiguous with two ModelCheckpoints (best.ckpt, last.ckpt).
+        best = (checkpoint and checkpoint.best_model_path) or None
+        (tested,) = trainer.test(system, datamodule=datamodule, ckpt_path=best, verbose=False)
+        metrics.update(tested)
+    metrics["epochs"] = trainer.current_epoch
+    return metrics
+
+
+def write_results(cfg: DictConfig, trainer: L.Trainer, out_dir: Path, metrics: dict, timing: dict) -> None:
+    """metrics.json, timing.json, TensorBoard's hparams, the run's plots and the summary lines."""
+    write_json(out_dir / "metrics.json", metrics)
+    write_json(out_dir / "timing.json", timing)
+    if trainer.logger is not None:
+        best = {f"hparams/{k.replace('/', '_')}": metrics[k] for k in ("val/seq_acc_best", "val/loss_best")}
+        trainer.logger.log_hyperparams(flat_hparams(cfg), best)
+        # Lightning finalized the logger after test(): this write reopened it; close it again so
+        # the event is on disk now (the plots read it), not whenever TensorBoard's thread flushes.
+        trainer.logger.finalize("success")
+        plot_run(out_dir)
+    log_summary("run dir", out_dir, {**metrics, **timing}, TRAIN_SHOWN)
 
 
 def finite_score(score: float) -> float:
@@ -280,7 +291,9 @@ def evaluate(cfg: DictConfig) -> dict:
             raise ConfigError(f"batch_size must be at least 1, got {cfg.batch_size}")
         reuse_freed_memory()
         out_dir = Path(HydraConfig.get().runtime.output_dir)
-        system = load_system(cfg.ckpt_path)
+        # The checkpoint's charset, which a charset= on the command line must then match.
+        named = any(o.split("=")[0] == "charset" for o in HydraConfig.get().overrides.task)
+        system = load_system(cfg.ckpt_path, symbols=cfg.charset.symbols if named else None)
         spec = system.hparams["net_spec"]
         datamodule = make("data", eval_data_config(cfg, spec), symbols=system.charset.symbols)
         datamodule.prepare_data()
