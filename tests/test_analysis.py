@@ -104,9 +104,26 @@ def test_eval_of_variable_length_crnn_keeps_its_split(tmp_path, mixed_length_dir
     data = [f"data.dir={mixed_length_dir}", "data.length=4", "data.max_length=6"]
     done = run_script("train.py", *tiny_crnn, *data, "data.synthetic=0", "epochs=1", f"hydra.run.dir={run}", *QUIET)
     assert done.returncode == 0, done.stderr
-    done = run_script("eval.py", f"ckpt_path={run / 'checkpoints' / 'last.ckpt'}", f"hydra.run.dir={tmp_path / 'e'}")
+    ckpt = run / "checkpoints" / "last.ckpt"
+    done = run_script("eval.py", f"ckpt_path={ckpt}", f"hydra.run.dir={tmp_path / 'e'}")
     assert done.returncode == 0, done.stderr
     assert json.loads((tmp_path / "e" / "eval.json").read_text())["sizes"] == {"train": 34, "val": 9, "test": 5}
+    # data=... is fitted to the net: labels of data.length (4) up to the net's 6 characters.
+    again = [f"ckpt_path={ckpt}", "data=captcha_v2", f"data.dir={mixed_length_dir}", "data.length=4"]
+    done = run_script("eval.py", *again, f"hydra.run.dir={tmp_path / 'e2'}")
+    assert done.returncode == 0, done.stderr
+    assert sum(json.loads((tmp_path / "e2" / "eval.json").read_text())["sizes"].values()) == 48
+
+
+def test_eval_sweep_names_its_failed_job(tmp_path, tiny_run):
+    good = tiny_run / "checkpoints" / "best.ckpt"
+    sweep = tmp_path / "sweep"
+    done = run_script("eval.py", "-m", f"ckpt_path={tmp_path}/none.ckpt,{good}", f"hydra.sweep.dir={sweep}")
+    assert done.returncode == 2  # not 0: the first job failed ...
+    assert done.stderr.strip().splitlines()[-1] == (
+        f"error: 1 sweep job(s) failed, the first 0: no checkpoint file at {tmp_path}/none.ckpt"
+    )
+    assert (sweep / "1" / "eval.json").is_file()  # ... and the second still ran
 
 
 def test_eval_refuses_what_it_cannot_honour(tmp_path, tiny_run):
@@ -177,7 +194,8 @@ def test_predict_single_file_and_no_match(tmp_path, tiny_run, tiny_dir, capsys):
     bad_values = [
         ({"batch_size": "abc"}, "error: batch_size: Value 'abc'"),
         ({"batch_size": 0}, "error: batch_size must be at least 1"),
-        ({"device": "gpu"}, "error: device: 'gpu' is not a torch device"),  # not blamed on the checkpoint
+        ({"device": "gpu"}, "error: device: 'gpu' is not usable here (Expected one of cpu"),  # not the checkpoint's
+        ({"device": "mps"}, "error: device: 'mps' is not usable here"),
         ({"output": str(tmp_path / "no" / "x.csv")}, "error: output: cannot write a CSV file at"),  # before reading
     ]
     for bad, message in bad_values:

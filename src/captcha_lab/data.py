@@ -32,7 +32,8 @@ def split_indices(
 def check_settings(hp: dict) -> None:
     """One line naming the data.* key, before any data is read (types first: comparing a string
     would fail with a TypeError that names nothing)."""
-    for key in ("length", "batch_size", "eval_batch_size", "seed", "synthetic", "synthetic_seed", "folds", "fold"):
+    ints = ("length", "batch_size", "eval_batch_size", "seed", "synthetic", "synthetic_seed", "folds", "fold")
+    for key in (*ints, "num_workers", *(["max_length"] if hp["max_length"] is not None else [])):
         if not isinstance(hp[key], int) or isinstance(hp[key], bool):
             raise ConfigError(f"data.{key} must be an integer, got {hp[key]!r}")
     for key in ("val_fraction", "test_fraction"):
@@ -46,7 +47,7 @@ def check_settings(hp: dict) -> None:
         if hp[key] < 1:
             raise ConfigError(f"data.{key} must be >= 1, got {hp[key]}")
     length, max_length, folds, fold = hp["length"], hp["max_length"], hp["folds"], hp["fold"]
-    if max_length is not None and (not isinstance(max_length, int) or max_length < length):
+    if max_length is not None and max_length < length:
         raise ConfigError(f"data.max_length must be >= data.length ({length}), got {max_length}")
     if folds == 1 or folds < 0:
         raise ConfigError(f"data.folds must be 0 (one split) or at least 2, got {folds}")

@@ -1,4 +1,5 @@
-"""User errors: reported as one line (`error: ...`) and an exit status, never as a traceback."""
+"""User errors: reported as one line (`error: ...`) and exit status 2, never as a traceback; in a
+sweep, written to the job's error.txt while the other jobs run."""
 
 import logging
 import sys

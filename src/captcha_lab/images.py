@@ -15,9 +15,14 @@ from captcha_lab.charset import PAD, Charset
 from captcha_lab.errors import DataError
 
 log = logging.getLogger(__name__)
-# An unreadable file is reported once, by name, in our own warning (load_folder) or error
-# (predict.py); OpenCV's "[ WARN:0@0.3] ... PNG input buffer is incomplete" only repeated it.
-cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+
+
+def quiet_opencv() -> None:
+    """For the command-line entry points: an unreadable file is reported once, by name, in our
+    own warning (load_folder) or error (predict.py); OpenCV's "[ WARN:0@0.3] ... PNG input buffer
+    is incomplete" only repeated it. Process-wide, hence not done on import."""
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 IMAGE_SIZE = (50, 200)  # (H, W), as in the report

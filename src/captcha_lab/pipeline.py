@@ -27,6 +27,7 @@ from captcha_lab.callbacks import EpochTimer
 from captcha_lab.checkpoint import check_resumable, load_net
 from captcha_lab.errors import CaptchaLabError, ConfigError, require
 from captcha_lab.evaluate import analyse
+from captcha_lab.images import quiet_opencv
 from captcha_lab.malloc import reuse_freed_memory
 from captcha_lab.plots import plot_run
 from captcha_lab.system import CTC_KINDS, CaptchaSystem, load_system
@@ -194,14 +195,17 @@ def train(cfg: DictConfig) -> float:
         validate(cfg)
         start = time.perf_counter()
         reuse_freed_memory()
+        quiet_opencv()
         L.seed_everything(cfg.seed, workers=True, verbose=False)
         out_dir = Path(HydraConfig.get().runtime.output_dir)
         datamodule, system, trainer = build(cfg)
         if cfg.ckpt_path is not None:  # plain data (weights_only) and this charset/model, or one line
             done = check_resumable(cfg.ckpt_path, system)
-            if done >= cfg.epochs:  # Lightning would stop at once and leave no checkpoint or test
+            if done >= cfg.epochs:  # Lightning would stop at once: no training, NaN val metrics
                 raise ConfigError(f"epochs={cfg.epochs}: {cfg.ckpt_path} has trained {done}; nothing left to train")
         trainer.fit(system, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
+        if cfg.ckpt_path is not None and not trainer.callback_metrics:  # e.g. saved in its last validation
+            raise ConfigError(f"epochs={cfg.epochs}: {cfg.ckpt_path} has trained as many; nothing left to train")
         metrics = fit_and_test_metrics(trainer, system, datamodule)
         # Timings go apart from metrics, so that equal seeds give byte-identical metrics.json.
         timer = next((c for c in trainer.callbacks if isinstance(c, EpochTimer)), None)
@@ -260,20 +264,29 @@ def log_summary(what: str, out_dir: Path, values: dict, keys) -> None:
     log.info("%s", "  ".join(f"{k}={values[k]:.4g}" for k in keys if k in values))
 
 
+def override_keys() -> list[str]:
+    """The keys the command line set (`data.dir=x`, `+foo=1`, `~logger` -> data.dir, foo, logger)."""
+    return [o.split("=")[0].lstrip("+~") for o in HydraConfig.get().overrides.task]
+
+
 def eval_data_config(cfg: DictConfig, spec: dict) -> DictConfig:
     """The data config of the run that wrote the checkpoint (so train/val/test are the split it
     trained on), with `data.*=` overrides on top; `data=...` on the command line replaces it,
     fitted to the label lengths the net reads."""
     run_config = Path(cfg.ckpt_path).resolve().parent.parent / ".hydra" / "config.yaml"
-    keys = [o.split("=")[0].lstrip("+~") for o in HydraConfig.get().overrides.task]
+    keys = override_keys()
     if "data" in keys:
         data = cfg.data.copy()
-        # Fixed heads read exactly spec["length"] characters; a CTC net up to that many.
-        data[("max_length" if spec["kind"] in CTC_KINDS else "length")] = spec["length"]
+        if spec["kind"] in CTC_KINDS:  # reads up to spec["length"] characters
+            data.length, data.max_length = min(data.length, spec["length"]), spec["length"]
+        else:  # fixed heads read exactly spec["length"]
+            data.length, data.max_length = spec["length"], None
         return data
     if not run_config.is_file():  # a copied checkpoint: eval.yaml's default data would be a guess
         raise ConfigError(f"ckpt_path: no run config at {run_config}; name the data, e.g. data=captcha_v2 data.dir=DIR")
     data = OmegaConf.create(OmegaConf.to_container(OmegaConf.load(run_config).data, resolve=True))
+    if "synthetic_seed" not in data:  # a run from before data.synthetic_seed: its set came from `seed`
+        data.synthetic_seed = data.seed
     for key in keys:  # resolved above against the run's own seed and charset
         if key.startswith("data."):
             OmegaConf.update(data, key[5:], OmegaConf.select(cfg, key))
@@ -290,9 +303,10 @@ def evaluate(cfg: DictConfig) -> dict:
         if cfg.batch_size < 1:
             raise ConfigError(f"batch_size must be at least 1, got {cfg.batch_size}")
         reuse_freed_memory()
+        quiet_opencv()
         out_dir = Path(HydraConfig.get().runtime.output_dir)
         # The checkpoint's charset, which a charset= on the command line must then match.
-        named = any(o.split("=")[0] == "charset" for o in HydraConfig.get().overrides.task)
+        named = any(k == "charset" or k.startswith("charset.") for k in override_keys())
         system = load_system(cfg.ckpt_path, symbols=cfg.charset.symbols if named else None)
         spec = system.hparams["net_spec"]
         datamodule = make("data", eval_data_config(cfg, spec), symbols=system.charset.symbols)
