@@ -121,7 +121,7 @@ def test_eval_sweep_names_its_failed_job(tmp_path, tiny_run):
     done = run_script("eval.py", "-m", f"ckpt_path={tmp_path}/none.ckpt,{good}", f"hydra.sweep.dir={sweep}")
     assert done.returncode == 2  # not 0: the first job failed ...
     assert done.stderr.strip().splitlines()[-1] == (
-        f"error: 1 sweep job(s) failed, the first 0: no checkpoint file at {tmp_path}/none.ckpt"
+        f"error: 1 sweep job(s) failed (0); the first: no checkpoint file at {tmp_path}/none.ckpt"
     )
     assert (sweep / "1" / "eval.json").is_file()  # ... and the second still ran
 

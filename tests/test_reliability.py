@@ -13,11 +13,13 @@ from pathlib import Path
 
 import pytest
 import torch
+from omegaconf import OmegaConf
 
 from captcha_lab.charset import REPORT36, Charset
 from captcha_lab.checkpoint import CheckpointError, check_resumable, read_checkpoint
 from captcha_lab.data import CaptchaDataModule
 from captcha_lab.errors import DataError
+from captcha_lab.hydra_hooks import FailedJobs
 from captcha_lab.images import MAX_PIXELS, ImageError, load_folder, read_gray
 from captcha_lab.pipeline import build, train
 from captcha_lab.system import load_system
@@ -159,8 +161,8 @@ def test_user_errors_are_one_clear_line_and_leave_earlier_runs_alone(make_cfg, t
         ([f"ckpt_path={tmp_path}/none.ckpt"], 2, f"error: ckpt_path: no checkpoint file at {tmp_path}/none.ckpt"),
         ([f"ckpt_path={last}", "charset=report36"], 2, f"error: {last}: trained on charset '2345678bcdefgmnpwxy'"),
         ([f"ckpt_path={last}", "model.hidden=32"], 2, f"error: {last}: does not fit this model (net.heads.hidden.bias"),
-        (["-m", "trainer=ddp_cpu"], 2, "error: 1 sweep job(s) failed, the first 0_synthetic-report_cnn-adam-lr0.001"
-                                       "-relu: trainer: DDP cannot run inside a multirun (-m)"),
+        (["-m", "trainer=ddp_cpu"], 2, "error: 1 sweep job(s) failed (0_synthetic-report_cnn-adam-lr0.001-relu); "
+                                       "the first: trainer: DDP cannot run inside a multirun (-m)"),
         (["data.length=abc"], 2, "error: data.length must be an integer, got 'abc'"),
         (["data.test_fraction=1.5"], 2, "error: data.test_fraction must be in [0, 1), got 1.5"),
         (["data.synthetic=5", f"data.dir={tmp_path}/text"], 2, f"error: {tmp_path}/text holds files not made by"),
@@ -217,6 +219,17 @@ def test_a_reused_run_or_sweep_dir_is_refused_before_hydra_rewrites_it(tmp_path,
     assert cli([*base, "epochs=2", f"ckpt_path={run}/checkpoints/last.ckpt", f"hydra.run.dir={run}"])[0][0] == 0
 
 
+def test_failed_sweep_jobs_are_named_in_job_order(tmp_path, capsys):
+    for job, message in [("10_b", "second"), ("2_a", "first"), ("3_c", None)]:
+        (tmp_path / job).mkdir()
+        if message:
+            (tmp_path / job / "error.txt").write_text(message + "\n")
+    with pytest.raises(SystemExit) as stop:
+        FailedJobs().on_multirun_end(OmegaConf.create({"hydra": {"sweep": {"dir": str(tmp_path)}}}))
+    assert stop.value.code == 2
+    assert capsys.readouterr().err == "error: 2 sweep job(s) failed (2_a, 10_b); the first: first\n"
+
+
 def test_a_sweep_goes_on_past_a_job_with_a_bad_value(tmp_path, tiny_dir):
     sweep, out = tmp_path / "sweep", tmp_path / "results.json"
     argv = ["-m", f"data.dir={tiny_dir}", "data.synthetic=0", "epochs=1", "~callbacks.progress_bar"]
@@ -227,7 +240,7 @@ def test_a_sweep_goes_on_past_a_job_with_a_bad_value(tmp_path, tiny_dir):
     assert code == 2  # the sweep as a whole failed ...
     bad_job = "1_synthetic-report_cnn-adam-lr-1.0-relu"
     last_line = stderr.strip().splitlines()[-1]
-    assert last_line == f"error: 1 sweep job(s) failed, the first {bad_job}: lr must be a positive number, got -1.0"
+    assert last_line == f"error: 1 sweep job(s) failed ({bad_job}); the first: lr must be a positive number, got -1.0"
     # ... but the jobs after the bad one ran, and the summary has them.
     assert [p.parent.name[0] for p in sorted(sweep.glob("*/metrics.json"))] == ["0", "2"]
     assert (sweep / bad_job / "error.txt").is_file()

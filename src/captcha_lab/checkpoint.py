@@ -82,8 +82,9 @@ def load_net_and_hparams(
 def check_resumable(path: str | Path, system: "CaptchaSystem") -> int:
     """Before `fit(ckpt_path=...)`: the checkpoint must be plain data and fit `system`. Lightning
     would otherwise fail with a state-dict traceback, or (same sizes, other symbols) silently
-    train a model whose outputs mean other characters. Returns its epochs done, as Lightning's
-    fit loop counts them (it stops once they reach max_epochs)."""
+    train a model whose outputs mean other characters. Returns its epochs done as Lightning's fit
+    loop reads them at a resume (it stops once they reach max_epochs); one saved during its last
+    validation counts one more there (train() checks after fit for that)."""
     ckpt = read_checkpoint(path)
     check_matches(path, ckpt, system.hparams["symbols"], system.hparams["net_spec"]["kind"])
     theirs = {k: tuple(v.shape) for k, v in ckpt["state_dict"].items()}

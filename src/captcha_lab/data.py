@@ -55,6 +55,8 @@ def check_settings(hp: dict) -> None:
         raise ConfigError(f"data.fold={fold} needs data.folds > 1 (k-fold cross-validation), got {folds}")
     if folds and not 0 <= fold < folds:
         raise ConfigError(f"data.fold must be in [0, data.folds={folds}), got {fold}")
+    if hp["num_workers"] < 0:
+        raise ConfigError(f"data.num_workers must be >= 0, got {hp['num_workers']}")
     if hp["synthetic"] < 0:
         raise ConfigError(f"data.synthetic must be >= 0, got {hp['synthetic']}")
 

@@ -28,7 +28,9 @@ class ConfigError(CaptchaLabError):
 def user_errors(sweep_job: Path | None = None) -> Iterator[None]:
     """Report a user error (bad data, bad config) as one line, not a traceback: on stderr with
     exit status 2 or, for a `sweep_job` dir, into its error.txt, so that the sweep's other jobs
-    still run (hydra_hooks.SweepSummary reports the failed ones at the end)."""
+    still run (hydra_hooks.FailedJobs names the failed ones at the end)."""
+    if sweep_job is not None:  # one from an earlier sweep into the same dir is not this job's
+        (sweep_job / ERROR_FILE).unlink(missing_ok=True)
     try:
         yield
     except CaptchaLabError as e:

@@ -66,7 +66,14 @@ class FailedJobs(Callback):
     Hydra, which calls the end hooks in reverse order, writes the summary first."""
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        failed = sorted(Path(config.hydra.sweep.dir).glob(f"*/{ERROR_FILE}"))
+        # Job dirs start with the job's number: 2_ before 10_.
+        failed = sorted(Path(config.hydra.sweep.dir).glob(f"*/{ERROR_FILE}"), key=lambda p: job_number(p.parent))
         if failed:
+            names = ", ".join(p.parent.name for p in failed)
             first = failed[0].read_text().strip()
-            refuse(f"{len(failed)} sweep job(s) failed, the first {failed[0].parent.name}: {first}")
+            refuse(f"{len(failed)} sweep job(s) failed ({names}); the first: {first}")
+
+
+def job_number(job_dir: Path) -> int:
+    head = job_dir.name.split("_")[0]
+    return int(head) if head.isdigit() else -1

@@ -278,7 +278,9 @@ def eval_data_config(cfg: DictConfig, spec: dict) -> DictConfig:
     if "data" in keys:
         data = cfg.data.copy()
         if spec["kind"] in CTC_KINDS:  # reads up to spec["length"] characters
-            data.length, data.max_length = min(data.length, spec["length"]), spec["length"]
+            if type(data.length) is int:  # else data.check_settings names the bad value
+                data.length = min(data.length, spec["length"])
+            data.max_length = spec["length"]
         else:  # fixed heads read exactly spec["length"]
             data.length, data.max_length = spec["length"], None
         return data
