@@ -42,13 +42,14 @@ def png_header(width: int, height: int) -> bytes:
 
 @pytest.fixture
 def mixed_dir(tmp_path, tiny_dir) -> Path:
-    """The tiny set plus a truncated PNG, a zero-byte file, a bomb and a text file."""
+    """The tiny set plus a truncated PNG, a zero-byte file, a bomb, a broken link and a text file."""
     folder = tmp_path / "mixed"
     shutil.copytree(tiny_dir, folder)
     good = sorted(folder.glob("*.png"))
     (folder / "22222.png").write_bytes(good[0].read_bytes()[:200])  # truncated mid-IDAT
     (folder / "33333.png").write_bytes(b"")
     (folder / "44444.png").write_bytes(png_header(8_000, 8_000))
+    (folder / "55555.png").symlink_to(folder / "gone.png")
     (folder / "notes.txt").write_text("not an image")
     return folder
 
@@ -58,8 +59,8 @@ def test_unreadable_files_are_skipped_and_named(mixed_dir, tiny_dir, caplog):
         data = load_folder(mixed_dir, CHARSET, 5)
     assert len(data) == len(list(tiny_dir.glob("*.png")))
     warning = " ".join(r.getMessage() for r in caplog.records if r.levelno == logging.WARNING)
-    assert "skipped 3 file(s) that could not be read" in warning
-    for name in ("22222.png", "33333.png", "44444.png"):
+    assert "skipped 4 file(s) that could not be read" in warning
+    for name in ("22222.png", "33333.png", "44444.png", "55555.png: cannot be opened"):
         assert name in warning
 
 

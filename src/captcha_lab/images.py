@@ -61,6 +61,8 @@ def read_gray(path: str | Path, size: tuple[int, int] = IMAGE_SIZE) -> np.ndarra
         return decode_gray(np.fromfile(path, np.uint8), size)
     except ImageError as e:
         raise ImageError(f"{path}: {e}") from None
+    except OSError as e:  # a broken link, no permission: skipped and named like a corrupt file
+        raise ImageError(f"{path}: cannot be opened ({e.strerror or e})") from None
 
 
 def to_tensor(images: list[np.ndarray]) -> torch.Tensor:
@@ -95,7 +97,8 @@ def list_images(folder: str | Path) -> list[Path]:
     folder = Path(folder)
     if not folder.is_dir():
         raise DataError(f"data folder not found: {folder}")
-    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    # Not is_file(): a broken link must be counted as unreadable, not silently left out.
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and not p.is_dir())
     if not files:
         raise DataError(f"no image files ({', '.join(sorted(IMAGE_SUFFIXES))}) in {folder}")
     return files

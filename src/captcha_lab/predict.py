@@ -20,12 +20,12 @@ from torch import nn
 
 from captcha_lab.charset import Charset
 from captcha_lab.checkpoint import load_net
-from captcha_lab.errors import CaptchaLabError, ConfigError, require, user_errors
+from captcha_lab.errors import CaptchaLabError, ConfigError, DataError, require, user_errors
 from captcha_lab.images import (
     IMAGE_SIZE,
-    IMAGE_SUFFIXES,
     ImageError,
     decode_gray,
+    list_images,
     quiet_opencv,
     read_gray,
     to_tensor,
@@ -126,10 +126,10 @@ def expand_inputs(spec: str) -> list[Path]:
     if path.is_file():
         return [path]
     if path.is_dir():
-        files = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-        if not files:
-            raise InputError(f"input: no image files in folder {spec}")
-        return files
+        try:
+            return list_images(path)  # a broken link included: an input that cannot be read
+        except DataError:
+            raise InputError(f"input: no image files in folder {spec}") from None
     matches = sorted(Path(p) for p in glob.glob(spec, recursive=True) if Path(p).is_file())
     if not matches:
         raise InputError(f"input: no file, folder or glob match for {spec}")
