@@ -32,8 +32,18 @@ def split_indices(
 def check_settings(hp: dict) -> None:
     """One line naming the data.* key, before any data is read (types first: comparing a string
     would fail with a TypeError that names nothing)."""
-    ints = ("length", "batch_size", "eval_batch_size", "seed", "synthetic", "synthetic_seed", "folds", "fold")
-    for key in (*ints, "num_workers", *(["max_length"] if hp["max_length"] is not None else [])):
+    ints = [
+        "length",
+        "batch_size",
+        "eval_batch_size",
+        "seed",
+        "synthetic",
+        "synthetic_seed",
+        "folds",
+        "fold",
+        "num_workers",
+    ]
+    for key in ints + (["max_length"] if hp["max_length"] is not None else []):
         if not isinstance(hp[key], int) or isinstance(hp[key], bool):
             raise ConfigError(f"data.{key} must be an integer, got {hp[key]!r}")
     for key in ("val_fraction", "test_fraction"):

@@ -47,6 +47,11 @@ def user_errors(sweep_job: Path | None = None) -> Iterator[None]:
 REQUIRED_EXAMPLES = {"ckpt_path": "outputs/runs/<run>/checkpoints/best.ckpt", "input": "captchas/"}
 
 
+def require_at_least_one(cfg: DictConfig, key: str) -> None:
+    if cfg[key] < 1:
+        raise ConfigError(f"{key} must be at least 1, got {cfg[key]}")
+
+
 def require(cfg: DictConfig, *keys: str) -> None:
     for key in keys:
         if OmegaConf.is_missing(cfg, key):

@@ -25,7 +25,7 @@ from omegaconf import MISSING, DictConfig, OmegaConf
 from captcha_lab import errors
 from captcha_lab.callbacks import EpochTimer
 from captcha_lab.checkpoint import check_resumable, load_net
-from captcha_lab.errors import CaptchaLabError, ConfigError, require
+from captcha_lab.errors import CaptchaLabError, ConfigError, require, require_at_least_one
 from captcha_lab.evaluate import analyse
 from captcha_lab.images import quiet_opencv
 from captcha_lab.malloc import reuse_freed_memory
@@ -302,8 +302,7 @@ def evaluate(cfg: DictConfig) -> dict:
     """Metrics of a checkpoint on train/val/test, per-character scores and figures (eval.json)."""
     with user_errors():
         require(cfg, "ckpt_path")
-        if cfg.batch_size < 1:
-            raise ConfigError(f"batch_size must be at least 1, got {cfg.batch_size}")
+        require_at_least_one(cfg, "batch_size")
         reuse_freed_memory()
         quiet_opencv()
         out_dir = Path(HydraConfig.get().runtime.output_dir)

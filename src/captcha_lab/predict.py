@@ -20,7 +20,7 @@ from torch import nn
 
 from captcha_lab.charset import Charset
 from captcha_lab.checkpoint import load_net
-from captcha_lab.errors import CaptchaLabError, ConfigError, DataError, require, user_errors
+from captcha_lab.errors import CaptchaLabError, ConfigError, DataError, require, require_at_least_one, user_errors
 from captcha_lab.images import (
     IMAGE_SIZE,
     ImageError,
@@ -153,8 +153,7 @@ def checked(cfg: DictConfig) -> DictConfig:
         cfg = OmegaConf.merge(OmegaConf.structured(PredictConfig), cfg)
     except ValidationError as e:
         raise ConfigError(f"{e.full_key}: {str(e).splitlines()[0]}") from None
-    if cfg.batch_size < 1:
-        raise ConfigError(f"batch_size must be at least 1, got {cfg.batch_size}")
+    require_at_least_one(cfg, "batch_size")
     require(cfg, "ckpt_path", "input")
     check_device(cfg.device)
     # Before any work, not after every image is read: the CSV must be writable.
