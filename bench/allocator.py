@@ -1,4 +1,4 @@
-"""What `captcha_lab.malloc.reuse_freed_memory` buys: report-model images/s and page faults per
+"""What `captcha_lab.memory.reuse_freed_memory` buys: report-model images/s and page faults per
 step, training and inference, each setting in a fresh process.
 
     .venv/bin/python bench/allocator.py [--steps 20]
@@ -14,7 +14,7 @@ import time
 import torch
 import torch.nn.functional as F
 
-from captcha_lab.malloc import reuse_freed_memory
+from captcha_lab.memory import reuse_freed_memory
 from captcha_lab.nets import ReportCNN
 
 CASES = [(32, True), (64, True), (32, False), (256, False)]  # (batch, training?)

@@ -23,7 +23,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from captcha_lab.images import load_folder
-from captcha_lab.malloc import reuse_freed_memory
+from captcha_lab.memory import reuse_freed_memory
 from captcha_lab.nets import ReportCNN
 from captcha_lab.predict import Predictor
 

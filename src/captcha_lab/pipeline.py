@@ -28,7 +28,7 @@ from captcha_lab.checkpoint import check_resumable, load_net
 from captcha_lab.errors import CaptchaLabError, ConfigError, require, require_at_least_one
 from captcha_lab.evaluate import analyse
 from captcha_lab.images import quiet_opencv
-from captcha_lab.malloc import reuse_freed_memory
+from captcha_lab.memory import freeze_loaded_objects, reuse_freed_memory
 from captcha_lab.plots import plot_run
 from captcha_lab.system import CTC_KINDS, CaptchaSystem, load_system
 
@@ -195,6 +195,7 @@ def train(cfg: DictConfig) -> float:
         validate(cfg)
         start = time.perf_counter()
         reuse_freed_memory()
+        freeze_loaded_objects()
         quiet_opencv()
         L.seed_everything(cfg.seed, workers=True, verbose=False)
         out_dir = Path(HydraConfig.get().runtime.output_dir)
@@ -304,6 +305,7 @@ def evaluate(cfg: DictConfig) -> dict:
         require(cfg, "ckpt_path")
         require_at_least_one(cfg, "batch_size")
         reuse_freed_memory()
+        freeze_loaded_objects()
         quiet_opencv()
         out_dir = Path(HydraConfig.get().runtime.output_dir)
         # The checkpoint's charset, which a charset= on the command line must then match.

@@ -30,7 +30,7 @@ from captcha_lab.images import (
     read_gray,
     to_tensor,
 )
-from captcha_lab.malloc import reuse_freed_memory
+from captcha_lab.memory import freeze_loaded_objects, reuse_freed_memory
 
 Image = str | Path | np.ndarray | PIL.Image.Image
 
@@ -177,6 +177,7 @@ def run(cfg: DictConfig) -> int:
         cfg = checked(cfg)
         paths = expand_inputs(str(cfg.input))
         reuse_freed_memory()
+        freeze_loaded_objects()
         quiet_opencv()
         predictor = Predictor.from_checkpoint(cfg.ckpt_path, batch_size=cfg.batch_size, device=cfg.device)
         rows, failed = [], 0

@@ -1,9 +1,11 @@
+import gc
 import json
 import platform
 import subprocess
 import sys
+import weakref
 
-from captcha_lab.malloc import reuse_freed_memory
+from captcha_lab.memory import freeze_loaded_objects, reuse_freed_memory
 
 from .conftest import ROOT
 
@@ -23,3 +25,22 @@ def test_training_steps_stop_faulting_in_memory():
     # hundred at most while the heap settles.
     _, faults_per_step = cases[1]
     assert faults_per_step < 10_000
+
+
+def test_freeze_collects_garbage_before_freezing_the_rest():
+    class Node:
+        pass
+
+    cycle = Node()
+    cycle.self = cycle  # garbage only a collection frees
+    dead = weakref.ref(cycle)
+    alive = Node()
+    del cycle
+    gc.unfreeze()
+    try:
+        freeze_loaded_objects()
+        assert dead() is None  # collected, not frozen (frozen cycles are never freed)
+        assert gc.get_freeze_count() > 0
+        assert not any(o is alive for o in gc.get_objects())  # exempt from later collections
+    finally:
+        gc.unfreeze()
