@@ -1,4 +1,5 @@
 import logging
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -6,11 +7,11 @@ import pytest
 import torch
 from PIL import Image
 
-from captcha_lab.charset import REPORT36, Charset
+from captcha_lab.charset import CAPTCHA_V2, REPORT36, Charset
 from captcha_lab.data import CaptchaDataModule, split_indices
 from captcha_lab.errors import DataError
 from captcha_lab.images import load_folder, read_gray
-from captcha_lab.synthetic import MANIFEST, ensure_synthetic
+from captcha_lab.synthetic import MANIFEST, ensure_synthetic, set_folder
 
 CHARSET = Charset()
 
@@ -86,29 +87,45 @@ def test_datamodule_test_dir_replaces_held_out_fraction(tiny_dir, tmp_path):
     assert x.shape == (8, 1, 50, 200) and x.dtype == torch.float32 and y.shape == (8, 5)
 
 
-def test_synthetic_is_deterministic_and_regenerated_on_change(tmp_path):
+def test_synthetic_is_deterministic_and_other_settings_get_their_own_folder(tmp_path):
     a = ensure_synthetic(tmp_path / "a", n=5, seed=3)
     b = ensure_synthetic(tmp_path / "b", n=5, seed=3)
+    assert a.parent == tmp_path / "a" and a.name.startswith("5x5-seed3-") and a.name == b.name
     names = sorted(p.name for p in a.glob("*.png"))
     assert names == sorted(p.name for p in b.glob("*.png")) and len(names) == 5
     assert all((a / n).read_bytes() == (b / n).read_bytes() for n in names)
     mtime = (a / MANIFEST).stat().st_mtime_ns
-    ensure_synthetic(tmp_path / "a", n=5, seed=3)  # same settings: untouched
+    assert ensure_synthetic(tmp_path / "a", n=5, seed=3) == a  # same settings: untouched
     assert (a / MANIFEST).stat().st_mtime_ns == mtime
-    ensure_synthetic(tmp_path / "a", n=6, seed=3)  # changed settings: regenerated
-    assert len(list(a.glob("*.png"))) == 6
+    c = ensure_synthetic(tmp_path / "a", n=6, seed=3)  # other settings: beside it, not over it
+    assert c != a and len(list(c.glob("*.png"))) == 6
+    assert (a / MANIFEST).stat().st_mtime_ns == mtime and len(list(a.glob("*.png"))) == 5
+
+
+def test_synthetic_set_in_the_old_layout_is_used_and_kept(tmp_path):
+    # Before sets had folders of their own, one set sat directly in data.dir (data/synthetic).
+    old = ensure_synthetic(tmp_path / "x", n=5, seed=3)
+    old.rename(tmp_path / "flat")
+    root = tmp_path / "flat"
+    assert ensure_synthetic(root, n=5, seed=3) == root  # same settings: read from there
+    assert set_folder(root, 5, 3, CAPTCHA_V2, 5, (50, 200)) == root
+    other = ensure_synthetic(root, n=5, seed=4)  # e.g. evaluating an older run of another seed
+    assert other.parent == root and len(list(other.glob("*.png"))) == 5
+    assert len(list(root.glob("*.png"))) == 5
 
 
 def test_seed_sweep_shares_one_synthetic_set(tmp_path):
     # `seed` draws the split; the set has its own seed, so jobs of a seed sweep neither regenerate
     # it one after another nor delete it under each other.
     def prepare(**kw):
-        CaptchaDataModule(dir=str(tmp_path / "s"), synthetic=6, **kw).prepare_data()
-        return (tmp_path / "s" / MANIFEST).stat().st_mtime_ns
+        dm = CaptchaDataModule(dir=str(tmp_path / "s"), synthetic=6, **kw)
+        dm.prepare_data()
+        return dm.folder, (Path(dm.folder) / MANIFEST).stat().st_mtime_ns
 
     first = prepare(seed=0)
     assert prepare(seed=1) == first
-    assert prepare(seed=1, synthetic_seed=1) != first
+    assert prepare(seed=1, synthetic_seed=1)[0] != first[0]
+    assert prepare(seed=2) == first  # the other set did not replace it
 
 
 def test_synthetic_refuses_foreign_folder(tmp_path):

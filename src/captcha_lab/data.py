@@ -7,7 +7,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from captcha_lab.charset import CAPTCHA_V2, Charset
 from captcha_lab.errors import ConfigError, DataError
 from captcha_lab.images import IMAGE_SIZE, LabelledImages, load_folder
-from captcha_lab.synthetic import ensure_synthetic
+from captcha_lab.synthetic import ensure_synthetic, set_folder
 
 log = logging.getLogger(__name__)
 
@@ -74,8 +74,8 @@ def check_settings(hp: dict) -> None:
 class CaptchaDataModule(L.LightningDataModule):
     """Any folder of filename-labelled captchas, decoded once and held in memory as tensors.
 
-    `synthetic > 0` first generates that many captchas into `dir` (once, from `synthetic_seed`:
-    `seed` draws the split, so a seed sweep trains on one set instead of regenerating it per job)."""
+    `synthetic > 0` first generates that many captchas into a folder of their own inside `dir`
+    (once, from `synthetic_seed`: `seed` draws the split, so a seed sweep trains on one set)."""
 
     def __init__(
         self,
@@ -101,30 +101,32 @@ class CaptchaDataModule(L.LightningDataModule):
         self.charset = Charset(symbols)
         self.splits: dict[str, LabelledImages] = {}
 
+    def _synthetic(self) -> tuple:
+        hp = self.hparams
+        return hp.dir, hp.synthetic, hp.synthetic_seed, hp.symbols, hp.length, IMAGE_SIZE
+
     def prepare_data(self) -> None:
         if self.hparams.synthetic:
-            ensure_synthetic(
-                self.hparams.dir,
-                self.hparams.synthetic,
-                self.hparams.synthetic_seed,
-                self.hparams.symbols,
-                self.hparams.length,
-                IMAGE_SIZE,
-            )
+            ensure_synthetic(*self._synthetic())
+
+    @property
+    def folder(self) -> str:
+        """The images' folder: `dir`, or with `synthetic` the set's own folder inside it."""
+        return str(set_folder(*self._synthetic())) if self.hparams.synthetic else self.hparams.dir
 
     def setup(self, stage: str | None = None) -> None:
         if self.splits:
             return  # decoded once per process, whatever the stage
         hp = self.hparams
-        data = load_folder(hp.dir, self.charset, hp.length, max_length=hp.max_length)
+        data = load_folder(self.folder, self.charset, hp.length, max_length=hp.max_length)
         test_fraction = 0.0 if hp.test_dir else hp.test_fraction
         idx = split_indices(len(data), hp.seed, hp.val_fraction, test_fraction, hp.folds, hp.fold)
         self.splits = {name: data.subset(i) for name, i in idx.items()}
         if hp.test_dir:
             self.splits["test"] = load_folder(hp.test_dir, self.charset, hp.length, max_length=hp.max_length)
         if len(self.splits["train"]) == 0:
-            raise DataError(f"{hp.dir}: {len(data)} usable images leave none for training")
-        log.info("data %s: %s", hp.dir, ", ".join(f"{k} {len(v)}" for k, v in self.splits.items()))
+            raise DataError(f"{self.folder}: {len(data)} usable images leave none for training")
+        log.info("data %s: %s", self.folder, ", ".join(f"{k} {len(v)}" for k, v in self.splits.items()))
 
     def _loader(self, split: str, train: bool = False) -> DataLoader:
         data = self.splits[split]

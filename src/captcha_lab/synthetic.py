@@ -1,6 +1,7 @@
 """Deterministic synthetic captchas (the `captcha` package) written as a filename-labelled folder,
 so the default training run works offline and reads them like any real folder."""
 
+import hashlib
 import json
 import logging
 import random
@@ -63,32 +64,61 @@ def _read_manifest(path: Path) -> dict:
         ) from None
 
 
+def set_folder(root: str | Path, n: int, seed: int, symbols: str, length: int, size: tuple[int, int]) -> Path:
+    """Where the set with these settings lives under `root`: a folder of its own, named after
+    them, so that sets of other settings (another seed or length, a sweep over them, an older
+    run's) never replace each other."""
+    return _folder(Path(root), _settings(n, seed, symbols, length, size))
+
+
+def _folder(root: Path, settings: dict) -> Path:
+    if _made(root, settings):  # one set directly in root, as written before sets had folders
+        return root
+    digest = hashlib.sha1(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:8]
+    return root / f"{settings['n']}x{settings['length']}-seed{settings['seed']}-{digest}"
+
+
+def _check_root(root: Path) -> None:
+    """Refuse a root holding anything but captcha-lab's sets (e.g. a real dataset's images)."""
+    if not root.is_dir() or (root / MANIFEST).is_file():
+        return
+    for entry in root.iterdir():
+        if not entry.name.startswith(".") and not (entry / MANIFEST).is_file():
+            raise DataError(f"{root} holds files not made by captcha-lab ({entry.name}); choose another data.dir")
+
+
 def ensure_synthetic(
-    folder: str | Path,
+    root: str | Path,
     n: int = 1040,
     seed: int = 0,
     symbols: str = "2345678bcdefgmnpwxy",
     length: int = 5,
     size: tuple[int, int] = (50, 200),
 ) -> Path:
-    """Generate the set once; regenerate only when it is missing or its settings changed."""
-    folder = Path(folder)
+    """The set's folder under `root` (see set_folder), generated there once."""
+    root = Path(root)
     settings = _settings(n, seed, symbols, length, size)
-    manifest = folder / MANIFEST
-    if manifest.is_file() and _read_manifest(manifest) == settings:
+    folder = _folder(root, settings)
+    if _made(folder, settings):
         return folder
-    if folder.exists() and not manifest.is_file() and any(folder.iterdir()):
-        raise DataError(f"{folder} holds files not made by captcha-lab; choose another data.dir")
+    _check_root(root)
     log.info("generating %d synthetic captchas into %s", n, folder)
-    folder.parent.mkdir(parents=True, exist_ok=True)
+    root.mkdir(parents=True, exist_ok=True)
     # Build next to the target and swap in whole, so an interrupted run never leaves half a set.
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=root))
     try:
         generate(tmp, n, seed, symbols, length, size)
         (tmp / MANIFEST).write_text(json.dumps(settings, indent=1))
-        if folder.exists():
+        if _made(folder, settings):  # by a parallel job of the same sweep, meanwhile: it may be reading it
+            return folder
+        if folder.exists():  # its manifest was edited (the folder's name is its settings' digest)
             shutil.rmtree(folder)
         tmp.rename(folder)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return folder
+
+
+def _made(folder: Path, settings: dict) -> bool:
+    manifest = folder / MANIFEST
+    return manifest.is_file() and _read_manifest(manifest) == settings
