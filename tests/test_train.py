@@ -69,6 +69,19 @@ def test_resume_from_an_interrupted_validation_logs_no_empty_train_epoch(make_cf
         assert len(history[tag]) == 2 and all(math.isfinite(v) for v in history[tag].values()), tag
 
 
+def test_resume_of_a_run_stopped_in_its_last_validation_is_refused(make_cfg, capsys):
+    # Its epochs done read one fewer than Lightning counts at the resume, so the check before fit
+    # lets it through; fit then trains nothing and the check after it refuses.
+    stop = "+callbacks.stop._target_=tests.test_train.StopInSecondValidation"
+    with pytest.raises(SystemExit):
+        train(make_cfg("epochs=2", stop))
+    ckpt = Path(make_cfg().hydra.runtime.output_dir) / "checkpoints" / "interrupted.ckpt"
+    with pytest.raises(SystemExit) as stopped:
+        train(make_cfg("epochs=2", f"ckpt_path={ckpt}"))
+    assert stopped.value.code == 2
+    assert capsys.readouterr().err.endswith(f"error: epochs=2: {ckpt} has trained as many; nothing left to train\n")
+
+
 def test_tilde_logger_logs_nothing(make_cfg):
     cfg = make_cfg("~logger")  # one real epoch: fast_dev_run would swap any logger for a dummy
     train(cfg)
