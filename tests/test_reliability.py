@@ -1,6 +1,7 @@
 """Bad input, user errors at the command line, untouched earlier runs, safe checkpoints, resource
 bounds, seeded splits. Interruption and DDP (subprocess trainings) are in test_interrupt.py."""
 
+import csv
 import hashlib
 import json
 import logging
@@ -19,7 +20,7 @@ from captcha_lab.charset import REPORT36, Charset
 from captcha_lab.checkpoint import CheckpointError, check_resumable, read_checkpoint
 from captcha_lab.data import CaptchaDataModule
 from captcha_lab.errors import DataError
-from captcha_lab.hydra_hooks import FailedJobs
+from captcha_lab.hydra_hooks import FailedJobs, KeepEarlierRuns
 from captcha_lab.images import MAX_PIXELS, ImageError, load_folder, read_gray
 from captcha_lab.pipeline import build, train
 from captcha_lab.system import load_system
@@ -221,14 +222,27 @@ def test_a_reused_run_or_sweep_dir_is_refused_before_hydra_rewrites_it(tmp_path,
 
 
 def test_failed_sweep_jobs_are_named_in_job_order(tmp_path, capsys):
-    for job, message in [("10_b", "second"), ("2_a", "first"), ("3_c", None)]:
-        (tmp_path / job).mkdir()
+    for job, message in [("10_b", "second"), ("2_a", "first"), ("3_c", None), ("x/y", "nested")]:
+        (tmp_path / job).mkdir(parents=True)
         if message:
             (tmp_path / job / "error.txt").write_text(message + "\n")
     with pytest.raises(SystemExit) as stop:
         FailedJobs().on_multirun_end(OmegaConf.create({"hydra": {"sweep": {"dir": str(tmp_path)}}}))
     assert stop.value.code == 2
-    assert capsys.readouterr().err == "error: 2 sweep job(s) failed (2_a, 10_b); the first: first\n"
+    assert capsys.readouterr().err == "error: 3 sweep job(s) failed (2_a, 10_b, x/y); the first: first\n"
+
+
+def test_a_sweep_dir_holding_jobs_at_any_depth_is_refused(tmp_path, capsys):
+    # A hydra.sweep.subdir with `/` (e.g. `${optimizer}/${lr}`) puts the jobs deeper; optuna
+    # writes no multirun.yaml, so the jobs themselves show that a sweep ran there.
+    config = OmegaConf.create({"hydra": {"sweep": {"dir": str(tmp_path)}}})
+    (tmp_path / "adam" / "0.001" / "checkpoints").mkdir(parents=True)
+    KeepEarlierRuns().on_multirun_start(config)  # no checkpoint yet: a sweep may start there
+    (tmp_path / "adam" / "0.001" / "checkpoints" / "last.ckpt").write_bytes(b"")
+    with pytest.raises(SystemExit):
+        KeepEarlierRuns().on_multirun_start(config)
+    held = "already holds a sweep (adam/0.001/checkpoints/last.ckpt)"
+    assert capsys.readouterr().err == f"error: hydra.sweep.dir: {tmp_path} {held}; choose another dir\n"
 
 
 def test_a_sweep_goes_on_past_a_job_with_a_bad_value(tmp_path, tiny_dir):
@@ -246,6 +260,24 @@ def test_a_sweep_goes_on_past_a_job_with_a_bad_value(tmp_path, tiny_dir):
     assert [p.parent.name[0] for p in sorted(sweep.glob("*/metrics.json"))] == ["0", "2"]
     assert (sweep / bad_job / "error.txt").is_file()
     assert len((sweep / "summary.csv").read_text().splitlines()) == 3  # header + the two jobs
+
+
+def test_a_sweep_into_nested_job_dirs_is_summarized(tmp_path, tiny_dir):
+    sweep, out = tmp_path / "sweep", tmp_path / "results.json"
+    argv = ["-m", f"data.dir={tiny_dir}", "data.synthetic=0", "epochs=1", "~callbacks.progress_bar"]
+    argv += [
+        "optimizer=adam,sgd",
+        f"hydra.sweep.dir={sweep}",
+        "hydra.sweep.subdir=${hydra.job.num}/${hydra:runtime.choices.optimizer}",
+    ]
+    subprocess.run([sys.executable, "-c", CLI_RUNNER, json.dumps([argv]), str(out)], cwd=ROOT, check=True)
+    [(code, stderr)] = json.loads(out.read_text())
+    assert code == 0, stderr
+    with open(sweep / "summary.csv") as f:
+        assert sorted(row["job"] for row in csv.DictReader(f)) == ["0/adam", "1/sgd"]
+    curves = (sweep / "curves.md").read_text()  # a row per job, labelled by what sets it apart
+    assert "| optimizer=adam | 1 |" in curves and "| optimizer=sgd | 1 |" in curves
+    assert {p.name for p in sweep.glob("val_*.png")} == {"val_seq_acc.png", "val_char_acc.png", "val_loss.png"}
 
 
 def _fake_checkpoint(make_cfg, path: Path, **spec_changes) -> Path:

@@ -10,6 +10,7 @@ from omegaconf import DictConfig
 
 from captcha_lab.errors import ERROR_FILE, ConfigError, user_errors
 from captcha_lab.plots import summarize_sweep
+from captcha_lab.sweep import job_dirs, job_name
 
 log = logging.getLogger("captcha_lab")
 
@@ -44,9 +45,8 @@ class KeepEarlierRuns(Callback):
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
         # multirun.yaml is the basic sweeper's; optuna's writes none, so look into the jobs too.
-        jobs = sorted(p for p in sweep_dir.glob("*") if p.is_dir()) if sweep_dir.is_dir() else []
         found = ["multirun.yaml"] if (sweep_dir / "multirun.yaml").is_file() else []
-        found += [f"{job.name}/{what}" for job in jobs if (what := holds_a_run(job))]
+        found += [f"{job_name(sweep_dir, job)}/{what}" for job in job_dirs(sweep_dir) if (what := holds_a_run(job))]
         if found:
             refuse(f"hydra.sweep.dir: {sweep_dir} already holds a sweep ({found[0]}); choose another dir")
 
@@ -66,14 +66,9 @@ class FailedJobs(Callback):
     Hydra, which calls the end hooks in reverse order, writes the summary first."""
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        # Job dirs start with the job's number: 2_ before 10_.
-        failed = sorted(Path(config.hydra.sweep.dir).glob(f"*/{ERROR_FILE}"), key=lambda p: job_number(p.parent))
+        sweep_dir = Path(config.hydra.sweep.dir)
+        failed = [job for job in job_dirs(sweep_dir) if (job / ERROR_FILE).is_file()]
         if failed:
-            names = ", ".join(p.parent.name for p in failed)
-            first = failed[0].read_text().strip()
+            names = ", ".join(job_name(sweep_dir, job) for job in failed)
+            first = (failed[0] / ERROR_FILE).read_text().strip()
             refuse(f"{len(failed)} sweep job(s) failed ({names}); the first: {first}")
-
-
-def job_number(job_dir: Path) -> int:
-    head = job_dir.name.split("_")[0]
-    return int(head) if head.isdigit() else -1

@@ -12,7 +12,7 @@ matplotlib.use("Agg")  # headless: servers, CI and sweeps have no display
 import matplotlib.pyplot as plt  # noqa: E402
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator  # noqa: E402
 
-from captcha_lab.sweep import write_summary  # noqa: E402
+from captcha_lab.sweep import job_dirs, job_name, job_order, write_summary  # noqa: E402
 
 History = dict[str, dict[int, float]]  # tag -> {epoch: value}
 
@@ -72,20 +72,16 @@ def job_labels(overrides: dict[str, str]) -> dict[str, str]:
     return {job: " ".join(t for t in ts if t not in common) or job for job, ts in tokens.items()}
 
 
-def _job_order(job: Path) -> tuple[int, str]:
-    num = job.name.split("_")[0]  # Hydra's subdir starts with the job number
-    return (int(num) if num.isdigit() else 1 << 30, job.name)
-
-
 def plot_sweep(sweep_dir: str | Path, labels: dict[str, str] | None = None) -> list[Path]:
     """val_seq_acc.png, val_char_acc.png and val_loss.png: one line per job of a multirun, labelled by `labels`
     (job dir name -> label, e.g. its overrides) or the job dir name."""
     sweep_dir = Path(sweep_dir)
     labels = labels or {}
+    names = {job_name(sweep_dir, job): job for job in job_dirs(sweep_dir)}
     histories = {
-        labels.get(job.name, job.name): read_history(job)
-        for job in sorted(sweep_dir.iterdir(), key=_job_order)
-        if job.is_dir() and any(job.glob("events.out.tfevents.*"))
+        labels.get(name, name): read_history(job)
+        for name, job in names.items()
+        if any(job.glob("events.out.tfevents.*"))
     }
     written = [
         _plot(
@@ -107,7 +103,7 @@ def write_curves(sweep_dir: Path, labels: dict[str, str]) -> None:
     val/seq_acc is still 0 pick their first epoch as `best.ckpt`; the curves show more."""
     lines = ["| job | epochs | " + " | ".join(f"{c} last | best" for c in CURVE_COLUMNS) + " |"]
     lines.append("|" + "---|" * (2 + 2 * len(CURVE_COLUMNS)))
-    for job in sorted(labels, key=lambda j: _job_order(Path(j))):
+    for job in sorted(labels, key=job_order):
         h, label = read_history(sweep_dir / job), labels[job]
         cells = []
         for c in CURVE_COLUMNS:

@@ -3,11 +3,14 @@
 import csv
 import json
 import math
+import os
 import re
 import statistics
 from pathlib import Path
 
 import yaml
+
+from captcha_lab.errors import ERROR_FILE
 
 COLUMNS = [
     "job",
@@ -24,15 +27,42 @@ COLUMNS = [
 ]
 
 
+# What a job writes into its dir (Hydra's .hydra/ unless hydra.output_subdir=null; ours).
+JOB_MARKERS = {".hydra", "checkpoints", "metrics.json", ERROR_FILE}
+
+
+def job_dirs(sweep_dir: Path) -> list[Path]:
+    """A multirun's job dirs, at any depth (a `hydra.sweep.subdir` may contain `/`), in job order."""
+    jobs = []
+    for root, dirs, files in os.walk(sweep_dir):
+        if root != str(sweep_dir) and JOB_MARKERS.intersection(dirs + files):
+            jobs.append(Path(root))
+            dirs.clear()  # a job's own folders hold no jobs
+        else:
+            dirs[:] = [d for d in dirs if not d.startswith(".")]
+    return sorted(jobs, key=lambda job: job_order(job_name(sweep_dir, job)))
+
+
+def job_name(sweep_dir: Path, job: Path) -> str:
+    return job.relative_to(sweep_dir).as_posix()
+
+
+def job_order(name: str) -> tuple[int, str]:
+    num = name.split("_")[0]  # Hydra's subdir starts with the job number: 2_ before 10_
+    return (int(num) if num.isdigit() else 1 << 30, name)
+
+
 def collect(sweep_dir: Path) -> list[dict]:
     rows = []
-    for metrics_file in sorted(sweep_dir.glob("*/metrics.json")):
-        job = metrics_file.parent
+    for job in job_dirs(sweep_dir):
+        metrics_file = job / "metrics.json"
+        if not metrics_file.is_file():
+            continue
         overrides_file = job / ".hydra" / "overrides.yaml"
         overrides = yaml.safe_load(overrides_file.read_text()) if overrides_file.is_file() else []
         timing_file = job / "timing.json"
         timing = json.loads(timing_file.read_text()) if timing_file.is_file() else {}
-        row = {"job": job.name, "overrides": " ".join(overrides or [])}
+        row = {"job": job_name(sweep_dir, job), "overrides": " ".join(overrides or [])}
         rows.append({**row, **json.loads(metrics_file.read_text()), **timing})
     return sorted(rows, key=lambda r: -r.get("val/seq_acc_best", float("-inf")))
 
