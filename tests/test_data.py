@@ -1,3 +1,4 @@
+import json
 import logging
 from pathlib import Path
 
@@ -7,6 +8,7 @@ import pytest
 import torch
 from PIL import Image
 
+from captcha_lab import synthetic
 from captcha_lab.charset import CAPTCHA_V2, REPORT36, Charset
 from captcha_lab.data import CaptchaDataModule, split_indices
 from captcha_lab.errors import DataError
@@ -112,6 +114,31 @@ def test_synthetic_set_in_the_old_layout_is_used_and_kept(tmp_path):
     other = ensure_synthetic(root, n=5, seed=4)  # e.g. evaluating an older run of another seed
     assert other.parent == root and len(list(other.glob("*.png"))) == 5
     assert len(list(root.glob("*.png"))) == 5
+
+
+def test_parallel_jobs_making_one_synthetic_set_keep_the_first(tmp_path, monkeypatch):
+    real = synthetic.generate
+
+    def another_job_finishes_meanwhile(folder, *args):
+        monkeypatch.setattr(synthetic, "generate", real)
+        first = ensure_synthetic(tmp_path, n=3, seed=0)
+        (first / "being-read").write_text("")  # that job reads its set by now
+        real(folder, *args)
+
+    monkeypatch.setattr(synthetic, "generate", another_job_finishes_meanwhile)
+    folder = ensure_synthetic(tmp_path, n=3, seed=0)
+    assert (folder / "being-read").is_file()  # not replaced under the other job
+    assert [p.name for p in tmp_path.iterdir()] == [folder.name]  # this job's copy cleaned up
+
+
+def test_synthetic_set_with_an_edited_manifest_is_made_again(tmp_path):
+    folder = ensure_synthetic(tmp_path, n=3, seed=0)
+    settings = json.loads((folder / MANIFEST).read_text())
+    (folder / MANIFEST).write_text(json.dumps({**settings, "n": 2}))
+    (folder / next(folder.glob("*.png")).name).unlink()
+    assert ensure_synthetic(tmp_path, n=3, seed=0) == folder
+    assert json.loads((folder / MANIFEST).read_text()) == settings and len(list(folder.glob("*.png"))) == 3
+    assert [p.name for p in tmp_path.iterdir()] == [folder.name]
 
 
 def test_seed_sweep_shares_one_synthetic_set(tmp_path):

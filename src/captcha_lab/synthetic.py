@@ -60,7 +60,7 @@ def _read_manifest(path: Path) -> dict:
         return json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError):
         raise DataError(
-            f"{path}: not a captcha-lab manifest (unreadable JSON); delete the folder to regenerate it"
+            f"{path}: not a captcha-lab manifest (unreadable JSON); delete {path.parent} to regenerate it"
         ) from None
 
 
@@ -107,16 +107,29 @@ def ensure_synthetic(
     # Build next to the target and swap in whole, so an interrupted run never leaves half a set.
     tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=root))
     try:
+        tmp.chmod(0o755)  # mkdtemp's 0700 would hide the set from other users of a shared data dir
         generate(tmp, n, seed, symbols, length, size)
         (tmp / MANIFEST).write_text(json.dumps(settings, indent=1))
-        if _made(folder, settings):  # by a parallel job of the same sweep, meanwhile: it may be reading it
-            return folder
-        if folder.exists():  # its manifest was edited (the folder's name is its settings' digest)
-            shutil.rmtree(folder)
-        tmp.rename(folder)
+        _swap_in(tmp, folder, settings)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return folder
+
+
+def _swap_in(new: Path, folder: Path, settings: dict) -> None:
+    """Rename `new` to `folder`. A rename fails on a folder that is already there (POSIX), so of
+    parallel jobs making the same set (a joblib sweep) the first one's stays, and the others,
+    which may be reading it already, never delete it."""
+    try:
+        new.rename(folder)
+    except OSError:
+        if _made(folder, settings):  # by a parallel job, meanwhile
+            return
+        # Its manifest was edited (the folder's name is its settings' digest): set it aside first.
+        stale = new.with_name(new.name + "-stale")
+        folder.rename(stale)
+        new.rename(folder)
+        shutil.rmtree(stale)
 
 
 def _made(folder: Path, settings: dict) -> bool:
