@@ -222,14 +222,15 @@ def test_a_reused_run_or_sweep_dir_is_refused_before_hydra_rewrites_it(tmp_path,
 
 
 def test_failed_sweep_jobs_are_named_in_job_order(tmp_path, capsys):
-    for job, message in [("10_b", "second"), ("2_a", "first"), ("3_c", None), ("x/y", "nested")]:
+    jobs = [("10_b", "second"), ("2_a", "first"), ("3_c", None), ("11/d", "nested"), ("9/e", "nested")]
+    for job, message in jobs:
         (tmp_path / job).mkdir(parents=True)
         if message:
             (tmp_path / job / "error.txt").write_text(message + "\n")
     with pytest.raises(SystemExit) as stop:
         FailedJobs().on_multirun_end(OmegaConf.create({"hydra": {"sweep": {"dir": str(tmp_path)}}}))
     assert stop.value.code == 2
-    assert capsys.readouterr().err == "error: 3 sweep job(s) failed (2_a, 10_b, x/y); the first: first\n"
+    assert capsys.readouterr().err == "error: 4 sweep job(s) failed (2_a, 9/e, 10_b, 11/d); the first: first\n"
 
 
 def test_a_sweep_dir_holding_jobs_at_any_depth_is_refused(tmp_path, capsys):

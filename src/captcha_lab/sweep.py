@@ -47,9 +47,9 @@ def job_name(sweep_dir: Path, job: Path) -> str:
     return job.relative_to(sweep_dir).as_posix()
 
 
-def job_order(name: str) -> tuple[int, str]:
-    num = name.split("_")[0]  # Hydra's subdir starts with the job number: 2_ before 10_
-    return (int(num) if num.isdigit() else 1 << 30, name)
+def job_order(name: str) -> list[tuple[int, int, str]]:
+    """Numbers as numbers, wherever Hydra's subdir puts the job's: 2_a before 10_a, 2/adam before 10/adam."""
+    return [(0, int(part), "") if part.isdigit() else (1, 0, part) for part in re.split(r"[/_]", name)]
 
 
 def collect(sweep_dir: Path) -> list[dict]:
