@@ -37,10 +37,15 @@ def test_freeze_collects_garbage_before_freezing_the_rest():
     alive = Node()
     del cycle
     gc.unfreeze()
+    freeze_loaded_objects.cache_clear()  # other tests' train() calls have made it in this process
     try:
         freeze_loaded_objects()
         assert dead() is None  # collected, not frozen (frozen cycles are never freed)
         assert gc.get_freeze_count() > 0
         assert not any(o is alive for o in gc.get_objects())  # exempt from later collections
+        frozen = gc.get_freeze_count()
+        Node().self = None  # a later job's objects
+        freeze_loaded_objects()
+        assert gc.get_freeze_count() == frozen  # not frozen: once per process
     finally:
         gc.unfreeze()
