@@ -33,18 +33,20 @@ copy_job() {  # source job, target job dir, overrides that name it in the target
   [ -d "$src" ] || return 0
   rm -rf "$dst"; cp -r "$src" "$dst"
   printf -- '- %s\n' "$@" > "$dst/.hydra/overrides.yaml"
+  # The source's data.dir too, if it recorded one (runs before the experiments stopped naming it did not).
+  grep -e '^- data.dir=' "$src/.hydra/overrides.yaml" >> "$dst/.hydra/overrides.yaml" || true
 }
-copy_job "$base" $S/report_lr/4_baseline-adam-lr0.001 lr=0.001 experiment=report_lr data.dir=$D epochs=$E "$P"
+copy_job "$base" $S/report_lr/4_baseline-adam-lr0.001 lr=0.001 experiment=report_lr epochs=$E "$P"
 n=5
 for job in $S/report_lr.low/*/; do  # the two smallest lrs, numbered after the others (5_, 6_)
   [ -f "$job/metrics.json" ] || continue
   name=$(basename "$job"); rm -rf "$S/report_lr/${n}_${name#*_}"; cp -r "$job" "$S/report_lr/${n}_${name#*_}"; n=$((n + 1))
 done
 copy_job "$base" $S/report_activations/4_baseline-relu-softmax \
-  activation=relu model.head_activation=softmax experiment=report_activations data.dir=$D epochs=$E "$P"
+  activation=relu model.head_activation=softmax experiment=report_activations epochs=$E "$P"
 heads=$(ls -d $S/report_activations.heads/0_* 2>/dev/null || true)
 copy_job "$heads" $S/report_activations/5_relu-sigmoid_heads \
-  activation=relu model.head_activation=sigmoid experiment=report_activations data.dir=$D epochs=$E "$P"
+  activation=relu model.head_activation=sigmoid experiment=report_activations epochs=$E "$P"
 for s in report_optimizers report_lr report_activations; do
   [ -d $S/$s ] || continue
   $PY -m captcha_lab.plots $S/$s
