@@ -80,6 +80,8 @@ def _folder(root: Path, settings: dict) -> Path:
 
 def _check_root(root: Path) -> None:
     """Refuse a root holding anything but captcha-lab's sets (e.g. a real dataset's images)."""
+    if root.exists() and not root.is_dir():
+        raise DataError(f"{root} is a file, not a folder for synthetic captchas; choose another data.dir")
     if not root.is_dir() or (root / MANIFEST).is_file():
         return
     for entry in root.iterdir():
