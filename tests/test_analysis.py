@@ -85,6 +85,18 @@ def test_eval_metrics_agree(tiny_eval, tiny_run):
     assert {"test/confusion_matrix", "test/misread"} <= set(tb.Tags()["images"])
 
 
+def test_eval_into_a_dir_holding_a_run_is_refused(tiny_eval, tiny_run):
+    ckpt = f"ckpt_path={tiny_run / 'checkpoints' / 'best.ckpt'}"
+    config = (tiny_run / ".hydra" / "config.yaml").read_bytes()
+    # An eval dir reused, and the training run's own dir (its config would be replaced by eval's,
+    # although ckpt_path lies inside it: for eval that is what it scores, not a resume).
+    for out, held in [(tiny_eval, "eval.json"), (tiny_run, "checkpoints/best.ckpt")]:
+        done = run_script("eval.py", ckpt, f"hydra.run.dir={out}")
+        assert done.returncode == 2
+        assert done.stderr.strip() == f"error: hydra.run.dir: {out} already holds a run ({held}); choose another"
+    assert (tiny_run / ".hydra" / "config.yaml").read_bytes() == config
+
+
 def test_eval_separate_test_dir(tmp_path, tiny_run, tiny_dir):
     test_dir = tmp_path / "test"
     test_dir.mkdir()

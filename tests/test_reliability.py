@@ -199,7 +199,12 @@ def test_user_errors_are_one_clear_line_and_leave_earlier_runs_alone(make_cfg, t
 
 
 def test_a_reused_run_or_sweep_dir_is_refused_before_hydra_rewrites_it(tmp_path, tiny_dir):
-    run, sweep, out = tmp_path / "run", tmp_path / "sweep", tmp_path / "results.json"
+    # Named after ${run_name} like the default run dir, which resolves only once Hydra's config is set.
+    run_arg, run = (
+        f"hydra.run.dir={tmp_path}/run_${{run_name}}",
+        tmp_path / "run_synthetic-report_cnn-adam-lr0.001-relu",
+    )
+    sweep, out = tmp_path / "sweep", tmp_path / "results.json"
     base = [f"data.dir={tiny_dir}", "data.synthetic=0", "epochs=1", "~callbacks.progress_bar"]
 
     def cli(*argvs: list[str]) -> list[tuple[int, str]]:
@@ -207,11 +212,12 @@ def test_a_reused_run_or_sweep_dir_is_refused_before_hydra_rewrites_it(tmp_path,
         assert done.returncode == 0
         return json.loads(out.read_text())
 
-    cli([*base, f"hydra.run.dir={run}"], ["-m", *base, f"hydra.sweep.dir={sweep}"])
+    [(first, first_err), _] = cli([*base, run_arg], ["-m", *base, f"hydra.sweep.dir={sweep}"])
+    assert first == 0 and "KeepEarlierRuns" not in first_err  # Hydra turns a hook's exception into a warning
     before = tree_digest(run), tree_digest(sweep)
-    # A rerun (here with another lr) would have rewritten .hydra/config.yaml, which eval.py reads.
+    # A rerun (here with another seed) would have rewritten .hydra/config.yaml, which eval.py reads.
     (run_again, run_err), (sweep_again, sweep_err) = cli(
-        [*base, "lr=1e-4", f"hydra.run.dir={run}"], ["-m", *base, "lr=1e-4", f"hydra.sweep.dir={sweep}"]
+        [*base, "seed=1", run_arg], ["-m", *base, "lr=1e-4", f"hydra.sweep.dir={sweep}"]
     )
     assert (run_again, sweep_again) == (2, 2)
     held = f"error: hydra.run.dir: {run} already holds a run (checkpoints/best.ckpt); "
@@ -219,7 +225,7 @@ def test_a_reused_run_or_sweep_dir_is_refused_before_hydra_rewrites_it(tmp_path,
     assert sweep_err.strip().startswith(f"error: hydra.sweep.dir: {sweep} already holds a sweep (multirun.yaml)")
     assert (tree_digest(run), tree_digest(sweep)) == before
     # Resuming in place (a requeued SLURM job) is allowed.
-    assert cli([*base, "epochs=2", f"ckpt_path={run}/checkpoints/last.ckpt", f"hydra.run.dir={run}"])[0][0] == 0
+    assert cli([*base, "epochs=2", f"ckpt_path={run}/checkpoints/last.ckpt", run_arg])[0][0] == 0
 
 
 def test_failed_sweep_jobs_are_named_in_job_order(tmp_path, capsys):

@@ -5,8 +5,9 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from captcha_lab.errors import ERROR_FILE, ConfigError, user_errors
 from captcha_lab.plots import summarize_sweep
@@ -16,11 +17,19 @@ log = logging.getLogger("captcha_lab")
 
 
 def holds_a_run(run_dir: Path) -> str | None:
-    """What in `run_dir` shows that a job ran there (a checkpoint, metrics.json, error.txt), or None."""
+    """What in `run_dir` shows that a job ran there (a checkpoint, metrics.json, eval.json,
+    error.txt), or None."""
     checkpoints = sorted((run_dir / "checkpoints").glob("*.ckpt"))
     if checkpoints:
         return str(checkpoints[0].relative_to(run_dir))
-    return next((name for name in ("metrics.json", ERROR_FILE) if (run_dir / name).is_file()), None)
+    return next((name for name in ("metrics.json", "eval.json", ERROR_FILE) if (run_dir / name).is_file()), None)
+
+
+def resolved_dir(config: DictConfig, key: str) -> Path:
+    # A dir named after `${hydra:...}` choices (train.yaml's run_name) resolves only once
+    # HydraConfig is set, which Hydra does after on_run_start, first thing in run_job.
+    HydraConfig.instance().set_config(config)
+    return Path(OmegaConf.select(config, key))
 
 
 def refuse(message: str) -> None:
@@ -32,18 +41,24 @@ class KeepEarlierRuns(Callback):
     """Refuse a run or sweep dir that already holds one (e.g. a reused `hydra.run.dir=`), before
     Hydra rewrites its .hydra/ config, which eval.py reads back, and before its checkpoints are
     overwritten. Resuming in place (`ckpt_path=` inside that dir, as a requeued SLURM job would)
-    is allowed. Every DDP rank checks: all of them start before the first checkpoint exists."""
+    is allowed, where `resume_in_place` (eval.py's ckpt_path is what it scores, and its outputs
+    in a training run's dir would replace that run's config). Every DDP rank checks: all of them
+    start before the first checkpoint exists."""
+
+    def __init__(self, resume_in_place: bool = True):
+        self.resume_in_place = resume_in_place
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
-        run_dir = Path(config.hydra.run.dir).resolve()
-        ckpt = config.get("ckpt_path")
+        run_dir = resolved_dir(config, "hydra.run.dir").resolve()
+        ckpt = config.get("ckpt_path") if self.resume_in_place else None
         resuming_here = ckpt is not None and run_dir in Path(ckpt).resolve().parents
         found = holds_a_run(run_dir)
         if found and not resuming_here:
-            refuse(f"hydra.run.dir: {run_dir} already holds a run ({found}); choose another, or resume (ckpt_path=)")
+            resume = ", or resume (ckpt_path=)" if self.resume_in_place else ""
+            refuse(f"hydra.run.dir: {run_dir} already holds a run ({found}); choose another{resume}")
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        sweep_dir = Path(config.hydra.sweep.dir)
+        sweep_dir = resolved_dir(config, "hydra.sweep.dir")
         # multirun.yaml is the basic sweeper's; optuna's writes none, so look into the jobs too.
         found = ["multirun.yaml"] if (sweep_dir / "multirun.yaml").is_file() else []
         found += [f"{job_name(sweep_dir, job)}/{what}" for job in job_dirs(sweep_dir) if (what := holds_a_run(job))]

@@ -28,7 +28,7 @@ COLUMNS = [
 
 
 # What a job writes into its dir (Hydra's .hydra/ unless hydra.output_subdir=null; ours).
-JOB_MARKERS = {".hydra", "checkpoints", "metrics.json", ERROR_FILE}
+JOB_MARKERS = {".hydra", "checkpoints", "metrics.json", "eval.json", ERROR_FILE}
 
 
 def job_dirs(sweep_dir: Path) -> list[Path]:
