@@ -60,7 +60,8 @@ def _read_manifest(path: Path) -> dict:
         return json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError):
         raise DataError(
-            f"{path}: not a captcha-lab manifest (unreadable JSON); delete {path.parent} to regenerate it"
+            f"{path}: not a captcha-lab manifest (unreadable JSON); delete it and the images beside it"
+            " to regenerate them"
         ) from None
 
 
@@ -105,7 +106,10 @@ def ensure_synthetic(
         return folder
     _check_root(root)
     log.info("generating %d synthetic captchas into %s", n, folder)
-    root.mkdir(parents=True, exist_ok=True)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as e:  # e.g. under a file, or where this user may not write
+        raise DataError(f"{root}: cannot make a folder for synthetic captchas there ({e.strerror})") from None
     # Build next to the target and swap in whole, so an interrupted run never leaves half a set.
     tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=root))
     try:
