@@ -175,3 +175,16 @@ def test_sweep_aggregate_groups_folds_and_seeds():
     mean, std = other["val/seq_acc"]
     assert abs(mean - 0.85) < 1e-9 and abs(std - 0.0707) < 1e-3
     assert abs(other["val/seq_acc_best"][0] - 0.9) < 1e-9
+
+
+@pytest.mark.parametrize("swept,per_recipe", [("lr", False), ("seed", True)])
+def test_sweep_summary_has_a_per_recipe_table_only_for_repeated_recipes(tmp_path, swept, per_recipe):
+    from captcha_lab.sweep import write_summary
+
+    for i, value in enumerate([1, 2]):
+        job = tmp_path / f"{i}_job"
+        (job / ".hydra").mkdir(parents=True)
+        (job / ".hydra" / "overrides.yaml").write_text(f"- {swept}={value}\n")
+        (job / "metrics.json").write_text(json.dumps({"val/seq_acc_best": 0.5 + i / 10}))
+    assert [r["job"] for r in write_summary(tmp_path)] == ["1_job", "0_job"]
+    assert ("Per recipe" in (tmp_path / "summary.md").read_text()) == per_recipe

@@ -110,7 +110,16 @@ def write_summary(sweep_dir: str | Path) -> list[dict]:
         writer.writerows(rows)
     lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
     lines += ["| " + " | ".join(_cell(r.get(c, "")) for c in COLUMNS) + " |" for r in rows]
-    lines += [
+    lines += _recipe_table(aggregate(rows))
+    (sweep_dir / "summary.md").write_text("\n".join(lines) + "\n")
+    return rows
+
+
+def _recipe_table(groups: list[dict]) -> list[str]:
+    """Mean ± std per recipe, where some recipe ran over several folds or seeds."""
+    if all(g["n"] == 1 for g in groups):
+        return []
+    lines = [
         "",
         "Per recipe, mean ± std over its folds/seeds (val/seq_acc: the last epoch's, the honest estimate;"
         " val/seq_acc_best: the best epoch's, picked on val, so optimistic):",
@@ -118,8 +127,7 @@ def write_summary(sweep_dir: str | Path) -> list[dict]:
         "| recipe | n | " + " | ".join(AGGREGATED) + " |",
         "|---|---|" + "---|" * len(AGGREGATED),
     ]
-    for g in aggregate(rows):
+    for g in groups:
         cells = [f"{g[k][0]:.4f} ± {g[k][1]:.4f}" if k in g else "" for k in AGGREGATED]
         lines.append(f"| {g['recipe']} | {g['n']} | " + " | ".join(cells) + " |")
-    (sweep_dir / "summary.md").write_text("\n".join(lines) + "\n")
-    return rows
+    return lines
