@@ -241,17 +241,18 @@ def test_failed_sweep_jobs_are_named_in_job_order(tmp_path, capsys):
     assert capsys.readouterr().err == "error: 4 sweep job(s) failed (2_a, 9/e, 10_b, 11/d); the first: first\n"
 
 
-def test_a_sweep_dir_holding_jobs_at_any_depth_is_refused(tmp_path, capsys):
+def test_a_sweep_dir_holding_jobs_at_any_depth_is_refused(make_cfg, tmp_path, capsys):
     # A hydra.sweep.subdir with `/` (e.g. `${optimizer}/${lr}`) puts the jobs deeper; optuna
     # writes no multirun.yaml, so the jobs themselves show that a sweep ran there.
-    config = OmegaConf.create({"hydra": {"sweep": {"dir": str(tmp_path)}}})
-    (tmp_path / "adam" / "0.001" / "checkpoints").mkdir(parents=True)
+    sweep = tmp_path / "sweep"
+    config = make_cfg(f"hydra.sweep.dir={sweep}")
+    (sweep / "adam" / "0.001" / "checkpoints").mkdir(parents=True)
     KeepEarlierRuns().on_multirun_start(config)  # no checkpoint yet: a sweep may start there
-    (tmp_path / "adam" / "0.001" / "checkpoints" / "last.ckpt").write_bytes(b"")
+    (sweep / "adam" / "0.001" / "checkpoints" / "last.ckpt").write_bytes(b"")
     with pytest.raises(SystemExit):
         KeepEarlierRuns().on_multirun_start(config)
     held = "already holds a sweep (adam/0.001/checkpoints/last.ckpt)"
-    assert capsys.readouterr().err == f"error: hydra.sweep.dir: {tmp_path} {held}; choose another dir\n"
+    assert capsys.readouterr().err == f"error: hydra.sweep.dir: {sweep} {held}; choose another dir\n"
 
 
 def test_a_sweep_goes_on_past_a_job_with_a_bad_value(tmp_path, tiny_dir):
