@@ -169,7 +169,7 @@ def test_user_errors_are_one_clear_line_and_leave_earlier_runs_alone(make_cfg, t
         (["data.test_fraction=1.5"], 2, "error: data.test_fraction must be in [0, 1), got 1.5"),
         (["data.synthetic=5", f"data.dir={tmp_path}/text"], 2, f"error: {tmp_path}/text holds files not made by"),
         (["data.synthetic=5", f"data.dir={tmp_path}/syn"], 2, f"error: {tmp_path}/syn/manifest.json: not a"),
-        (["data.synthetic=5", f"data.dir={tmp_path}/text/readme.md"], 2, f"error: {tmp_path}/text/readme.md is a file"),
+        (["data.synthetic=5", f"data.dir={tmp_path}/text/readme.md"], 2, f"error: {tmp_path}/text/readme.md: cannot"),
         (["data.synthetic=5", f"data.dir={tmp_path}/text/readme.md/x"], 2, f"error: {tmp_path}/text/readme.md/x: "),
         ([f"ckpt_path={last}"], 2, f"error: epochs=1: {last} has trained 1; nothing left to train"),
     ]  # fmt: skip

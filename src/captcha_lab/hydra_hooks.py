@@ -41,9 +41,9 @@ class KeepEarlierRuns(Callback):
     """Refuse a run or sweep dir that already holds one (e.g. a reused `hydra.run.dir=`), before
     Hydra rewrites its .hydra/ config, which eval.py reads back, and before its checkpoints are
     overwritten. Resuming in place (`ckpt_path=` inside that dir, as a requeued SLURM job would)
-    is allowed, where `resume_in_place` (eval.py's ckpt_path is what it scores, and its outputs
-    in a training run's dir would replace that run's config). Every DDP rank checks: all of them
-    start before the first checkpoint exists."""
+    is allowed unless `resume_in_place=False` (eval.py: its ckpt_path is what it scores, and its
+    outputs in a training run's dir would replace that run's config). Every DDP rank checks: all
+    of them start before the first checkpoint exists."""
 
     def __init__(self, resume_in_place: bool = True):
         self.resume_in_place = resume_in_place

@@ -81,8 +81,6 @@ def _folder(root: Path, settings: dict) -> Path:
 
 def _check_root(root: Path) -> None:
     """Refuse a root holding anything but captcha-lab's sets (e.g. a real dataset's images)."""
-    if root.exists() and not root.is_dir():
-        raise DataError(f"{root} is a file, not a folder for synthetic captchas; choose another data.dir")
     if not root.is_dir() or (root / MANIFEST).is_file():
         return
     for entry in root.iterdir():
@@ -108,7 +106,7 @@ def ensure_synthetic(
     log.info("generating %d synthetic captchas into %s", n, folder)
     try:
         root.mkdir(parents=True, exist_ok=True)
-    except OSError as e:  # e.g. under a file, or where this user may not write
+    except OSError as e:  # e.g. a file, a path under one, or where this user may not write
         raise DataError(f"{root}: cannot make a folder for synthetic captchas there ({e.strerror})") from None
     # Build next to the target and swap in whole, so an interrupted run never leaves half a set.
     tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=root))
