@@ -104,12 +104,11 @@ def ensure_synthetic(
         return folder
     _check_root(root)
     log.info("generating %d synthetic captchas into %s", n, folder)
-    try:
+    try:  # the set is built next to its folder and swapped in whole: never half a set
         root.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=root))
     except OSError as e:  # e.g. a file, a path under one, or where this user may not write
         raise DataError(f"{root}: cannot make a folder for synthetic captchas there ({e.strerror})") from None
-    # Build next to the target and swap in whole, so an interrupted run never leaves half a set.
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=root))
     try:
         tmp.chmod(0o755)  # mkdtemp's 0700 would hide the set from other users of a shared data dir
         generate(tmp, n, seed, symbols, length, size)
