@@ -117,16 +117,16 @@ class CaptchaDataModule(L.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         if self.splits:
             return  # decoded once per process, whatever the stage
-        hp = self.hparams
-        data = load_folder(self.folder, self.charset, hp.length, max_length=hp.max_length)
+        hp, folder = self.hparams, self.folder
+        data = load_folder(folder, self.charset, hp.length, max_length=hp.max_length)
         test_fraction = 0.0 if hp.test_dir else hp.test_fraction
         idx = split_indices(len(data), hp.seed, hp.val_fraction, test_fraction, hp.folds, hp.fold)
         self.splits = {name: data.subset(i) for name, i in idx.items()}
         if hp.test_dir:
             self.splits["test"] = load_folder(hp.test_dir, self.charset, hp.length, max_length=hp.max_length)
         if len(self.splits["train"]) == 0:
-            raise DataError(f"{self.folder}: {len(data)} usable images leave none for training")
-        log.info("data %s: %s", self.folder, ", ".join(f"{k} {len(v)}" for k, v in self.splits.items()))
+            raise DataError(f"{folder}: {len(data)} usable images leave none for training")
+        log.info("data %s: %s", folder, ", ".join(f"{k} {len(v)}" for k, v in self.splits.items()))
 
     def _loader(self, split: str, train: bool = False) -> DataLoader:
         data = self.splits[split]
