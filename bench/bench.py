@@ -23,9 +23,9 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from captcha_lab.images import load_folder
-from captcha_lab.memory import reuse_freed_memory
 from captcha_lab.nets import ReportCNN
 from captcha_lab.predict import Predictor
+from captcha_lab.process import reuse_freed_memory
 
 ROOT = Path(__file__).resolve().parents[1]
 

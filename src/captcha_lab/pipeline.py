@@ -27,9 +27,8 @@ from captcha_lab.callbacks import EpochTimer
 from captcha_lab.checkpoint import check_resumable, load_net
 from captcha_lab.errors import CaptchaLabError, ConfigError, require, require_at_least_one
 from captcha_lab.evaluate import analyse
-from captcha_lab.images import quiet_opencv
-from captcha_lab.memory import freeze_loaded_objects, reuse_freed_memory
 from captcha_lab.plots import plot_run
+from captcha_lab.process import set_up_for_job
 from captcha_lab.system import CTC_KINDS, CaptchaSystem, load_system
 
 log = logging.getLogger("captcha_lab")
@@ -194,9 +193,7 @@ def train(cfg: DictConfig) -> float:
     with user_errors(), uninitialized_memory_left_as_is():
         validate(cfg)
         start = time.perf_counter()
-        reuse_freed_memory()
-        freeze_loaded_objects()
-        quiet_opencv()
+        set_up_for_job()
         L.seed_everything(cfg.seed, workers=True, verbose=False)
         out_dir = Path(HydraConfig.get().runtime.output_dir)
         datamodule, system, trainer = build(cfg)
@@ -304,9 +301,7 @@ def evaluate(cfg: DictConfig) -> dict:
     with user_errors():
         require(cfg, "ckpt_path")
         require_at_least_one(cfg, "batch_size")
-        reuse_freed_memory()
-        freeze_loaded_objects()
-        quiet_opencv()
+        set_up_for_job()
         out_dir = Path(HydraConfig.get().runtime.output_dir)
         # The checkpoint's charset, which a charset= on the command line must then match.
         named = any(k == "charset" or k.startswith("charset.") for k in override_keys())

@@ -26,11 +26,10 @@ from captcha_lab.images import (
     ImageError,
     decode_gray,
     list_images,
-    quiet_opencv,
     read_gray,
     to_tensor,
 )
-from captcha_lab.memory import freeze_loaded_objects, reuse_freed_memory
+from captcha_lab.process import set_up_for_job
 
 Image = str | Path | np.ndarray | PIL.Image.Image
 
@@ -176,9 +175,7 @@ def run(cfg: DictConfig) -> int:
     with user_errors():
         cfg = checked(cfg)
         paths = expand_inputs(str(cfg.input))
-        reuse_freed_memory()
-        freeze_loaded_objects()
-        quiet_opencv()
+        set_up_for_job()
         predictor = Predictor.from_checkpoint(cfg.ckpt_path, batch_size=cfg.batch_size, device=cfg.device)
         rows, failed = [], 0
         for path, result in predictor.predict_files(paths):

@@ -5,7 +5,7 @@ import subprocess
 import sys
 import weakref
 
-from captcha_lab.memory import freeze_loaded_objects, reuse_freed_memory
+from captcha_lab.process import freeze_loaded_objects, reuse_freed_memory
 
 from .conftest import ROOT
 

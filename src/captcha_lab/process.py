@@ -1,4 +1,6 @@
-"""Process-wide memory settings that train.py, eval.py and predict.py make before their job.
+"""Process-wide settings that train.py, eval.py and predict.py make before their job
+(set_up_for_job): the two memory settings below, and OpenCV's duplicate warnings off
+(images.quiet_opencv).
 
 reuse_freed_memory: on CPU, PyTorch allocates every activation and gradient with plain malloc.
 glibc serves blocks over its mmap threshold (128 KiB at start, adapting up to 32 MiB) with fresh
@@ -18,6 +20,8 @@ import ctypes
 import functools
 import gc
 import sys
+
+from captcha_lab.images import quiet_opencv
 
 # mallopt parameter numbers, from glibc's <malloc.h>.
 M_TRIM_THRESHOLD = -1
@@ -46,3 +50,9 @@ def freeze_loaded_objects() -> None:
     # Collect first, so that no garbage is frozen: frozen cycles are never freed.
     gc.collect()
     gc.freeze()
+
+
+def set_up_for_job() -> None:
+    reuse_freed_memory()
+    freeze_loaded_objects()
+    quiet_opencv()
