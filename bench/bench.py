@@ -1,11 +1,17 @@
 """Training and inference speed of captcha-lab against the report's Keras pipeline, in one run.
 
     .venv/bin/python bench/bench.py --data ../shared/data/captcha_v2 [--tf-python /tmp/tf/bin/python]
+        [--tf-onednn] [--variants ours,fused_off,bf16]
 
 Both sides train the report's model for 60 epochs at batch 32 on the same folder (80/20
 train/val, i.e. 696/174 for the 870 shared images) and then test on the same folder; runs
 alternate (Keras, ours, Keras, ours, ...) so machine noise hits both alike, and medians are
 reported. Prints a markdown report (paste it into docs/benchmarks.md).
+
+TensorFlow switches its oneDNN kernels on by default only on some CPUs (those with AVX-512
+VNNI/BF16 or AMX); elsewhere, e.g. AVX2-only CPUs, Keras runs Eigen's slower kernels.
+`--tf-onednn` adds a row for the Keras script with TF_ENABLE_ONEDNN_OPTS=1, and a ratio against it,
+so that a gain from TensorFlow's defaults on one CPU is not mistaken for ours.
 """
 
 import argparse
@@ -24,7 +30,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from captcha_lab.images import load_folder
 from captcha_lab.nets import ReportCNN
-from captcha_lab.predict import Predictor
+from captcha_lab.predict import BATCH_SIZE, Predictor
 from captcha_lab.process import reuse_freed_memory
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -85,8 +91,11 @@ def run_ours(data: str, epochs: int, out: Path, *overrides: str) -> dict:
     }
 
 
-def run_keras(tf_python: str, data: str, epochs: int, seed: int) -> dict:
-    wall, proc = timed([tf_python, str(KERAS), data, data, str(epochs)], env={**os.environ, "SEED": str(seed)})
+def run_keras(tf_python: str, data: str, epochs: int, seed: int, onednn: bool = False) -> dict:
+    env = {**os.environ, "SEED": str(seed)}
+    if onednn:
+        env["TF_ENABLE_ONEDNN_OPTS"] = "1"
+    wall, proc = timed([tf_python, str(KERAS), data, data, str(epochs)], env=env)
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     return {
         "wall_s": wall,
@@ -96,9 +105,9 @@ def run_keras(tf_python: str, data: str, epochs: int, seed: int) -> dict:
     }
 
 
-def inference(ckpt: Path, data: str, batch: int = 32) -> float:
+def inference(ckpt: Path, data: str, batch: int = BATCH_SIZE) -> float:
     """Batched images/s of a trained checkpoint on in-memory images, texts included (predict.py's
-    Predictor at its default batch, with predict.py's allocator setting; median of 5 passes)."""
+    Predictor, with predict.py's allocator setting; median of 5 passes)."""
     reuse_freed_memory()
     predictor = Predictor.from_checkpoint(ckpt, batch_size=batch)
     images = load_folder(data, predictor.charset, predictor.net.spec["length"]).images
@@ -116,10 +125,13 @@ def predict_one(ckpt: Path, image: Path, repeats: int = 3) -> float:
     return statistics.median(timed(cmd, cwd=ROOT)[0] for _ in range(repeats))
 
 
-OURS = {
-    "captcha-lab": (),
-    "captcha-lab, model.fused=false (PyTorch's ops for the first block)": ("model.fused=false",),
-    "captcha-lab, trainer.precision=bf16-mixed (opt-in)": ("trainer.precision=bf16-mixed",),
+KERAS_ROW, ONEDNN_ROW = "Keras reference", "Keras reference, TF_ENABLE_ONEDNN_OPTS=1"
+# --variants key -> (row name, train.py overrides). bf16 is not in the default set: on CPUs without
+# AVX512-BF16 it is ~10x slower than fp32 (docs/benchmarks.md), a quarter of an hour per run.
+VARIANTS = {
+    "ours": ("captcha-lab", ()),
+    "fused_off": ("captcha-lab, model.fused=false (PyTorch's ops for the first block)", ("model.fused=false",)),
+    "bf16": ("captcha-lab, trainer.precision=bf16-mixed (opt-in)", ("trainer.precision=bf16-mixed",)),
 }
 
 
@@ -127,30 +139,39 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "captcha_v2"))
     parser.add_argument("--tf-python", help="a Python with TensorFlow, to run the Keras reference")
+    parser.add_argument("--tf-onednn", action="store_true", help="also run Keras with TF_ENABLE_ONEDNN_OPTS=1")
+    parser.add_argument("--variants", default="ours,fused_off", help=f"comma-separated, of {','.join(VARIANTS)}")
     parser.add_argument("--epochs", type=int, default=60)
     parser.add_argument("--repeats", type=int, default=3)
     # Both sides; the report model's start is a long plateau that a few seeds never leave.
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
+    keys = args.variants.split(",")
+    if "ours" not in keys or not set(keys) <= set(VARIANTS):
+        parser.error(f"--variants: 'ours' and any of {', '.join(VARIANTS)}, comma-separated; got {args.variants!r}")
+    if args.tf_onednn and not args.tf_python:
+        parser.error("--tf-onednn needs --tf-python")
+    ours = dict(VARIANTS[k] for k in keys)  # row name -> overrides, 'ours' first
 
     peak = matmul_peak()
     fwd, train_flops = flops_per_image()
     n = len(list(Path(args.data).iterdir()))
     n_train, n_val = n - round(n * 0.2), round(n * 0.2)
     epoch_flops = n_train * train_flops + n_val * fwd
-    runs: dict[str, list[dict]] = {name: [] for name in ["Keras reference", *OURS] if args.tf_python or name in OURS}
+    kerases = {KERAS_ROW: False, ONEDNN_ROW: True} if args.tf_onednn else {KERAS_ROW: False}
+    runs: dict[str, list[dict]] = {name: [] for name in [*(kerases if args.tf_python else ()), *ours]}
     with tempfile.TemporaryDirectory() as tmp:
         for r in range(args.repeats):  # alternate, so that machine noise hits every system alike
-            if args.tf_python:
-                runs["Keras reference"].append(run_keras(args.tf_python, args.data, args.epochs, args.seed))
-            for i, (name, overrides) in enumerate(OURS.items()):
+            for name, onednn in kerases.items() if args.tf_python else ():
+                runs[name].append(run_keras(args.tf_python, args.data, args.epochs, args.seed, onednn))
+            for i, (name, overrides) in enumerate(ours.items()):
                 out = Path(tmp) / f"run{r}_{i}"
                 runs[name].append(run_ours(args.data, args.epochs, out, f"seed={args.seed}", *overrides))
             print(f"repeat {r}: " + json.dumps({k: v[-1] for k, v in runs.items()}), file=sys.stderr)
         ckpt = Path(tmp) / "run0_0" / "checkpoints" / "best.ckpt"
-        img_per_s = inference(ckpt, args.data)
+        img_per_s = {batch: inference(ckpt, args.data, batch) for batch in (BATCH_SIZE, 32)}
         one = predict_one(ckpt, next(Path(args.data).glob("*.png")))
-    report(args, peak, fwd, epoch_flops, runs, img_per_s, one)
+    report(args, peak, fwd, epoch_flops, runs, img_per_s, one, ours)
 
 
 def cpu_name() -> str:
@@ -160,33 +181,38 @@ def cpu_name() -> str:
     return names[0] if names else platform.processor() or "unknown CPU"
 
 
-def report(args, peak, fwd, epoch_flops, runs, img_per_s, one) -> None:
+def report(args, peak, fwd, epoch_flops, runs, img_per_s, one, ours) -> None:
     med = {name: {k: statistics.median(r[k] for r in rs) for k in rs[0]} for name, rs in runs.items()}
-    keras = med.get("Keras reference")
+    # The ratio columns: against Keras as written, and against Keras with oneDNN when it ran.
+    bases = [med[name] for name in (KERAS_ROW, ONEDNN_ROW) if name in med]
     print(
         f"machine: {cpu_name()} ({platform.machine()}), {os.cpu_count()} CPUs, torch {torch.__version__} "
         f"({torch.get_num_threads()} threads); measured fp32 matmul peak {peak:.0f} GFLOP/s"
     )
     print(f"command: {' '.join(sys.argv)}; {args.repeats} alternating repeats, medians")
     print(f"report model: {fwd / 1e6:.1f} MFLOP/image forward; {epoch_flops / 1e9:.1f} GFLOP per epoch (train + val)\n")
-    print(
-        f"| system | whole {args.epochs}-epoch process, s | ratio to Keras | steady-state epoch, s | ratio to Keras "
-        "| GFLOP/s (% of peak) | test char_acc |\n|---|---|---|---|---|---|---|"
-    )
+    heads = ["ratio to Keras", "ratio to Keras with oneDNN"][: len(bases)] or ["ratio"]
+    cols = [f"whole {args.epochs}-epoch process, s", *heads, "epoch, s", *heads, "GFLOP/s (% of peak)", "test char_acc"]
+    print(f"| system | {' | '.join(cols)} |\n|{'---|' * (len(cols) + 1)}")
     for name, m in med.items():
-        ratio = lambda k: f"{m[k] / keras[k]:.2f}" if keras else "-"  # noqa: B023, E731
         gflops = epoch_flops / m["epoch_s"] / 1e9
-        print(
-            f"| {name} | {m['wall_s']:.1f} | {ratio('wall_s')} | {m['epoch_s']:.3f} | {ratio('epoch_s')} "
-            f"| {gflops:.0f} ({gflops / peak:.0%}) | {m['test_char_acc']:.3f} |"
-        )
-    keras_inf = f" (Keras reference: {keras['infer_img_per_s']:.0f})" if keras else ""
-    print(f"\nbatched inference (batch 32, in memory): {img_per_s:.0f} images/s{keras_inf}")
-    print(f"predict.py on one image, wall time with start-up (median of 3): {one:.2f} s")
+        row = [f"{m['wall_s']:.1f}", *_ratios(m, bases, "wall_s"), f"{m['epoch_s']:.3f}", *_ratios(m, bases, "epoch_s")]
+        print(f"| {name} | {' | '.join(row)} | {gflops:.0f} ({gflops / peak:.0%}) | {m['test_char_acc']:.3f} |")
+    print("(epoch: ours is the median epoch after the first, validation and checkpoints included; Keras's is its")
+    print(" fit time / epochs, as seed_keras.py prints it, so its first epoch's graph tracing is spread over all)")
+    kerases = [name for name in (KERAS_ROW, ONEDNN_ROW) if name in med]
+    keras_inf = "".join(f" ({name}: {med[name]['infer_img_per_s']:.0f})" for name in kerases)
     print(
-        "val seq_acc per repeat: "
-        + json.dumps({k: [round(r.get("val_seq_acc", -1), 3) for r in v] for k, v in runs.items() if k in OURS})
+        f"\nbatched inference (in memory, the Predictor's default batch of {BATCH_SIZE}): "
+        f"{img_per_s[BATCH_SIZE]:.0f} images/s (at batch 32: {img_per_s[32]:.0f}){keras_inf}"
     )
+    print(f"predict.py on one image, wall time with start-up (median of 3): {one:.2f} s")
+    per_repeat = {k: [round(r["val_seq_acc"], 3) for r in v] for k, v in runs.items() if k in ours}
+    print("val seq_acc per repeat: " + json.dumps(per_repeat))
+
+
+def _ratios(m: dict, bases: list[dict], key: str) -> list[str]:
+    return [f"{m[key] / b[key]:.2f}" for b in bases] or ["-"]
 
 
 if __name__ == "__main__":

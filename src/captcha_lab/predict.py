@@ -32,6 +32,9 @@ from captcha_lab.images import (
 from captcha_lab.process import set_up_for_job
 
 Image = str | Path | np.ndarray | PIL.Image.Image
+# Images per forward pass. On the 2-core CPUs measured, 256 reads ~2200-2400 images/s where 32
+# reads ~1800 (AMD EPYC, AVX2) or 3279 against 3718 (AMD EPYC, AVX-512): docs/benchmarks.md.
+BATCH_SIZE = 256
 
 
 class InputError(CaptchaLabError):
@@ -66,7 +69,7 @@ def to_gray(item: Image, size: tuple[int, int] = IMAGE_SIZE) -> np.ndarray:
 class Predictor:
     """A trained net loaded once; predicts batches of paths, arrays or PIL images."""
 
-    def __init__(self, net: nn.Module, symbols: str, batch_size: int = 32, device: str | torch.device = "cpu"):
+    def __init__(self, net: nn.Module, symbols: str, batch_size: int = BATCH_SIZE, device: str | torch.device = "cpu"):
         self.net = net.eval().to(device)
         self.charset = Charset(symbols)
         self.width = net.spec["length"] + 1  # one more than the longest label: a too-long read stays wrong
@@ -74,7 +77,7 @@ class Predictor:
         self.device = torch.device(device)
 
     @classmethod
-    def from_checkpoint(cls, path: str | Path, batch_size: int = 32, device: str | torch.device = "cpu"):
+    def from_checkpoint(cls, path: str | Path, batch_size: int = BATCH_SIZE, device: str | torch.device = "cpu"):
         return cls(*load_net(path, map_location=device), batch_size=batch_size, device=device)
 
     @torch.inference_mode()
@@ -143,7 +146,7 @@ class PredictConfig:
     ckpt_path: str = MISSING
     input: str = MISSING
     output: Optional[str] = None  # noqa: UP045 (OmegaConf schemas need typing.Optional)
-    batch_size: int = 32
+    batch_size: int = BATCH_SIZE
     device: str = "cpu"
 
 
