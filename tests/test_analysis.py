@@ -217,6 +217,25 @@ def test_predict_single_file_and_no_match(tmp_path, tiny_run, tiny_dir, capsys):
         assert captured.err.startswith(message) and not captured.out
 
 
+def test_predict_reads_a_few_images_without_starting_the_kernel(tiny_run, tiny_dir):
+    # numba's import and start-up (~0.7 s) would be a quarter of predict.py on one image.
+    ckpt, one = tiny_run / "checkpoints" / "best.ckpt", sorted(tiny_dir.glob("*.png"))[0]
+    cfg = {"ckpt_path": str(ckpt), "input": str(one), "output": None, "batch_size": 4, "device": "cpu"}
+    code = (
+        "import sys; from omegaconf import OmegaConf; from captcha_lab.predict import run\n"
+        f"run(OmegaConf.create({cfg!r}))\n"
+        "print('numba' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    line, numba_loaded = out.splitlines()
+    assert numba_loaded == "False"
+    images = sorted(tiny_dir.glob("*.png"))
+    with_kernel, without = Predictor.from_checkpoint(ckpt), Predictor.from_checkpoint(ckpt, kernel=False)
+    assert with_kernel.net.fused and not without.net.fused
+    reads = [p.text for p in with_kernel.predict(images)]
+    assert [p.text for p in without.predict(images)] == reads and line.split("\t")[:2] == [str(one), reads[0]]
+
+
 def test_predictor_accepts_paths_arrays_and_pil(tiny_run, tiny_dir):
     predictor = Predictor.from_checkpoint(tiny_run / "checkpoints" / "best.ckpt", batch_size=2)
     path = sorted(tiny_dir.glob("*.png"))[0]
@@ -267,8 +286,9 @@ def test_diverging_run_scores_finite(make_cfg):
 
 
 def test_predict_path_imports_neither_lightning_nor_torchvision():
-    # Each costs seconds of predict.py's start-up (issue 5: one image in <= 3 s).
+    # Each costs seconds of predict.py's start-up (issue 5: one image in <= 3 s); numba, ~0.7 s, is
+    # imported only when the report net's CPU kernel first runs.
     code = "import sys, captcha_lab.predict; print(sorted({m.split('.')[0] for m in sys.modules}))"
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    for heavy in ("lightning", "torchvision", "torchmetrics", "hydra"):
+    for heavy in ("lightning", "torchvision", "torchmetrics", "hydra", "numba"):
         assert f"'{heavy}'" not in loaded

@@ -29,12 +29,17 @@ from captcha_lab.images import (
     read_gray,
     to_tensor,
 )
+from captcha_lab.nets import ReportCNN
 from captcha_lab.process import set_up_for_job
 
 Image = str | Path | np.ndarray | PIL.Image.Image
 # Images per forward pass. On the 2-core CPUs measured, 256 reads ~2200-2400 images/s where 32
 # reads ~1800 (AMD EPYC, AVX2) or 3279 against 3718 (AMD EPYC, AVX-512): docs/benchmarks.md.
 BATCH_SIZE = 256
+# predict.py reads fewer images than this with PyTorch's ops for the report net's first block
+# instead of its CPU kernel (the same function): the kernel's start, once per process (numba's
+# import and cached code), takes ~0.7 s and it then saves ~0.06 ms per image (docs/benchmarks.md).
+KERNEL_MIN_IMAGES = 10_000
 
 
 class InputError(CaptchaLabError):
@@ -69,16 +74,27 @@ def to_gray(item: Image, size: tuple[int, int] = IMAGE_SIZE) -> np.ndarray:
 class Predictor:
     """A trained net loaded once; predicts batches of paths, arrays or PIL images."""
 
-    def __init__(self, net: nn.Module, symbols: str, batch_size: int = BATCH_SIZE, device: str | torch.device = "cpu"):
+    def __init__(
+        self,
+        net: nn.Module,
+        symbols: str,
+        batch_size: int = BATCH_SIZE,
+        device: str | torch.device = "cpu",
+        kernel: bool = True,
+    ):
         self.net = net.eval().to(device)
+        if isinstance(net, ReportCNN) and not kernel:
+            net.fused = False  # its first block on PyTorch's ops (captcha_lab.kernels)
         self.charset = Charset(symbols)
         self.width = net.spec["length"] + 1  # one more than the longest label: a too-long read stays wrong
         self.batch_size = batch_size
         self.device = torch.device(device)
 
     @classmethod
-    def from_checkpoint(cls, path: str | Path, batch_size: int = BATCH_SIZE, device: str | torch.device = "cpu"):
-        return cls(*load_net(path, map_location=device), batch_size=batch_size, device=device)
+    def from_checkpoint(
+        cls, path: str | Path, batch_size: int = BATCH_SIZE, device: str | torch.device = "cpu", kernel: bool = True
+    ):
+        return cls(*load_net(path, map_location=device), batch_size=batch_size, device=device, kernel=kernel)
 
     @torch.inference_mode()
     def read(self, x: torch.Tensor) -> tuple[list[str], torch.Tensor]:
@@ -179,7 +195,10 @@ def run(cfg: DictConfig) -> int:
         cfg = checked(cfg)
         paths = expand_inputs(str(cfg.input))
         set_up_for_job()
-        predictor = Predictor.from_checkpoint(cfg.ckpt_path, batch_size=cfg.batch_size, device=cfg.device)
+        kernel = len(paths) >= KERNEL_MIN_IMAGES
+        predictor = Predictor.from_checkpoint(
+            cfg.ckpt_path, batch_size=cfg.batch_size, device=cfg.device, kernel=kernel
+        )
         rows, failed = [], 0
         for path, result in predictor.predict_files(paths):
             if isinstance(result, Prediction):
