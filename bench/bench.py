@@ -93,6 +93,7 @@ def run_ours(data: str, epochs: int, out: Path, *overrides: str) -> dict:
 
 def run_keras(tf_python: str, data: str, epochs: int, seed: int, onednn: bool = False) -> dict:
     env = {**os.environ, "SEED": str(seed)}
+    env.pop("TF_ENABLE_ONEDNN_OPTS", None)  # as written: TensorFlow's default for this CPU
     if onednn:
         env["TF_ENABLE_ONEDNN_OPTS"] = "1"
     wall, proc = timed([tf_python, str(KERAS), data, data, str(epochs)], env=env)
@@ -107,7 +108,8 @@ def run_keras(tf_python: str, data: str, epochs: int, seed: int, onednn: bool = 
 
 def inference(ckpt: Path, data: str, batch: int = BATCH_SIZE) -> float:
     """Batched images/s of a trained checkpoint on in-memory images, texts included (predict.py's
-    Predictor, with predict.py's allocator setting; median of 5 passes)."""
+    Predictor, with predict.py's allocator setting; median of 5 passes). With the first block's
+    kernel, as a long-lived Predictor runs it (predict.py only from KERNEL_MIN_IMAGES images)."""
     reuse_freed_memory()
     predictor = Predictor.from_checkpoint(ckpt, batch_size=batch)
     images = load_folder(data, predictor.charset, predictor.net.spec["length"]).images
@@ -151,7 +153,7 @@ def main() -> None:
         parser.error(f"--variants: 'ours' and any of {', '.join(VARIANTS)}, comma-separated; got {args.variants!r}")
     if args.tf_onednn and not args.tf_python:
         parser.error("--tf-onednn needs --tf-python")
-    ours = dict(VARIANTS[k] for k in keys)  # row name -> overrides, 'ours' first
+    ours = dict(VARIANTS[k] for k in VARIANTS if k in keys)  # row name -> overrides, 'ours' first
 
     peak = matmul_peak()
     fwd, train_flops = flops_per_image()
@@ -159,19 +161,20 @@ def main() -> None:
     n_train, n_val = n - round(n * 0.2), round(n * 0.2)
     epoch_flops = n_train * train_flops + n_val * fwd
     kerases = {KERAS_ROW: False, ONEDNN_ROW: True} if args.tf_onednn else {KERAS_ROW: False}
-    runs: dict[str, list[dict]] = {name: [] for name in [*(kerases if args.tf_python else ()), *ours]}
+    kerases = kerases if args.tf_python else {}
+    runs: dict[str, list[dict]] = {name: [] for name in [*kerases, *ours]}
     with tempfile.TemporaryDirectory() as tmp:
         for r in range(args.repeats):  # alternate, so that machine noise hits every system alike
-            for name, onednn in kerases.items() if args.tf_python else ():
+            for name, onednn in kerases.items():
                 runs[name].append(run_keras(args.tf_python, args.data, args.epochs, args.seed, onednn))
             for i, (name, overrides) in enumerate(ours.items()):
                 out = Path(tmp) / f"run{r}_{i}"
                 runs[name].append(run_ours(args.data, args.epochs, out, f"seed={args.seed}", *overrides))
             print(f"repeat {r}: " + json.dumps({k: v[-1] for k, v in runs.items()}), file=sys.stderr)
-        ckpt = Path(tmp) / "run0_0" / "checkpoints" / "best.ckpt"
+        ckpt = Path(tmp) / "run0_0" / "checkpoints" / "best.ckpt"  # the 'ours' row's first run
         img_per_s = {batch: inference(ckpt, args.data, batch) for batch in (BATCH_SIZE, 32)}
         one = predict_one(ckpt, next(Path(args.data).glob("*.png")))
-    report(args, peak, fwd, epoch_flops, runs, img_per_s, one, ours)
+    report(args, peak, fwd, epoch_flops, runs, img_per_s, one)
 
 
 def cpu_name() -> str:
@@ -181,10 +184,10 @@ def cpu_name() -> str:
     return names[0] if names else platform.processor() or "unknown CPU"
 
 
-def report(args, peak, fwd, epoch_flops, runs, img_per_s, one, ours) -> None:
+def report(args, peak, fwd, epoch_flops, runs, img_per_s, one) -> None:
     med = {name: {k: statistics.median(r[k] for r in rs) for k in rs[0]} for name, rs in runs.items()}
-    # The ratio columns: against Keras as written, and against Keras with oneDNN when it ran.
-    bases = [med[name] for name in (KERAS_ROW, ONEDNN_ROW) if name in med]
+    kerases = [name for name in (KERAS_ROW, ONEDNN_ROW) if name in med]
+    bases = [med[name] for name in kerases]  # the ratio columns: Keras as written, then with oneDNN
     print(
         f"machine: {cpu_name()} ({platform.machine()}), {os.cpu_count()} CPUs, torch {torch.__version__} "
         f"({torch.get_num_threads()} threads); measured fp32 matmul peak {peak:.0f} GFLOP/s"
@@ -198,16 +201,15 @@ def report(args, peak, fwd, epoch_flops, runs, img_per_s, one, ours) -> None:
         gflops = epoch_flops / m["epoch_s"] / 1e9
         row = [f"{m['wall_s']:.1f}", *_ratios(m, bases, "wall_s"), f"{m['epoch_s']:.3f}", *_ratios(m, bases, "epoch_s")]
         print(f"| {name} | {' | '.join(row)} | {gflops:.0f} ({gflops / peak:.0%}) | {m['test_char_acc']:.3f} |")
-    print("(epoch: ours is the median epoch after the first, validation and checkpoints included; Keras's is its")
+    print("\n(epoch: ours is the median epoch after the first, validation and checkpoints included; Keras's is its")
     print(" fit time / epochs, as seed_keras.py prints it, so its first epoch's graph tracing is spread over all)")
-    kerases = [name for name in (KERAS_ROW, ONEDNN_ROW) if name in med]
     keras_inf = "".join(f" ({name}: {med[name]['infer_img_per_s']:.0f})" for name in kerases)
     print(
         f"\nbatched inference (in memory, the Predictor's default batch of {BATCH_SIZE}): "
         f"{img_per_s[BATCH_SIZE]:.0f} images/s (at batch 32: {img_per_s[32]:.0f}){keras_inf}"
     )
     print(f"predict.py on one image, wall time with start-up (median of 3): {one:.2f} s")
-    per_repeat = {k: [round(r["val_seq_acc"], 3) for r in v] for k, v in runs.items() if k in ours}
+    per_repeat = {k: [round(r["val_seq_acc"], 3) for r in v] for k, v in runs.items() if k not in kerases}
     print("val seq_acc per repeat: " + json.dumps(per_repeat))
 
 

@@ -174,7 +174,8 @@ def test_predict_cli_bad_file_and_exit_code(tmp_path, tiny_run, tiny_dir):
     (images / "broken.png").write_bytes(b"not an image")
     out_csv = tmp_path / "pred.csv"
     ckpt = tiny_run / "checkpoints" / "best.ckpt"
-    done = run_script("predict.py", f"ckpt_path={ckpt}", f"input={images}", f"output={out_csv}")
+    # batch_size=16: the broken file and the good ones spread over several batches.
+    done = run_script("predict.py", f"ckpt_path={ckpt}", f"input={images}", f"output={out_csv}", "batch_size=16")
     assert done.returncode == 1
     errors = done.stderr.strip().splitlines()
     assert len(errors) == 1 and "broken.png" in errors[0] and "Traceback" not in done.stderr
@@ -219,7 +220,8 @@ def test_predict_single_file_and_no_match(tmp_path, tiny_run, tiny_dir, capsys):
 
 def test_predict_reads_a_few_images_without_starting_the_kernel(tiny_run, tiny_dir):
     # numba's import and start-up (~0.7 s) would be a quarter of predict.py on one image.
-    ckpt, one = tiny_run / "checkpoints" / "best.ckpt", sorted(tiny_dir.glob("*.png"))[0]
+    ckpt, images = tiny_run / "checkpoints" / "best.ckpt", sorted(tiny_dir.glob("*.png"))
+    one = images[0]
     cfg = {"ckpt_path": str(ckpt), "input": str(one), "output": None, "batch_size": 4, "device": "cpu"}
     code = (
         "import sys; from omegaconf import OmegaConf; from captcha_lab.predict import run\n"
@@ -229,11 +231,12 @@ def test_predict_reads_a_few_images_without_starting_the_kernel(tiny_run, tiny_d
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     line, numba_loaded = out.splitlines()
     assert numba_loaded == "False"
-    images = sorted(tiny_dir.glob("*.png"))
     with_kernel, without = Predictor.from_checkpoint(ckpt), Predictor.from_checkpoint(ckpt, kernel=False)
     assert with_kernel.net.fused and not without.net.fused
-    reads = [p.text for p in with_kernel.predict(images)]
-    assert [p.text for p in without.predict(images)] == reads and line.split("\t")[:2] == [str(one), reads[0]]
+    reads, reads_without = with_kernel.predict(images), without.predict(images)
+    assert [p.text for p in reads_without] == [p.text for p in reads]
+    assert [p.confidence for p in reads_without] == pytest.approx([p.confidence for p in reads], rel=1e-4)
+    assert line.split("\t")[:2] == [str(one), reads[0].text]
 
 
 def test_predictor_accepts_paths_arrays_and_pil(tiny_run, tiny_dir):

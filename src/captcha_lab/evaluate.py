@@ -34,7 +34,7 @@ def split_metrics(system: CaptchaSystem, data: LabelledImages, split: str, batch
     return {f"{split}/{k.removeprefix('test/')}": v for k, v in tested.items()}
 
 
-def read_texts(system: CaptchaSystem, images: torch.Tensor, batch_size: int = 32) -> list[str]:
+def read_texts(system: CaptchaSystem, images: torch.Tensor, batch_size: int) -> list[str]:
     # What predict.py would read.
     return Predictor(system.net, system.charset.symbols, batch_size).read_all(images)[0]
 
@@ -112,7 +112,7 @@ def analyse(
     data = splits[analysis_split]
     symbols = system.charset.symbols
     truths = system.charset.texts(data.targets)  # shorter labels are padded with PAD
-    preds = read_texts(system, data.images)
+    preds = read_texts(system, data.images, batch_size)
     rows, confusion = char_scores(symbols, truths, preds)
     write_char_csvs(out_dir, symbols, rows, confusion)
     figures = {

@@ -33,8 +33,9 @@ from captcha_lab.nets import ReportCNN
 from captcha_lab.process import set_up_for_job
 
 Image = str | Path | np.ndarray | PIL.Image.Image
-# Images per forward pass. On the 2-core CPUs measured, 256 reads ~2200-2400 images/s where 32
-# reads ~1800 (AMD EPYC, AVX2) or 3279 against 3718 (AMD EPYC, AVX-512): docs/benchmarks.md.
+# Images per forward pass. On the AVX2 EPYC, 256 reads ~2200-2400 images/s and 32 ~1800; on the
+# AVX-512 EPYC 32 was faster (3718 against 3279 images/s), but both are far above the 2000 that
+# only the larger batch reaches on the slower machine (docs/benchmarks.md).
 BATCH_SIZE = 256
 # predict.py reads fewer images than this with PyTorch's ops for the report net's first block
 # instead of its CPU kernel (the same function): the kernel's start, once per process (numba's
@@ -74,17 +75,8 @@ def to_gray(item: Image, size: tuple[int, int] = IMAGE_SIZE) -> np.ndarray:
 class Predictor:
     """A trained net loaded once; predicts batches of paths, arrays or PIL images."""
 
-    def __init__(
-        self,
-        net: nn.Module,
-        symbols: str,
-        batch_size: int = BATCH_SIZE,
-        device: str | torch.device = "cpu",
-        kernel: bool = True,
-    ):
+    def __init__(self, net: nn.Module, symbols: str, batch_size: int = BATCH_SIZE, device: str | torch.device = "cpu"):
         self.net = net.eval().to(device)
-        if isinstance(net, ReportCNN) and not kernel:
-            net.fused = False  # its first block on PyTorch's ops (captcha_lab.kernels)
         self.charset = Charset(symbols)
         self.width = net.spec["length"] + 1  # one more than the longest label: a too-long read stays wrong
         self.batch_size = batch_size
@@ -94,7 +86,12 @@ class Predictor:
     def from_checkpoint(
         cls, path: str | Path, batch_size: int = BATCH_SIZE, device: str | torch.device = "cpu", kernel: bool = True
     ):
-        return cls(*load_net(path, map_location=device), batch_size=batch_size, device=device, kernel=kernel)
+        """`kernel=False`: the report net's first block on PyTorch's ops, not its CPU kernel (the same
+        function), which skips the kernel's start (see KERNEL_MIN_IMAGES)."""
+        net, symbols = load_net(path, map_location=device)
+        if isinstance(net, ReportCNN) and not kernel:
+            net.fused = False  # this net is the Predictor's own: nobody else's net is changed
+        return cls(net, symbols, batch_size=batch_size, device=device)
 
     @torch.inference_mode()
     def read(self, x: torch.Tensor) -> tuple[list[str], torch.Tensor]:
