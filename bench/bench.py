@@ -1,15 +1,15 @@
 """Training and inference speed of captcha-lab against the report's Keras pipeline, in one run.
 
     .venv/bin/python bench/bench.py --data ../shared/data/captcha_v2 [--tf-python /tmp/tf/bin/python]
-        [--tf-onednn] [--variants ours,fused_off,bf16]
+        [--tf-onednn] [--variants ours[,fused_off][,bf16]]   (default: ours,fused_off)
 
 Both sides train the report's model for 60 epochs at batch 32 on the same folder (80/20
 train/val, i.e. 696/174 for the 870 shared images) and then test on the same folder; runs
 alternate (Keras, ours, Keras, ours, ...) so machine noise hits both alike, and medians are
 reported. Prints a markdown report (paste it into docs/benchmarks.md).
 
-TensorFlow switches its oneDNN kernels on by default only on some CPUs (those with AVX-512
-VNNI/BF16 or AMX); elsewhere, e.g. AVX2-only CPUs, Keras runs Eigen's slower kernels.
+TensorFlow switches its oneDNN kernels on by default only on some CPUs (those with AVX512_VNNI,
+AVX512_BF16, AVX_VNNI or AMX); elsewhere, e.g. AVX2-only CPUs, Keras runs Eigen's slower kernels.
 `--tf-onednn` adds a row for the Keras script with TF_ENABLE_ONEDNN_OPTS=1, and a ratio against it,
 so that a gain from TensorFlow's defaults on one CPU is not mistaken for ours.
 """
@@ -18,6 +18,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
@@ -30,7 +31,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from captcha_lab.images import load_folder
 from captcha_lab.nets import ReportCNN
-from captcha_lab.predict import BATCH_SIZE, Predictor
+from captcha_lab.predict import BATCH_SIZE, KERNEL_MIN_IMAGES, Predictor
 from captcha_lab.process import reuse_freed_memory
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -106,12 +107,13 @@ def run_keras(tf_python: str, data: str, epochs: int, seed: int, onednn: bool = 
     }
 
 
-def inference(ckpt: Path, data: str, batch: int = BATCH_SIZE) -> float:
+def inference(ckpt: Path, data: str, batch: int = BATCH_SIZE, kernel: bool = True) -> float:
     """Batched images/s of a trained checkpoint on in-memory images, texts included (predict.py's
-    Predictor, with predict.py's allocator setting; median of 5 passes). With the first block's
-    kernel, as a long-lived Predictor runs it (predict.py only from KERNEL_MIN_IMAGES images)."""
+    Predictor, with predict.py's allocator setting; median of 5 passes). `kernel`: the first
+    block's kernel, as a long-lived Predictor runs it; predict.py runs it only from
+    KERNEL_MIN_IMAGES images, so a folder like the shared 870 is read without."""
     reuse_freed_memory()
-    predictor = Predictor.from_checkpoint(ckpt, batch_size=batch)
+    predictor = Predictor.from_checkpoint(ckpt, batch_size=batch, kernel=kernel)
     images = load_folder(data, predictor.charset, predictor.net.spec["length"]).images
     times = []
     for _ in range(5):
@@ -148,11 +150,7 @@ def main() -> None:
     # Both sides; the report model's start is a long plateau that a few seeds never leave.
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    keys = args.variants.split(",")
-    if "ours" not in keys or not set(keys) <= set(VARIANTS):
-        parser.error(f"--variants: 'ours' and any of {', '.join(VARIANTS)}, comma-separated; got {args.variants!r}")
-    if args.tf_onednn and not args.tf_python:
-        parser.error("--tf-onednn needs --tf-python")
+    keys = checked_variants(parser, args)
     ours = dict(VARIANTS[k] for k in VARIANTS if k in keys)  # row name -> overrides, 'ours' first
 
     peak = matmul_peak()
@@ -161,7 +159,8 @@ def main() -> None:
     n_train, n_val = n - round(n * 0.2), round(n * 0.2)
     epoch_flops = n_train * train_flops + n_val * fwd
     kerases = {KERAS_ROW: False, ONEDNN_ROW: True} if args.tf_onednn else {KERAS_ROW: False}
-    kerases = kerases if args.tf_python else {}
+    if not args.tf_python:
+        kerases = {}
     runs: dict[str, list[dict]] = {name: [] for name in [*kerases, *ours]}
     with tempfile.TemporaryDirectory() as tmp:
         for r in range(args.repeats):  # alternate, so that machine noise hits every system alike
@@ -172,9 +171,29 @@ def main() -> None:
                 runs[name].append(run_ours(args.data, args.epochs, out, f"seed={args.seed}", *overrides))
             print(f"repeat {r}: " + json.dumps({k: v[-1] for k, v in runs.items()}), file=sys.stderr)
         ckpt = Path(tmp) / "run0_0" / "checkpoints" / "best.ckpt"  # the 'ours' row's first run
-        img_per_s = {batch: inference(ckpt, args.data, batch) for batch in (BATCH_SIZE, 32)}
+        # (batch, kernel) -> images/s: the default, a small batch, and predict.py's way below
+        # KERNEL_MIN_IMAGES images.
+        settings = [(BATCH_SIZE, False), (BATCH_SIZE, True), (32, True)]
+        img_per_s = {s: inference(ckpt, args.data, *s) for s in settings}
         one = predict_one(ckpt, next(Path(args.data).glob("*.png")))
     report(args, peak, fwd, epoch_flops, runs, img_per_s, one)
+
+
+def checked_variants(parser: argparse.ArgumentParser, args: argparse.Namespace) -> list[str]:
+    # Before the minutes of measuring: a typo fails in one line, not in a traceback mid-run.
+    keys = [k.strip() for k in args.variants.split(",")]
+    unknown = [k for k in keys if k not in VARIANTS]
+    if unknown or "ours" not in keys:
+        parser.error(f"--variants must include 'ours'; unknown: {unknown} (choices: {', '.join(VARIANTS)})")
+    if not Path(args.data).is_dir():
+        parser.error(f"--data: no such folder: {args.data}")
+    if args.tf_python and not shutil.which(args.tf_python):
+        parser.error(f"--tf-python: not an executable: {args.tf_python}")
+    if args.tf_onednn and not args.tf_python:
+        parser.error("--tf-onednn needs --tf-python")
+    if args.repeats < 1 or args.epochs < 1:
+        parser.error(f"--repeats and --epochs must be at least 1, got {args.repeats} and {args.epochs}")
+    return keys
 
 
 def cpu_name() -> str:
@@ -206,7 +225,9 @@ def report(args, peak, fwd, epoch_flops, runs, img_per_s, one) -> None:
     keras_inf = "".join(f" ({name}: {med[name]['infer_img_per_s']:.0f})" for name in kerases)
     print(
         f"\nbatched inference (in memory, the Predictor's default batch of {BATCH_SIZE}): "
-        f"{img_per_s[BATCH_SIZE]:.0f} images/s (at batch 32: {img_per_s[32]:.0f}){keras_inf}"
+        f"{img_per_s[BATCH_SIZE, True]:.0f} images/s (at batch 32: {img_per_s[32, True]:.0f}; "
+        f"without the kernel, as predict.py reads fewer than {KERNEL_MIN_IMAGES} images: "
+        f"{img_per_s[BATCH_SIZE, False]:.0f}){keras_inf}"
     )
     print(f"predict.py on one image, wall time with start-up (median of 3): {one:.2f} s")
     per_repeat = {k: [round(r["val_seq_acc"], 3) for r in v] for k, v in runs.items() if k not in kerases}

@@ -21,7 +21,7 @@ from captcha_lab.images import ImageError, read_gray
 from captcha_lab.nets import ReportCNN
 from captcha_lab.pipeline import train
 from captcha_lab.plots import job_labels, plot_run, plot_sweep, read_history
-from captcha_lab.predict import InputError, Predictor, expand_inputs, run
+from captcha_lab.predict import BATCH_SIZE, InputError, Predictor, expand_inputs, run
 from captcha_lab.system import CaptchaSystem, load_system
 
 from .conftest import ROOT
@@ -295,3 +295,8 @@ def test_predict_path_imports_neither_lightning_nor_torchvision():
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     for heavy in ("lightning", "torchvision", "torchmetrics", "hydra", "numba"):
         assert f"'{heavy}'" not in loaded
+
+
+def test_predict_yaml_batch_size_is_the_predictors_default():
+    # predict.yaml needs the literal (so that `batch_size=64` overrides without a +); the two must not drift.
+    assert OmegaConf.load(ROOT / "conf" / "predict.yaml").batch_size == BATCH_SIZE

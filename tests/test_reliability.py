@@ -155,7 +155,8 @@ def test_user_errors_are_one_clear_line_and_leave_earlier_runs_alone(make_cfg, t
         (["lr=-1"], 2, "error: lr must be a positive number, got -1.0"),
         (["batch_size=0"], 2, "error: batch_size must be at least 1, got 0"),
         (["epochs=0"], 2, "error: epochs must be at least 1, got 0"),
-        ([*real, f"data.dir={tmp_path}/nope"], 2, f"error: data folder not found: {tmp_path}/nope"),
+        ([*real, f"data.dir={tmp_path}/nope"], 2, f"error: data.dir: data folder not found: {tmp_path}/nope"),
+        ([*real, f"data.test_dir={tmp_path}/nope"], 2, f"error: data.test_dir: data folder not found: {tmp_path}/nope"),
         ([*real, f"data.dir={tmp_path}/empty"], 2, f"error: no image files (.bmp, .gif, .jpeg, .jpg, .png, .tif, "
                                                    f".tiff, .webp) in {tmp_path}/empty"),
         ([*real, f"data.dir={tmp_path}/text"], 2, "error: no image files"),
@@ -195,6 +196,9 @@ def test_user_errors_are_one_clear_line_and_leave_earlier_runs_alone(make_cfg, t
         else:  # Hydra's: a short message whose first line names the key
             assert expected in lines[0], (overrides, stderr)
     assert tree_digest(earlier_run) == before
+    # A missing folder stops the run before its logger starts: no TensorBoard run for nothing.
+    no_dir_run = runs[next(i for i, c in enumerate(cases) if f"data.dir={tmp_path}/nope" in c[0])]
+    assert not list(no_dir_run.rglob("events.out.tfevents*"))
     bad_run = runs[next(i for i, c in enumerate(cases) if f"data.dir={tmp_path}/bad" in c[0])]
     assert "could not be read: " in (bad_run / "train.log").read_text()  # warnings reach the run's log
 

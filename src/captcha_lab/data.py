@@ -1,4 +1,5 @@
 import logging
+from pathlib import Path
 
 import lightning as L
 import torch
@@ -69,6 +70,11 @@ def check_settings(hp: dict) -> None:
         raise ConfigError(f"data.num_workers must be >= 0, got {hp['num_workers']}")
     if hp["synthetic"] < 0:
         raise ConfigError(f"data.synthetic must be >= 0, got {hp['synthetic']}")
+    # Here, not when setup() reads them: before the Trainer and its logger start a run for nothing.
+    folders = {"test_dir": hp["test_dir"]} | ({} if hp["synthetic"] else {"dir": hp["dir"]})
+    for key, folder in folders.items():
+        if folder is not None and not Path(folder).is_dir():
+            raise DataError(f"data.{key}: data folder not found: {folder}")
 
 
 class CaptchaDataModule(L.LightningDataModule):
