@@ -150,7 +150,7 @@ def main() -> None:
     # Both sides; the report model's start is a long plateau that a few seeds never leave.
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    keys = checked_variants(parser, args)
+    keys = check_args(parser, args)  # the --variants keys
     ours = dict(VARIANTS[k] for k in VARIANTS if k in keys)  # row name -> overrides, 'ours' first
 
     peak = matmul_peak()
@@ -179,7 +179,7 @@ def main() -> None:
     report(args, peak, fwd, epoch_flops, runs, img_per_s, one)
 
 
-def checked_variants(parser: argparse.ArgumentParser, args: argparse.Namespace) -> list[str]:
+def check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> list[str]:
     # Before the minutes of measuring: a typo fails in one line, not in a traceback mid-run.
     keys = [k.strip() for k in args.variants.split(",")]
     unknown = [k for k in keys if k not in VARIANTS]
