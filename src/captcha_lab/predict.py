@@ -33,13 +33,14 @@ from captcha_lab.nets import ReportCNN
 from captcha_lab.process import set_up_for_job
 
 Image = str | Path | np.ndarray | PIL.Image.Image
-# Images per forward pass. On the AVX2 EPYC, 256 reads ~2200-2400 images/s and 32 ~1800; on the
-# AVX-512 EPYC 32 was faster (3718 against 3279 images/s), but both are far above the 2000 that
-# only the larger batch reaches on the slower machine (docs/benchmarks.md).
+# Images per forward pass. On the AVX2 EPYC, 256 read 2152-2696 images/s and 32 1848-2415 (three
+# benches): only 256 stayed above 2000. On the AVX-512 EPYC 32 was faster (3718 against 3279), but
+# both were far above it (docs/benchmarks.md).
 BATCH_SIZE = 256
 # predict.py reads fewer images than this with PyTorch's ops for the report net's first block
 # instead of its CPU kernel (the same function): the kernel's start, once per process (numba's
-# import and cached code), takes ~0.7 s and it then saves ~0.06 ms per image (docs/benchmarks.md).
+# import and cached code), takes ~0.7 s and it then saves ~0.06-0.12 ms per image (two measurements
+# on the AVX2 EPYC): it pays off from ~6,000-12,000 images (docs/benchmarks.md).
 KERNEL_MIN_IMAGES = 10_000
 
 
