@@ -3,9 +3,12 @@ import json
 import platform
 import subprocess
 import sys
+import warnings
 import weakref
 
-from captcha_lab.process import freeze_loaded_objects, reuse_freed_memory
+from lightning.pytorch.utilities._pytree import _tree_flatten
+
+from captcha_lab.process import freeze_loaded_objects, quiet_lightning_pytree_warning, reuse_freed_memory
 
 from .conftest import ROOT
 
@@ -49,3 +52,12 @@ def test_freeze_collects_garbage_before_freezing_the_rest():
         assert gc.get_freeze_count() == frozen  # not frozen: once per process
     finally:
         gc.unfreeze()
+
+
+def test_only_lightnings_pytree_warning_is_quiet():
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        quiet_lightning_pytree_warning()
+        _tree_flatten(1)  # builds torch's deprecated LeafSpec, as each of Lightning's loops does
+        warnings.warn("another deprecation", FutureWarning, stacklevel=1)
+    assert [str(w.message) for w in seen] == ["another deprecation"]

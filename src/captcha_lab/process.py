@@ -1,6 +1,6 @@
 """Process-wide settings that train.py, eval.py and predict.py make before their job
-(set_up_for_job): the two memory settings below, and OpenCV's duplicate warnings off
-(images.quiet_opencv).
+(set_up_for_job): the two memory settings below, OpenCV's duplicate warnings off
+(images.quiet_opencv), and one library's deprecation warning that no user can act on.
 
 reuse_freed_memory: on CPU, PyTorch allocates every activation and gradient with plain malloc.
 glibc serves blocks over its mmap threshold (128 KiB at start, adapting up to 32 MiB) with fresh
@@ -20,6 +20,7 @@ import ctypes
 import functools
 import gc
 import sys
+import warnings
 
 from captcha_lab.images import quiet_opencv
 
@@ -52,7 +53,14 @@ def freeze_loaded_objects() -> None:
     gc.freeze()
 
 
+def quiet_lightning_pytree_warning() -> None:
+    # Lightning 2.6 builds torch's deprecated pytree LeafSpec whenever a loop starts, so every
+    # training run printed this FutureWarning after its model summary; it is Lightning's to fix.
+    warnings.filterwarnings("ignore", r"`isinstance\(treespec, LeafSpec\)` is deprecated", FutureWarning)
+
+
 def set_up_for_job() -> None:
     reuse_freed_memory()
     freeze_loaded_objects()
     quiet_opencv()
+    quiet_lightning_pytree_warning()
