@@ -89,6 +89,27 @@ def test_datamodule_test_dir_replaces_held_out_fraction(tiny_dir, tmp_path):
     assert x.shape == (8, 1, 50, 200) and x.dtype == torch.float32 and y.shape == (8, 5)
 
 
+def test_replace_test_keeps_train_and_val_as_split_with_the_held_out_test(tiny_dir, tmp_path):
+    dm = CaptchaDataModule(dir=str(tiny_dir))
+    dm.setup("fit")
+    before = {k: dm.splits[k].targets for k in ("train", "val")}
+    dm.replace_test(str(ensure_synthetic(tmp_path / "test", n=10, seed=5)))
+    assert {k: len(v) for k, v in dm.splits.items()} == {"test": 10, "val": 14, "train": 58}
+    assert all(torch.equal(dm.splits[k].targets, v) for k, v in before.items())
+    with pytest.raises(DataError, match=f"^data.test_dir: data folder not found: {tmp_path}/nope$"):
+        dm.replace_test(str(tmp_path / "nope"))
+
+
+@pytest.mark.parametrize(
+    "settings, named",
+    [({"val_fraction": 0.001}, "data.val_fraction=0.001"), ({"folds": 79, "fold": 78}, "data.folds=79")],
+)
+def test_an_empty_validation_split_is_refused(tiny_dir, settings, named):
+    dm = CaptchaDataModule(dir=str(tiny_dir), test_fraction=0.05, **settings)  # 76 images left
+    with pytest.raises(DataError, match=f"^{tiny_dir}: 80 usable images leave none for validation at {named}$"):
+        dm.setup("fit")
+
+
 def test_synthetic_is_deterministic_and_other_settings_get_their_own_folder(tmp_path):
     a = ensure_synthetic(tmp_path / "a", n=5, seed=3)
     b = ensure_synthetic(tmp_path / "b", n=5, seed=3)

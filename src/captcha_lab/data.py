@@ -124,15 +124,29 @@ class CaptchaDataModule(L.LightningDataModule):
         if self.splits:
             return  # decoded once per process, whatever the stage
         hp, folder = self.hparams, self.folder
-        data = load_folder(folder, self.charset, hp.length, max_length=hp.max_length)
+        data = self._read(folder)
         test_fraction = 0.0 if hp.test_dir else hp.test_fraction
         idx = split_indices(len(data), hp.seed, hp.val_fraction, test_fraction, hp.folds, hp.fold)
         self.splits = {name: data.subset(i) for name, i in idx.items()}
         if hp.test_dir:
-            self.splits["test"] = load_folder(hp.test_dir, self.charset, hp.length, max_length=hp.max_length)
+            self.splits["test"] = self._read(hp.test_dir)
         if len(self.splits["train"]) == 0:
             raise DataError(f"{folder}: {len(data)} usable images leave none for training")
+        if len(self.splits["val"]) == 0:  # no best.ckpt would be written, and the val bests be NaN
+            setting = f"data.folds={hp.folds}" if hp.folds else f"data.val_fraction={hp.val_fraction}"
+            raise DataError(f"{folder}: {len(data)} usable images leave none for validation at {setting}")
         log.info("data %s: %s", folder, ", ".join(f"{k} {len(v)}" for k, v in self.splits.items()))
+
+    def _read(self, folder: str) -> LabelledImages:
+        return load_folder(folder, self.charset, self.hparams.length, max_length=self.hparams.max_length)
+
+    def replace_test(self, folder: str) -> None:
+        """After setup: `folder`'s images as the test split, train and val left as they were split
+        (eval.py scoring another test set for a run that held out part of its folder)."""
+        if not Path(folder).is_dir():
+            raise DataError(f"data.test_dir: data folder not found: {folder}")
+        self.splits["test"] = self._read(folder)
+        log.info("test split replaced: %d images from %s", len(self.splits["test"]), folder)
 
     def _loader(self, split: str, train: bool = False) -> DataLoader:
         data = self.splits[split]
