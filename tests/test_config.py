@@ -86,6 +86,8 @@ def test_out_of_range_values_fail_before_data(make_cfg, override, key):
         ("model.fused=abc", "model: fused must be true or false, got 'abc'"),
         ("model.head_activation=relu", "model: head_activation must be one of"),
         ("+model.depth=3", "model: .*unexpected keyword argument 'depth'"),
+        ("model.hidden=0", r"model: hidden must be an integer >= 1, got 0$"),  # a reshape error at the first step
+        ("model.dropout=1.5", r"model: dropout must be a number in \[0, 1\), got 1.5$"),
     ],
 )
 def test_bad_model_values_fail_with_the_nets_message(make_cfg, override, message):
@@ -99,6 +101,15 @@ def test_bad_model_values_fail_with_the_nets_message(make_cfg, override, message
         (["data.test_fraction=2"], r"data.test_fraction must be in \[0, 1\), got 2"),  # raised inside instantiate
         (["data.fold=2"], "data.fold=2 needs data.folds > 1"),  # would be ignored: five equal 'folds'
         (["model=crnn", "label_smoothing=0.1"], "label_smoothing: CTC"),
+        (["model=crnn", "model.rnn_layers=0"], r"model: rnn_layers must be an integer >= 1, got 0$"),
+        # Built only when fit starts (partials): each ended in a traceback after the logger began.
+        (["optimizer=sgd", "optimizer.momentum=-1"], "optimizer: Invalid momentum value: -1"),
+        (["optimizer.eps=abc"], "optimizer: "),
+        (["scheduler=onecycle", "scheduler.pct_start=2"], "scheduler: Expected float between 0 and 1 pct_start"),
+        (["augment=light", "augment.degrees=abc"], "augment: degrees must be a number >= 0, got 'abc'$"),
+        (["augment=light", "augment.erase=2"], r"augment: erase must be a number in \[0, 1\], got 2$"),
+        # The data would be encoded with other characters than the net and its checkpoint read.
+        (["data.symbols=yxwpnmgfedcb8765432"], "data.symbols: 'yxwpnmgfedcb8765432' differs from charset.symbols"),
     ],
 )
 def test_bad_data_and_loss_values_fail_with_one_line(make_cfg, overrides, message):

@@ -7,6 +7,8 @@ import torch.nn.functional as F
 from torch import nn
 from torchvision.transforms import v2
 
+from captcha_lab.errors import check_range
+
 
 class Augment(nn.Module):
     """(B, 1, H, W) in [0, 1] -> the same shape and range, each image with its own random warp.
@@ -27,6 +29,10 @@ class Augment(nn.Module):
         erase: float = 0.0,
     ):
         super().__init__()
+        sizes = dict(degrees=degrees, translate=translate, scale=scale, shear=shear, elastic=elastic, noise=noise)
+        for name, value in sizes.items():
+            check_range(name, value, 0)
+        check_range("erase", erase, 0, 1, closed=True)  # a probability
         self.degrees, self.translate, self.scale, self.shear = degrees, translate, scale, shear
         self.elastic = elastic  # largest displacement, as a fraction of the image size
         self.noise = v2.GaussianNoise(sigma=noise, clip=True) if noise else None

@@ -2,6 +2,7 @@
 sweep, written to the job's error.txt while the other jobs run."""
 
 import logging
+import math
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -56,3 +57,14 @@ def require(cfg: DictConfig, *keys: str) -> None:
     for key in keys:
         if OmegaConf.is_missing(cfg, key):
             raise ConfigError(f"{key} is required, e.g. {key}={REQUIRED_EXAMPLES[key]}")
+
+
+def check_range(name: str, value, low: float, high: float = math.inf, integer: bool = False, closed: bool = False):
+    """ValueError unless `low <= value < high` (`<= high` if `closed`; an integer, if asked): a
+    net's or transform's own argument check, which pipeline.make() reports as one line."""
+    kinds = int if integer else int | float
+    inside = isinstance(value, kinds) and not isinstance(value, bool) and low <= value
+    inside = inside and (value <= high if closed else value < high)
+    if not inside:
+        bounds = f"in [{low}, {high}{']' if closed else ')'}" if high < math.inf else f">= {low}"
+        raise ValueError(f"{name} must be {'an integer' if integer else 'a number'} {bounds}, got {value!r}")

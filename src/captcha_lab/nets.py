@@ -10,6 +10,7 @@ from torch import nn
 
 from captcha_lab.charset import PAD
 from captcha_lab.ctc import greedy_decode
+from captcha_lab.errors import check_range
 from captcha_lab.kernels import conv_pool, fits
 
 ACTIVATIONS = {
@@ -110,6 +111,8 @@ class ReportCNN(nn.Module):
             raise ValueError(f"head_activation must be one of {HEAD_ACTIVATIONS}, got {head_activation!r}")
         if not isinstance(fused, bool):
             raise ValueError(f"fused must be true or false, got {fused!r}")
+        check_range("hidden", hidden, 1, integer=True)
+        check_range("dropout", dropout, 0, 1)
         self.spec = dict(
             kind="report_cnn",
             num_classes=num_classes,
@@ -218,6 +221,13 @@ class CRNN(nn.Module):
         super().__init__()
         if rnn not in RNNS:
             raise ValueError(f"rnn must be one of {sorted(RNNS)}, got {rnn!r}")
+        check_range("hidden", hidden, 1, integer=True)
+        check_range("dropout", dropout, 0, 1)
+        check_range("rnn_layers", rnn_layers, 1, integer=True)
+        check_range("context", context, 0, integer=True)
+        check_range("width_halvings", width_halvings, 0, integer=True)
+        for c in channels:
+            check_range("channels", c, 1, integer=True)
         if rnn != "none" and hidden % 2:
             raise ValueError(f"hidden must be even with an RNN (half per direction), got {hidden}")
         channels = [int(c) for c in channels]

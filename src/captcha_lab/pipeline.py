@@ -141,7 +141,23 @@ def make(group: str, node: DictConfig, **kwargs):
         raise
 
 
+def check_factories(net, optimizer, scheduler) -> None:
+    """Build the optimizer and schedule once now: their own checks (SGD's momentum, OneCycle's
+    pct_start) would otherwise end the run with a traceback when fit starts, after the logger."""
+    try:
+        built = optimizer(net.parameters())
+    except (ValueError, TypeError) as e:
+        raise ConfigError(f"optimizer: {e}") from None
+    try:
+        if scheduler is not None:
+            scheduler(built, total_steps=100)
+    except (ValueError, TypeError) as e:
+        raise ConfigError(f"scheduler: {e}") from None
+
+
 def build(cfg: DictConfig):
+    if cfg.data.get("symbols", cfg.charset.symbols) != cfg.charset.symbols:  # labels would mean other characters
+        raise ConfigError(f"data.symbols: {cfg.data.symbols!r} differs from charset.symbols {cfg.charset.symbols!r}")
     datamodule = make("data", cfg.data)
     length = cfg.data.get("max_length") or cfg.data.length  # the longest label
     net = make("model", cfg.model, num_classes=len(cfg.charset.symbols), length=length)
@@ -152,11 +168,14 @@ def build(cfg: DictConfig):
         raise ConfigError(f"label_smoothing: CTC (model={net.spec['kind']}) has none; got {cfg.label_smoothing}")
     if cfg.ckpt_init is not None:
         init_weights(net, cfg.ckpt_init)
+    optimizer = make("optimizer", cfg.optimizer)
+    scheduler = make("scheduler", cfg.scheduler) if cfg.scheduler else None
+    check_factories(net, optimizer, scheduler)
     system = CaptchaSystem(
         net=net,
         symbols=cfg.charset.symbols,
-        optimizer=make("optimizer", cfg.optimizer),
-        scheduler=make("scheduler", cfg.scheduler) if cfg.scheduler else None,
+        optimizer=optimizer,
+        scheduler=scheduler,
         augment=make("augment", cfg.augment) if cfg.augment else None,
         label_smoothing=cfg.label_smoothing,
     )
