@@ -5,6 +5,7 @@ Imports neither Lightning nor torchvision: predict.py's start-up is mostly `impo
 import csv
 import glob
 import io
+import os
 import sys
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -49,8 +50,18 @@ class InputError(CaptchaLabError):
 
 
 class Prediction(NamedTuple):
+    """`confidence` is the net's probability of its own read, which depends on the model kind.
+    report_cnn: the product of the `length` per-character probabilities (each position's most
+    likely symbol). crnn (CTC): the probability of the best frame path, the product of every
+    frame's most likely class, blanks and repeats included; other paths also spell the same text,
+    so it is a lower bound on the text's probability (ctc.greedy_decode)."""
+
     text: str
-    confidence: float  # product of the per-character probabilities of the read text
+    confidence: float
+
+
+# PIL modes a PNG holds as they are (PngImagePlugin's write modes, less the packed L;n and P;n).
+PNG_MODES = {"1", "L", "LA", "P", "RGB", "RGBA", "I;16", "I;16B"}
 
 
 def to_gray(item: Image, size: tuple[int, int] = IMAGE_SIZE) -> np.ndarray:
@@ -58,19 +69,47 @@ def to_gray(item: Image, size: tuple[int, int] = IMAGE_SIZE) -> np.ndarray:
     the same PNG decode as files, so colour conversion and resizing match bit for bit."""
     if isinstance(item, str | Path):
         return read_gray(item, size)
+    if isinstance(item, PIL.Image.Image) and item.mode in ("I", "F"):
+        # 32-bit pixels have no PNG form and no one scale: read by the array rules, so that a
+        # 0..255 mode F image is refused rather than clipped to white.
+        item = PIL.Image.fromarray(to_uint8(np.asarray(item), f"a mode {item.mode} image"))
     if isinstance(item, np.ndarray):
-        if np.issubdtype(item.dtype, np.floating):  # floats are taken as [0, 1]
-            item = (np.clip(item, 0, 1) * 255).round().astype(np.uint8)
-        elif item.dtype != np.uint8:  # other integers as 0..255, as cv2/PIL give them
-            if item.dtype == np.bool_ or item.size and not 0 <= item.min() <= item.max() <= 255:
-                raise ImageError(f"a {item.dtype} array must hold 0..255 (or floats in [0, 1])")
-            item = item.astype(np.uint8)
-        item = PIL.Image.fromarray(item.squeeze())  # (H, W), (H, W, 3) RGB or (H, W, 4) RGBA
+        try:  # (H, W), (H, W, 3) RGB or (H, W, 4) RGBA, with or without axes of 1
+            item = PIL.Image.fromarray(to_uint8(item, f"a {item.dtype} array").squeeze())
+        except TypeError:
+            raise ImageError(f"a {item.shape} array is not an (H, W), (H, W, 3) or (H, W, 4) image") from None
     if not isinstance(item, PIL.Image.Image):
         raise ImageError(f"cannot read a {type(item).__name__} as an image")
-    buf = io.BytesIO()
-    item.save(buf, format="PNG")
-    return decode_gray(buf.getvalue(), size)
+    return decode_gray(png_bytes(item), size)
+
+
+def to_uint8(pixels: np.ndarray, what: str) -> np.ndarray:
+    """Floats are taken as [0, 1], other integers as 0..255 (as cv2/PIL give them). Out of range
+    is refused, not clipped: a 0..255 float image clipped to [0, 1] would read as a blank one."""
+    if pixels.dtype == np.uint8:
+        return pixels
+    floats = np.issubdtype(pixels.dtype, np.floating)
+    if not floats and not np.issubdtype(pixels.dtype, np.integer):  # bool, complex, object
+        raise ImageError(f"{what} must hold integers 0..255 or floats in [0, 1]")
+    if pixels.size:
+        low, high = pixels.min(), pixels.max()
+        if not 0 <= low <= high <= (1 if floats else 255):  # NaN fails too
+            raise ImageError(f"{what} must hold {'floats in [0, 1]' if floats else '0..255'}, found {low:g}..{high:g}")
+    return (pixels * 255).round().astype(np.uint8) if floats else pixels.astype(np.uint8)
+
+
+def png_bytes(image: PIL.Image.Image) -> bytes:
+    """`image` as a PNG; other modes (CMYK, YCbCr, RGBX, PA...) go through RGB, which PNG holds."""
+    buf, mode = io.BytesIO(), image.mode
+    try:
+        if mode.startswith("I;16") and mode not in PNG_MODES:  # I;16L/N: kept at 16 bits, not clipped to 8
+            image = PIL.Image.fromarray(np.asarray(image).astype(np.uint16))
+        elif mode not in PNG_MODES:
+            image = image.convert("RGB")
+        image.save(buf, format="PNG")
+    except (OSError, ValueError) as e:  # a mode PIL cannot convert, an empty image, a truncated lazy file
+        raise ImageError(f"cannot read a mode {mode} PIL image ({e})") from None
+    return buf.getvalue()
 
 
 class Predictor:
@@ -178,6 +217,22 @@ def checked(cfg: DictConfig) -> DictConfig:
     return cfg
 
 
+def check_output(output: str, ckpt_path: str, inputs: Sequence[Path]) -> None:
+    """Refuse an `output` that is the checkpoint or an input image, by any path, link or hard
+    link (the same file, not the same name): the CSV would replace it."""
+    try:
+        target = os.stat(output)
+    except OSError:  # not there yet: neither the checkpoint (it must exist) nor an input with data to lose
+        return
+    for path, what in [(ckpt_path, "the checkpoint (ckpt_path)"), *((p, f"the input image {p}") for p in inputs)]:
+        try:
+            same = os.path.samestat(target, os.stat(path))
+        except OSError:  # a broken link among the inputs: not the existing output
+            continue
+        if same:
+            raise ConfigError(f"output: {output} is {what}; the CSV would overwrite it")
+
+
 def check_device(device: str) -> None:
     # Allocating on it is the one test that covers every kind and index (cuda:3 on one GPU, mps).
     try:
@@ -192,6 +247,8 @@ def run(cfg: DictConfig) -> int:
     with user_errors():
         cfg = checked(cfg)
         paths = expand_inputs(str(cfg.input))
+        if cfg.output:
+            check_output(str(cfg.output), str(cfg.ckpt_path), paths)
         set_up_for_job()
         kernel = len(paths) >= KERNEL_MIN_IMAGES
         predictor = Predictor.from_checkpoint(
