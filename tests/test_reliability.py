@@ -344,6 +344,18 @@ def test_checkpoint_of_other_charset_or_kind_is_a_clear_error(make_cfg, tmp_path
         check_resumable(path, system36)
 
 
+def test_resuming_on_another_split_is_a_clear_error(make_cfg, tmp_path):
+    datamodule, system, _ = build(make_cfg())
+    path, data = _fake_checkpoint(make_cfg, tmp_path / "run.ckpt"), dict(datamodule.hparams)
+    torch.save({**torch.load(path, weights_only=True), "datamodule_hyper_parameters": data}, path)
+    assert check_resumable(path, system, {**data, "batch_size": 8, "dir": data["dir"] + "/."}) == 0  # same split
+    for key, value in [("seed", 1), ("val_fraction", 0.3), ("dir", str(tmp_path))]:
+        # seed 1 would put most of seed 0's test images into its training split
+        with pytest.raises(CheckpointError, match=rf"run.ckpt: trained on another split \(data.{key}=.* there, "):
+            check_resumable(path, system, {**data, key: value})
+    assert check_resumable(path, system, {**data, "num_workers": 2}) == 0
+
+
 def test_truncated_and_foreign_checkpoints_are_clear_errors(make_cfg, tmp_path):
     whole = _fake_checkpoint(make_cfg, tmp_path / "whole.ckpt").read_bytes()
     (tmp_path / "cut.ckpt").write_bytes(whole[: len(whole) // 2])  # what a non-atomic write killed midway leaves

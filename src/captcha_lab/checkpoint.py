@@ -79,14 +79,36 @@ def load_net_and_hparams(
     return net.eval(), hparams
 
 
-def check_resumable(path: str | Path, system: "CaptchaSystem") -> int:
+# What decides which images are train, val and test. A resume must draw the same split, or it
+# would test on images it trained on before (ckpt_init= starts afresh from the weights instead).
+SPLIT_KEYS = ("dir", "test_dir", "seed", "val_fraction", "test_fraction", "folds", "fold", "length", "max_length")
+SPLIT_KEYS += ("synthetic", "synthetic_seed")
+
+
+def check_same_split(path: str | Path, ckpt: dict, data: dict) -> None:
+    theirs = ckpt.get("datamodule_hyper_parameters") or {}
+    for key in (k for k in SPLIT_KEYS if k in theirs and k in data):
+        there, here = theirs[key], data[key]
+        if key.endswith("dir") and None not in (there, here):
+            there, here = str(Path(there).resolve()), str(Path(here).resolve())
+        if there != here:
+            raise CheckpointError(
+                f"{path}: trained on another split (data.{key}={theirs[key]!r} there, {data[key]!r} here);"
+                " resume with its data settings, or start afresh from its weights with ckpt_init="
+            )
+
+
+def check_resumable(path: str | Path, system: "CaptchaSystem", data: dict | None = None) -> int:
     """Before `fit(ckpt_path=...)`: the checkpoint must be plain data and fit `system`. Lightning
     would otherwise fail with a state-dict traceback, or (same sizes, other symbols) silently
-    train a model whose outputs mean other characters. Returns its epochs done as Lightning's fit
-    loop reads them at a resume (it stops once they reach max_epochs); one saved during its last
-    validation counts one more there (train() checks after fit for that)."""
+    train a model whose outputs mean other characters; and `data` (the data module's settings)
+    must split the images as the run did. Returns its epochs done as Lightning's fit loop reads
+    them at a resume (it stops once they reach max_epochs); one saved during its last validation
+    counts one more there (train() checks after fit for that)."""
     ckpt = read_checkpoint(path)
     check_matches(path, ckpt, system.hparams["symbols"], system.hparams["net_spec"]["kind"])
+    if data is not None:
+        check_same_split(path, ckpt, data)
     theirs = {k: tuple(v.shape) for k, v in ckpt["state_dict"].items()}
     ours = {k: tuple(v.shape) for k, v in system.state_dict().items()}
     for key in sorted(theirs.keys() | ours.keys()):

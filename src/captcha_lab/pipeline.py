@@ -217,7 +217,7 @@ def train(cfg: DictConfig) -> float:
         out_dir = Path(HydraConfig.get().runtime.output_dir)
         datamodule, system, trainer = build(cfg)
         if cfg.ckpt_path is not None:  # plain data (weights_only) and this charset/model, or one line
-            done = check_resumable(cfg.ckpt_path, system)
+            done = check_resumable(cfg.ckpt_path, system, dict(datamodule.hparams))
             if done >= cfg.epochs:  # Lightning would stop at once: no training, NaN val metrics
                 raise ConfigError(f"epochs={cfg.epochs}: {cfg.ckpt_path} has trained {done}; nothing left to train")
         trainer.fit(system, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
