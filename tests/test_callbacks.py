@@ -1,10 +1,11 @@
 import time
 
 import lightning as L
-from lightning.pytorch.callbacks import Checkpoint
+import torch
+from lightning.pytorch.callbacks import Checkpoint, ModelCheckpoint
 from lightning.pytorch.demos.boring_classes import BoringModel
 
-from captcha_lab.callbacks import EpochTimer
+from captcha_lab.callbacks import BestCheckpoint, EpochTimer
 
 
 class SlowCheckpoint(Checkpoint):
@@ -29,3 +30,21 @@ def test_epoch_timer_counts_the_checkpoints_written_after_it(tmp_path):
     trainer.fit(BoringModel())
     assert len(timer.times) == 3
     assert min(timer.times) >= 0.2
+
+
+def test_best_checkpoint_carries_its_best_over_a_resume_into_another_dir(tmp_path):
+    earlier, here = tmp_path / "run1" / "checkpoints", tmp_path / "run2" / "checkpoints"
+    earlier.mkdir(parents=True)
+    (earlier / "best.ckpt").write_bytes(b"epoch 7's weights")
+    saved = ModelCheckpoint(dirpath=earlier, filename="best", monitor="val/ckpt_score", mode="max")
+    saved.best_model_path, saved.best_model_score = str(earlier / "best.ckpt"), torch.tensor(0.98, dtype=torch.float64)
+    resumed = BestCheckpoint(dirpath=here, filename="best", monitor="val/ckpt_score", mode="max")
+    assert resumed.state_key == saved.state_key  # so checkpoints written before this class resume too
+    resumed.load_state_dict(saved.state_dict())
+    assert (here / "best.ckpt").read_bytes() == b"epoch 7's weights" == (earlier / "best.ckpt").read_bytes()
+    assert resumed.best_model_path == str(here / "best.ckpt") and resumed.best_model_score == saved.best_model_score
+    assert resumed.best_k_models == {str(here / "best.ckpt"): saved.best_model_score}
+    assert sorted(p.name for p in here.iterdir()) == ["best.ckpt"]  # no temporary file left
+    in_place = BestCheckpoint(dirpath=earlier, filename="best", monitor="val/ckpt_score", mode="max")
+    in_place.load_state_dict(saved.state_dict())  # the same dir: Lightning's own restore
+    assert in_place.best_model_score == saved.best_model_score and in_place.best_model_path == saved.best_model_path

@@ -1,11 +1,14 @@
 """Lightning callbacks of our own."""
 
 import logging
+import os
+import shutil
 import statistics
 import time
 from pathlib import Path
 
 import lightning as L
+from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 log = logging.getLogger(__name__)
@@ -59,3 +62,29 @@ class InterruptCheckpoint(L.Callback):
             return
         trainer.save_checkpoint(self.path)  # atomic (written aside, then moved), like every Lightning save
         log.warning("interrupted: saved %s (resume with ckpt_path=%s)", self.path, self.path)
+
+
+class BestCheckpoint(ModelCheckpoint):
+    """ModelCheckpoint that carries its best over a resume into another run dir (train.py's way:
+    each resume gets a new one). Lightning keeps a best score only in the same dirpath, so the
+    new run's best.ckpt, and the test split scored with it, would cover only the epochs since the
+    resume. Here the earlier best file is copied into this dirpath and its score kept; the
+    earlier run's files are only read."""
+
+    @property
+    def state_key(self) -> str:  # ModelCheckpoint's: checkpoints of either class resume each other
+        return super().state_key.replace(type(self).__qualname__, ModelCheckpoint.__qualname__, 1)
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        earlier, best = state_dict.get("dirpath"), state_dict.get("best_model_path")
+        if self.monitor is None or earlier in (None, self.dirpath) or not best or not Path(best).is_file():
+            return super().load_state_dict(state_dict)
+        copy = Path(self.dirpath) / Path(best).name
+        copy.parent.mkdir(parents=True, exist_ok=True)
+        tmp = copy.with_name(f".{copy.name}.{os.getpid()}")  # DDP: every rank restores, none sees half a file
+        shutil.copyfile(best, tmp)
+        os.replace(tmp, copy)
+        moved = {"best_model_path": str(copy), "kth_best_model_path": str(copy), "last_model_path": ""}
+        best_k = {str(copy): state_dict["best_model_score"]}
+        super().load_state_dict({**state_dict, **moved, "dirpath": self.dirpath, "best_k_models": best_k})
+        log.info("resumed the best checkpoint so far: %s (from %s)", copy, best)
