@@ -2,6 +2,7 @@
 
 import json
 import math
+import re
 import signal
 import subprocess
 import sys
@@ -108,4 +109,17 @@ def test_ddp_cpu_two_processes_train_and_write_metrics_once(tmp_path, tiny_dir):
     assert (
         "run dir:" in (run / "train.log").read_text()
         and "run dir:" not in (run / "train_ddp_process_1.log").read_text()
+    )
+
+
+def test_resuming_a_run_stopped_by_max_time_names_max_time(tmp_path, tiny_dir):
+    budget = ["epochs=200", "+trainer.max_time=00:00:00:04"]  # stops after a few of 200 epochs
+    first = start(tmp_path, tiny_dir, tmp_path / "first", *budget)
+    assert first.wait(timeout=300) == 0, output(tmp_path, tmp_path / "first")
+    last = tmp_path / "first" / "checkpoints" / "last.ckpt"
+    again = start(tmp_path, tiny_dir, tmp_path / "again", *budget, f"ckpt_path={last}")
+    assert again.wait(timeout=300) == 2
+    error = output(tmp_path, tmp_path / "again").strip().splitlines()[-1]
+    assert re.fullmatch(
+        rf"error: trainer.max_time: {last} has trained for \d+ s, all of it; raise it, or null, to go on", error
     )

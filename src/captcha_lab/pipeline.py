@@ -18,7 +18,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.errors import InstantiationException
 from hydra.types import RunMode
 from hydra.utils import instantiate
-from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.callbacks import ModelCheckpoint, Timer
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import MISSING, DictConfig, OmegaConf
 
@@ -207,6 +207,19 @@ def write_json(path: Path, data: dict) -> None:
     os.replace(tmp, path)  # never a half-written file, even if killed
 
 
+def nothing_left(cfg: DictConfig, trainer: L.Trainer) -> str:
+    """Why a resumed fit trained nothing: its epochs, or its time (Lightning's Timer resumes the
+    time spent, so a run stopped by trainer.max_time stops again at once)."""
+    timer = next((c for c in trainer.callbacks if isinstance(c, Timer)), None)
+    remaining = timer.time_remaining() if timer is not None else None
+    if remaining is not None and remaining <= 0:
+        spent = timer.time_elapsed()
+        return (
+            f"trainer.max_time: {cfg.ckpt_path} has trained for {spent:.0f} s, all of it; raise it, or null, to go on"
+        )
+    return f"epochs={cfg.epochs}: {cfg.ckpt_path} has trained as many; nothing left to train"
+
+
 def train(cfg: DictConfig) -> float:
     """Fit, test the best checkpoint, write metrics.json; returns the best val/seq_acc."""
     with user_errors(), uninitialized_memory_left_as_is():
@@ -222,7 +235,7 @@ def train(cfg: DictConfig) -> float:
                 raise ConfigError(f"epochs={cfg.epochs}: {cfg.ckpt_path} has trained {done}; nothing left to train")
         trainer.fit(system, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
         if cfg.ckpt_path is not None and not trainer.callback_metrics:  # e.g. saved in its last validation
-            raise ConfigError(f"epochs={cfg.epochs}: {cfg.ckpt_path} has trained as many; nothing left to train")
+            raise ConfigError(nothing_left(cfg, trainer))
         metrics = fit_and_test_metrics(trainer, system, datamodule)
         # Timings go apart from metrics, so that equal seeds give byte-identical metrics.json.
         timer = next((c for c in trainer.callbacks if isinstance(c, EpochTimer)), None)
