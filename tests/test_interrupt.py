@@ -112,6 +112,7 @@ def test_ddp_cpu_two_processes_train_and_write_metrics_once(tmp_path, tiny_dir):
     )
 
 
+@pytest.mark.slow
 def test_resuming_a_run_stopped_by_max_time_names_max_time(tmp_path, tiny_dir):
     budget = ["epochs=200", "+trainer.max_time=00:00:00:04"]  # stops after a few of 200 epochs
     first = start(tmp_path, tiny_dir, tmp_path / "first", *budget)
