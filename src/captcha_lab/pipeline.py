@@ -25,11 +25,10 @@ from omegaconf import MISSING, DictConfig, OmegaConf
 from captcha_lab import errors
 from captcha_lab.callbacks import EpochTimer
 from captcha_lab.checkpoint import check_resumable, load_net
-from captcha_lab.errors import CaptchaLabError, ConfigError, require, require_at_least_one
-from captcha_lab.evaluate import analyse
+from captcha_lab.errors import CaptchaLabError, ConfigError
 from captcha_lab.plots import plot_run
 from captcha_lab.process import set_up_for_job
-from captcha_lab.system import CTC_KINDS, CaptchaSystem, load_system
+from captcha_lab.system import CTC_KINDS, CaptchaSystem
 
 log = logging.getLogger("captcha_lab")
 
@@ -292,68 +291,3 @@ def log_summary(what: str, out_dir: Path, values: dict, keys) -> None:
     """The end-of-run lines: where the outputs are, and the key numbers."""
     log.info("%s: %s", what, out_dir)
     log.info("%s", "  ".join(f"{k}={values[k]:.4g}" for k in keys if k in values))
-
-
-def override_keys() -> list[str]:
-    """The keys the command line set (`data.dir=x`, `+foo=1`, `~logger` -> data.dir, foo, logger)."""
-    return [o.split("=")[0].lstrip("+~") for o in HydraConfig.get().overrides.task]
-
-
-def eval_data_config(cfg: DictConfig, spec: dict) -> tuple[DictConfig, str | None]:
-    """The data config of the run that wrote the checkpoint (so train/val/test are the split it
-    trained on), with `data.*=` overrides on top; `data=...` on the command line replaces it,
-    fitted to the label lengths the net reads. Second: a test folder to score instead of the
-    test split that the run held out of its folder (which train and val keep out as before)."""
-    run_config = Path(cfg.ckpt_path).resolve().parent.parent / ".hydra" / "config.yaml"
-    keys = override_keys()
-    if "data" in keys:
-        data = cfg.data.copy()
-        if spec["kind"] in CTC_KINDS:  # reads up to spec["length"] characters
-            if type(data.length) is int:  # else data.check_settings names the bad value
-                data.length = min(data.length, spec["length"])
-            data.max_length = spec["length"]
-        else:  # fixed heads read exactly spec["length"]
-            data.length, data.max_length = spec["length"], None
-        return data, None
-    if not run_config.is_file():  # a copied checkpoint: eval.yaml's default data would be a guess
-        raise ConfigError(f"ckpt_path: no run config at {run_config}; name the data, e.g. data=captcha_v2 data.dir=DIR")
-    data = OmegaConf.create(OmegaConf.to_container(OmegaConf.load(run_config).data, resolve=True))
-    if "synthetic_seed" not in data:  # a run from before data.synthetic_seed: its set came from `seed`
-        data.synthetic_seed = data.seed
-    held_out = data.get("test_dir") is None  # the run's test split came out of its folder
-    for key in keys:  # resolved above against the run's own seed and charset
-        if key.startswith("data."):
-            OmegaConf.update(data, key[5:], OmegaConf.select(cfg, key))
-    if held_out and data.get("test_dir") is not None:  # else train and val would be split anew
-        test_dir, data.test_dir = data.test_dir, None
-        return data, test_dir
-    return data, None
-
-
-EVAL_SHOWN = ("loss", "char_acc", "seq_acc")  # the per-split numbers eval logs (all are in eval.json)
-
-
-def evaluate(cfg: DictConfig) -> dict:
-    """Metrics of a checkpoint on train/val/test, per-character scores and figures (eval.json)."""
-    with user_errors():
-        require(cfg, "ckpt_path")
-        require_at_least_one(cfg, "batch_size")
-        set_up_for_job()
-        out_dir = Path(HydraConfig.get().runtime.output_dir)
-        # The checkpoint's charset, which a charset= on the command line must then match.
-        named = any(k == "charset" or k.startswith("charset.") for k in override_keys())
-        system = load_system(cfg.ckpt_path, symbols=cfg.charset.symbols if named else None)
-        spec = system.hparams["net_spec"]
-        data, other_test_dir = eval_data_config(cfg, spec)
-        datamodule = make("data", data, symbols=system.charset.symbols)
-        datamodule.prepare_data()
-        datamodule.setup("test")
-        if other_test_dir is not None:
-            datamodule.replace_test(other_test_dir)
-        splits = {k: v for k, v in datamodule.splits.items() if len(v)}
-        results = analyse(system, splits, "test" if "test" in splits else "val", out_dir, cfg.batch_size)
-        write_json(out_dir / "eval.json", {"ckpt_path": str(cfg.ckpt_path), **results})
-        shown = [k for k in results if k.split("/")[-1] in EVAL_SHOWN]
-        log_summary("eval dir", out_dir, results, shown)
-        return results
-    return {}  # a sweep job that stopped on a user error (its error.txt)
