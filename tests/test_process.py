@@ -1,14 +1,16 @@
 import gc
 import json
+import logging
 import platform
 import subprocess
 import sys
 import warnings
 import weakref
 
+from lightning.pytorch.utilities import rank_zero_info
 from lightning.pytorch.utilities._pytree import _tree_flatten
 
-from captcha_lab.process import freeze_loaded_objects, quiet_lightning_pytree_warning, reuse_freed_memory
+from captcha_lab.process import freeze_loaded_objects, quiet_lightning, reuse_freed_memory
 
 from .conftest import ROOT
 
@@ -54,10 +56,14 @@ def test_freeze_collects_garbage_before_freezing_the_rest():
         gc.unfreeze()
 
 
-def test_only_lightnings_pytree_warning_is_quiet():
+def test_only_lightnings_pytree_warning_and_tips_are_quiet(caplog):
     with warnings.catch_warnings(record=True) as seen:
         warnings.simplefilter("always")
-        quiet_lightning_pytree_warning()
+        quiet_lightning()
         _tree_flatten(1)  # builds torch's deprecated LeafSpec, as each of Lightning's loops does
         warnings.warn("another deprecation", FutureWarning, stacklevel=1)
     assert [str(w.message) for w in seen] == ["another deprecation"]
+    with caplog.at_level(logging.INFO, logger="lightning.pytorch"):
+        rank_zero_info("💡 Tip: For seamless cloud logging ... litlogger")
+        rank_zero_info("GPU available: False")
+    assert [r.getMessage() for r in caplog.records] == ["GPU available: False"]

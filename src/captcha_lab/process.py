@@ -1,6 +1,6 @@
 """Process-wide settings that train.py, eval.py and predict.py make before their job
 (set_up_for_job): the two memory settings below, OpenCV's duplicate warnings off
-(images.quiet_opencv), and one library's deprecation warning that no user can act on.
+(images.quiet_opencv), and Lightning's noise (quiet_lightning).
 
 reuse_freed_memory: on CPU, PyTorch allocates every activation and gradient with plain malloc.
 glibc serves blocks over its mmap threshold (128 KiB at start, adapting up to 32 MiB) with fresh
@@ -19,6 +19,7 @@ collector's permanent generation makes each process ~0.9 s shorter (docs/benchma
 import ctypes
 import functools
 import gc
+import logging
 import sys
 import warnings
 
@@ -53,14 +54,20 @@ def freeze_loaded_objects() -> None:
     gc.freeze()
 
 
-def quiet_lightning_pytree_warning() -> None:
-    # Lightning 2.6 builds torch's deprecated pytree LeafSpec whenever a loop starts, so every
-    # training run printed this FutureWarning after its model summary; it is Lightning's to fix.
+def quiet_lightning() -> None:
+    """Two things Lightning 2.6 prints in every training run that no user can act on: torch's
+    FutureWarning about the pytree LeafSpec that Lightning builds whenever a loop starts (for
+    Lightning to fix), and its "💡 Tip" lines advertising its cloud services."""
     warnings.filterwarnings("ignore", r"`isinstance\(treespec, LeafSpec\)` is deprecated", FutureWarning)
+    logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(_not_a_tip)  # once: a set
+
+
+def _not_a_tip(record: logging.LogRecord) -> bool:
+    return not str(record.msg).startswith("💡 Tip")
 
 
 def set_up_for_job() -> None:
     reuse_freed_memory()
     freeze_loaded_objects()
     quiet_opencv()
-    quiet_lightning_pytree_warning()
+    quiet_lightning()
