@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import matplotlib.pyplot as plt
 import numpy as np
 import PIL.Image
 import pytest
@@ -16,7 +17,7 @@ from omegaconf import OmegaConf
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from captcha_lab.charset import CAPTCHA_V2
-from captcha_lab.evaluate import char_scores
+from captcha_lab.evaluate import MISSING, char_scores, confusion_figure, confusion_labels, write_char_csvs
 from captcha_lab.images import ImageError, read_gray
 from captcha_lab.nets import ReportCNN
 from captcha_lab.pipeline import train
@@ -105,7 +106,8 @@ def test_eval_separate_test_dir(tmp_path, tiny_run, tiny_dir):
     ckpt = tiny_run / "checkpoints" / "best.ckpt"
     done = run_script("eval.py", f"ckpt_path={ckpt}", f"data.test_dir={test_dir}", f"hydra.run.dir={tmp_path / 'e'}")
     assert done.returncode == 0, done.stderr
-    assert json.loads((tmp_path / "e" / "eval.json").read_text())["sizes"]["test"] == 6
+    # The run's own train/val (58/14 of the 80, its 8 test images held out), not the folder split anew.
+    assert json.loads((tmp_path / "e" / "eval.json").read_text())["sizes"] == {"train": 58, "val": 14, "test": 6}
 
 
 @pytest.mark.slow
@@ -162,10 +164,10 @@ def test_loaded_system_keeps_its_label_smoothing(tmp_path):
     assert load_system(path).hparams.label_smoothing == 0.1
 
 
-def test_char_scores_without_equal_length_reads():
-    rows, confusion = char_scores("abc", ["abc", "cab"], ["ab", ""])  # every read too short
-    assert confusion.shape == (3, 3) and confusion.sum() == 0
-    assert [r["f1"] for r in rows] == [0, 0, 0] and [r["support"] for r in rows] == [0, 0, 0]
+def test_char_scores_when_every_read_is_too_short():
+    rows, confusion = char_scores("abc", ["abc", "cab"], ["ab", ""], missing=True)
+    assert confusion.shape == (4, 4) and confusion[:, 3].sum() == 4  # c, then c, a, b read as nothing
+    assert [r["support"] for r in rows] == [2, 2, 2] and [r["recall"] for r in rows] == [0.5, 0.5, 0]
 
 
 def test_predict_cli_bad_file_and_exit_code(tmp_path, tiny_run, tiny_dir):
@@ -282,10 +284,14 @@ def test_run_and_sweep_plots(tiny_run, tmp_path):
     assert plot_run(tmp_path / "empty_run_dir_without_events") == []
 
 
-def test_diverging_run_scores_finite(make_cfg):
-    cfg = make_cfg("optimizer=sgd", "lr=1e8", "epochs=2")
-    score = train(cfg)
-    assert math.isfinite(score) and 0.0 <= score <= 1.0
+def test_diverging_run_scores_finite(make_cfg, tmp_path):
+    # A sweep's optimizer (optuna) needs a finite score. A diverged net still reads some class
+    # (argmax of NaN logits), so its val/seq_acc is 0, never NaN; the best is NaN when no
+    # validation ran during fit, as here.
+    cfg = make_cfg("optimizer=sgd", "lr=1e8", "+trainer.limit_val_batches=0")
+    assert train(cfg) == 0.0
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert math.isnan(metrics["val/seq_acc_best"])  # what train() would return without finite_score
 
 
 def test_predict_path_imports_neither_lightning_nor_torchvision():
@@ -300,3 +306,40 @@ def test_predict_path_imports_neither_lightning_nor_torchvision():
 def test_predict_yaml_batch_size_is_the_predictors_default():
     # predict.yaml needs the literal (so that `batch_size=64` overrides without a +); the two must not drift.
     assert OmegaConf.load(ROOT / "conf" / "predict.yaml").batch_size == BATCH_SIZE
+
+
+def test_char_scores_count_reads_of_another_length():
+    # CTC reads may end early or run on; every label character must still be scored.
+    truths = ["abc", "abc", "bca", "cab"]
+    preds = ["ab", "abc", "bcaa", "cbb"]  # too short, right, too long, a misread
+    rows, confusion = char_scores("abc", truths, preds, missing=True)
+    assert [r["support"] for r in rows] == [4, 4, 4]  # every label character: 12, not 6
+    # (4, 4): rows = truth a, b, c, MISSING; the last read's a -> b, the first's absent c, the third's extra a.
+    assert confusion.tolist() == [[3, 1, 0, 0], [0, 4, 0, 0], [0, 0, 3, 1], [1, 0, 0, 0]]
+    assert [(r["precision"], r["recall"]) for r in rows] == [(0.75, 0.75), (0.8, 1.0), (1.0, 0.75)]
+    # Position by position, as the system's char_acc: right label characters / label characters.
+    assert float(confusion.trace()) / sum(r["support"] for r in rows) == pytest.approx(10 / 12)
+    labels = confusion_labels("abc", missing=True)
+    assert labels == ["a", "b", "c", MISSING] and MISSING not in CAPTCHA_V2
+
+    # Fixed heads (no length errors) keep their (C, C) matrix: the same numbers without MISSING.
+    fixed, fixed_confusion = char_scores("abc", ["abc", "cab"], ["abc", "cbb"], missing=False)
+    with_missing, confusion = char_scores("abc", ["abc", "cab"], ["abc", "cbb"], missing=True)
+    assert fixed == with_missing and fixed_confusion.tolist() == confusion[:3, :3].tolist()
+    assert confusion[3].sum() == confusion[:, 3].sum() == 0
+    with pytest.raises(ValueError, match="need missing=True"):  # not silently dropped, as they were
+        char_scores("abc", truths, preds, missing=False)
+
+
+def test_missing_class_is_labelled_in_csv_and_figure(tmp_path):
+    rows, confusion = char_scores("abc", ["abc"], ["ab"], missing=True)
+    labels = confusion_labels("abc", missing=True)
+    write_char_csvs(tmp_path, labels, rows, confusion)
+    with open(tmp_path / "confusion_matrix.csv", encoding="utf-8") as f:
+        table = list(csv.reader(f))
+    assert table[0] == ["true\\pred", "a", "b", "c", MISSING]
+    assert [row[0] for row in table[1:]] == labels and table[3][1:] == ["0", "0", "0", "1"]  # c read as nothing
+    fig = confusion_figure(labels, confusion, "test")
+    axes = fig.axes[0]
+    assert [t.get_text() for t in axes.get_xticklabels()] == [t.get_text() for t in axes.get_yticklabels()] == labels
+    plt.close(fig)

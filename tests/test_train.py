@@ -204,8 +204,9 @@ def test_multirun_three_optimizers_writes_summary(tiny_dir, tmp_path):
     run = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stderr[-3000:]
     jobs = sorted(p.name for p in sweep.iterdir() if p.is_dir())
-    assert [j.split("-")[2] for j in jobs] == ["adam", "sgd", "rmsprop"] or len(jobs) == 3
-    assert {j.split("_", 1)[0] for j in jobs} == {"0", "1", "2"}
+    # Dirs are <job.num>_<run_name> (optimizer third in run_name); the basic sweeper numbers the
+    # jobs in the order the overrides list them, and fewer than 10 sort by number.
+    assert [(j.split("_", 1)[0], j.split("-")[2]) for j in jobs] == [("0", "adam"), ("1", "sgd"), ("2", "rmsprop")]
     summary = (sweep / "summary.csv").read_text().splitlines()
     assert len(summary) == 4 and summary[0].startswith("job,overrides,val/seq_acc,val/char_acc,val/seq_acc_best")
     assert "optimizer=" in (sweep / "summary.md").read_text()
@@ -225,12 +226,15 @@ def train_on_real_data(make_cfg, *overrides: str) -> dict:
 @pytest.mark.slow
 @needs_real_data
 def test_short_real_data_run_learns(make_cfg):
-    metrics = train_on_real_data(make_cfg, "data=captcha_v2")
-    # 870 real images: 87 test, 157 val, 626 train. The report's model sits near the uniform
-    # guess (loss ln 19 = 2.944, char_acc 1/19) for 15-20 epochs before it takes off (see the
-    # README's 60-epoch run), so a short run can only show it has started to learn.
-    assert metrics["val/loss_best"] < math.log(19)
-    assert metrics["test/char_acc"] > 1 / 19
+    # 870 real images: 87 test, 157 val, 626 train. The report's model first sits on a plateau,
+    # reading each position's most frequent character (char_acc ~0.10, loss just under ln 19 =
+    # 2.944), for 15-20 epochs with seed 0 (README): its 8 epochs ended there (val/loss_best 2.935,
+    # test char_acc 0.083, val/seq_acc_best 0), as did seed 2's. Seed 1 leaves it at epoch 3-4
+    # (val char_acc 0.23 at 4, 0.65 at 8; val/seq_acc_best 0.083, test char_acc 0.62; AVX2 EPYC,
+    # 2026-12-01), so the bounds hold if another CPU's rounding starts it an epoch or two later.
+    metrics = train_on_real_data(make_cfg, "data=captcha_v2", "seed=1")
+    assert metrics["val/seq_acc_best"] > 0  # a plateau run reads no captcha whole
+    assert metrics["test/char_acc"] > 0.3  # three times the plateau's
 
 
 @pytest.mark.slow

@@ -4,6 +4,7 @@ Split metrics come from the system's own test step and texts from `Predictor.rea
 reads them), so any model kind is evaluated the same way."""
 
 import csv
+import itertools
 from pathlib import Path
 
 import lightning as L
@@ -39,43 +40,69 @@ def read_texts(system: CaptchaSystem, images: torch.Tensor, batch_size: int) -> 
     return Predictor(system.net, system.charset.symbols, batch_size).read_all(images)[0]
 
 
-def char_scores(symbols: str, truths: list[str], preds: list[str]) -> tuple[list[dict], torch.Tensor]:
-    """Per-symbol precision/recall/F1/support and the (C, C) confusion matrix (rows = truth) over
-    the characters of equal-length pairs (all of them for fixed-length models)."""
-    pairs = [(t, p) for t, p in zip(truths, preds, strict=True) if len(t) == len(p)]
-    target = torch.tensor([symbols.index(c) for t, _ in pairs for c in t], dtype=torch.long)
-    pred = torch.tensor([symbols.index(c) for _, p in pairs for c in p], dtype=torch.long)
-    c = len(symbols)
+MISSING = "∅"  # the class of a character absent from a read or label shorter than the other
+
+
+def aligned_classes(symbols: str, truths: list[str], preds: list[str], missing: bool) -> tuple[torch.Tensor, ...]:
+    """(N,) label and (N,) read class indices, position by position over every pair up to the
+    longer one's end: class len(symbols) (MISSING) marks where the shorter of the two has ended."""
+    index = {None: len(symbols), **{s: i for i, s in enumerate(symbols)}}
+    target, pred = [], []
+    for t, p in zip(truths, preds, strict=True):
+        if len(t) != len(p) and not missing:  # fixed heads read their label's length
+            raise ValueError(f"read {p!r} of label {t!r}: reads of another length need missing=True")
+        for a, b in itertools.zip_longest(t, p):  # None past the shorter one's end
+            target.append(index[a])
+            pred.append(index[b])
+    return torch.tensor(target, dtype=torch.long), torch.tensor(pred, dtype=torch.long)
+
+
+def char_scores(symbols: str, truths: list[str], preds: list[str], *, missing: bool) -> tuple[list[dict], torch.Tensor]:
+    """Per-symbol precision/recall/F1/support over every label character, position by position,
+    and the (K, K) confusion matrix (rows = truth). With `missing` (CTC nets: a read may be shorter
+    or longer than its label) K = C + 1: a too short read predicts MISSING at the label's
+    positions it lacks, and characters read past the label's end are predicted against a true
+    MISSING (false positives of their symbols). Without it (fixed heads) K = C."""
+    target, pred = aligned_classes(symbols, truths, preds, missing)  # (N,), (N,)
+    k = len(symbols) + missing
     metrics = {"precision": MulticlassPrecision, "recall": MulticlassRecall, "f1": MulticlassF1Score}
     if len(target):
-        scores = {k: m(num_classes=c, average=None, zero_division=0)(pred, target) for k, m in metrics.items()}  # (C,)
-        confusion = MulticlassConfusionMatrix(num_classes=c)(pred, target)  # (C, C)
-    else:  # no read has its label's length (e.g. an undertrained CTC net): nothing to score
-        scores, confusion = dict.fromkeys(metrics, torch.zeros(c)), torch.zeros(c, c, dtype=torch.long)
+        scores = {n: m(num_classes=k, average=None, zero_division=0)(pred, target) for n, m in metrics.items()}  # (K,)
+        confusion = MulticlassConfusionMatrix(num_classes=k)(pred, target)  # (K, K)
+    else:  # neither labels nor reads have a character (e.g. an empty split): nothing to score
+        scores, confusion = dict.fromkeys(metrics, torch.zeros(k)), torch.zeros(k, k, dtype=torch.long)
+    # The symbols' rows only, so the supports sum to the label characters: MISSING is never read
+    # right, and its row counts characters read past a label's end.
     rows = [
-        {"char": s, **{k: round(float(v[i]), 4) for k, v in scores.items()}, "support": int(confusion[i].sum())}
+        {"char": s, **{n: round(float(v[i]), 4) for n, v in scores.items()}, "support": int(confusion[i].sum())}
         for i, s in enumerate(symbols)
     ]
     return rows, confusion
 
 
-def write_char_csvs(out_dir: Path, symbols: str, rows: list[dict], confusion: torch.Tensor) -> None:
-    with open(out_dir / "per_char.csv", "w", newline="") as f:
+def confusion_labels(symbols: str, missing: bool) -> list[str]:
+    """The confusion matrix's row and column names: the symbols, then MISSING for CTC nets."""
+    return [*symbols, *[MISSING] * missing]
+
+
+def write_char_csvs(out_dir: Path, labels: list[str], rows: list[dict], confusion: torch.Tensor) -> None:
+    # UTF-8 whatever the locale: MISSING is not ASCII.
+    with open(out_dir / "per_char.csv", "w", newline="", encoding="utf-8") as f:
         writer = csv.DictWriter(f, list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
-    with open(out_dir / "confusion_matrix.csv", "w", newline="") as f:
+    with open(out_dir / "confusion_matrix.csv", "w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)
-        writer.writerow(["true\\pred", *symbols])
-        writer.writerows([s, *confusion[i].tolist()] for i, s in enumerate(symbols))
+        writer.writerow(["true\\pred", *labels])
+        writer.writerows([s, *confusion[i].tolist()] for i, s in enumerate(labels))
 
 
-def confusion_figure(symbols: str, confusion: torch.Tensor, title: str) -> plt.Figure:
+def confusion_figure(labels: list[str], confusion: torch.Tensor, title: str) -> plt.Figure:
     fig, ax = plt.subplots(figsize=(7, 6))
     im = ax.imshow(confusion.numpy(), cmap="Blues")
-    ticks = range(len(symbols))
-    ax.set_xticks(ticks, list(symbols))
-    ax.set_yticks(ticks, list(symbols))
+    ticks = range(len(labels))
+    ax.set_xticks(ticks, labels)
+    ax.set_yticks(ticks, labels)
     ax.set(xlabel="predicted", ylabel="true", title=title)
     for i, j in zip(*torch.nonzero(confusion, as_tuple=True), strict=True):
         ax.text(j, i, int(confusion[i, j]), ha="center", va="center", fontsize=6)
@@ -113,10 +140,11 @@ def analyse(
     symbols = system.charset.symbols
     truths = system.charset.texts(data.targets)  # shorter labels are padded with PAD
     preds = read_texts(system, data.images, batch_size)
-    rows, confusion = char_scores(symbols, truths, preds)
-    write_char_csvs(out_dir, symbols, rows, confusion)
+    rows, confusion = char_scores(symbols, truths, preds, missing=system.ctc)
+    labels = confusion_labels(symbols, system.ctc)
+    write_char_csvs(out_dir, labels, rows, confusion)
     figures = {
-        "confusion_matrix": confusion_figure(symbols, confusion, f"{analysis_split}: characters"),
+        "confusion_matrix": confusion_figure(labels, confusion, f"{analysis_split}: characters"),
         "misread": misread_figure(data, truths, preds),
     }
     with SummaryWriter(str(out_dir)) as tb:
@@ -131,6 +159,7 @@ def analyse(
         sizes={k: len(v) for k, v in splits.items()},
         per_char=rows,
         confusion_matrix=confusion.tolist(),
+        confusion_labels=labels,
         misread=misread,
     )
     return results
