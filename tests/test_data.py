@@ -125,6 +125,22 @@ def test_synthetic_is_deterministic_and_other_settings_get_their_own_folder(tmp_
     assert (a / MANIFEST).stat().st_mtime_ns == mtime and len(list(a.glob("*.png"))) == 5
 
 
+def test_synthetic_characters_sit_where_the_real_sets_do(tmp_path, monkeypatch):
+    # synthetic.STYLE: no random spaces between characters, each turned by at most 15 degrees
+    drawn, angles = [], []
+    draw_character, rotate = synthetic.ImageCaptcha._draw_character, Image.Image.rotate
+    monkeypatch.setattr(
+        synthetic.ImageCaptcha, "_draw_character", lambda self, c, *a: drawn.append(c) or draw_character(self, c, *a)
+    )
+    monkeypatch.setattr(
+        Image.Image, "rotate", lambda self, angle, *a, **k: angles.append(angle) or rotate(self, angle, *a, **k)
+    )
+    folder = ensure_synthetic(tmp_path, n=20, seed=0)
+    assert len(drawn) == len(angles) == 100 and " " not in drawn
+    assert 10 < max(map(abs, angles)) <= 15
+    assert json.loads((folder / MANIFEST).read_text())["style"] == synthetic.STYLE
+
+
 def test_synthetic_set_in_the_old_layout_is_used_and_kept(tmp_path):
     # Before sets had folders of their own, one set sat directly in data.dir (data/synthetic).
     old = ensure_synthetic(tmp_path / "x", n=5, seed=3)
