@@ -81,8 +81,9 @@ def load_net_and_hparams(
 
 # What decides which images are train, val and test. A resume must draw the same split, or it
 # would test on images it trained on before (ckpt_init= starts afresh from the weights instead).
-SPLIT_KEYS = ("dir", "test_dir", "seed", "val_fraction", "test_fraction", "folds", "fold", "length", "max_length")
-SPLIT_KEYS += ("synthetic", "synthetic_seed")
+SPLIT_KEYS = (
+    "dir test_dir seed val_fraction test_fraction folds fold length max_length synthetic synthetic_seed".split()
+)
 
 
 def check_same_split(path: str | Path, ckpt: dict, data: dict) -> None:

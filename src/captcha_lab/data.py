@@ -73,8 +73,13 @@ def check_settings(hp: dict) -> None:
     # Here, not when setup() reads them: before the Trainer and its logger start a run for nothing.
     folders = {"test_dir": hp["test_dir"]} | ({} if hp["synthetic"] else {"dir": hp["dir"]})
     for key, folder in folders.items():
-        if folder is not None and not Path(folder).is_dir():
-            raise DataError(f"data.{key}: data folder not found: {folder}")
+        if folder is not None:
+            check_folder(key, folder)
+
+
+def check_folder(key: str, folder: str) -> None:
+    if not Path(folder).is_dir():
+        raise DataError(f"data.{key}: data folder not found: {folder}")
 
 
 class CaptchaDataModule(L.LightningDataModule):
@@ -143,8 +148,7 @@ class CaptchaDataModule(L.LightningDataModule):
     def replace_test(self, folder: str) -> None:
         """After setup: `folder`'s images as the test split, train and val left as they were split
         (eval.py scoring another test set for a run that held out part of its folder)."""
-        if not Path(folder).is_dir():
-            raise DataError(f"data.test_dir: data folder not found: {folder}")
+        check_folder("test_dir", folder)
         self.splits["test"] = self._read(folder)
         log.info("test split replaced: %d images from %s", len(self.splits["test"]), folder)
 
