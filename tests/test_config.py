@@ -110,6 +110,15 @@ def test_bad_model_values_fail_with_the_nets_message(make_cfg, override, message
         (["augment=light", "augment.erase=2"], r"augment: erase must be a number in \[0, 1\], got 2$"),
         # The data would be encoded with other characters than the net and its checkpoint read.
         (["data.symbols=yxwpnmgfedcb8765432"], "data.symbols: 'yxwpnmgfedcb8765432' differs from charset.symbols"),
+        # Lightning would stop with a traceback at the end of the first epoch.
+        (
+            ["callbacks.checkpoint.monitor=val/seq_ac"],
+            r"callbacks.checkpoint.monitor: 'val/seq_ac' is not logged; one of \[",
+        ),
+        (
+            ["callbacks=early_stop", "callbacks.early_stopping.monitor=val/los"],
+            "callbacks.early_stopping.monitor: 'val/los'",
+        ),
     ],
 )
 def test_bad_data_and_loss_values_fail_with_one_line(make_cfg, overrides, message):

@@ -147,6 +147,12 @@ class CaptchaSystem(L.LightningModule):
         logits = self(x)
         self._update(split, logits, y, self.loss(logits, y))
 
+    @property
+    def logged_names(self) -> set[str]:
+        """Every metric name this system logs: what a callback may monitor."""
+        names = {f"{split}/loss" for split in SPLITS} | {"val/seq_acc_best", "val/loss_best", "val/ckpt_score"}
+        return names.union(*(m.keys() for m in self.metrics.values()))
+
     def validation_step(self, batch, batch_idx):
         self._eval_step(batch, "val")
 
