@@ -12,6 +12,8 @@ import sys
 import zlib
 from pathlib import Path
 
+import cv2
+import numpy as np
 import pytest
 import torch
 from omegaconf import OmegaConf
@@ -364,6 +366,10 @@ def test_truncated_and_foreign_checkpoints_are_clear_errors(make_cfg, tmp_path):
     torch.save({"state_dict": {}}, tmp_path / "foreign.ckpt")
     with pytest.raises(CheckpointError, match="not a captcha-lab checkpoint"):
         read_checkpoint(tmp_path / "foreign.ckpt")
+    image = tmp_path / "2b827.png"  # a captcha passed as ckpt_path by mistake
+    cv2.imwrite(str(image), np.full((50, 200), 255, np.uint8))
+    with pytest.raises(CheckpointError, match=f"^{image}: not a checkpoint \\(no torch.save file\\)$"):
+        read_checkpoint(image)
 
 
 def test_last_ckpt_follows_every_epoch_even_without_improvement(make_cfg):

@@ -24,6 +24,12 @@ def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"no checkpoint file at {path}")
+    with open(path, "rb") as f:
+        head = f.read(4)
+    # torch.save writes a zip (or, before torch 1.6, a protocol-2 pickle): anything else, such as
+    # an image passed by mistake, would be refused as "not plain data", as if it were tampered with.
+    if not head.startswith((b"PK\x03\x04", b"\x80\x02")):
+        raise CheckpointError(f"{path}: not a checkpoint (no torch.save file)")
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:
