@@ -180,12 +180,11 @@ def build(cfg: DictConfig):
     )
     # `callbacks.<name>=null` on the command line switches one off.
     callbacks = [make("callbacks", c) for c in cfg.callbacks.values() if c is not None]
+    logged = system.logged_names
     for name, node in cfg.callbacks.items():  # else Lightning stops at the end of the first epoch
         monitor = node.get("monitor") if node is not None else None
-        if monitor is not None and monitor not in system.logged_names:
-            raise ConfigError(
-                f"callbacks.{name}.monitor: {monitor!r} is not logged; one of {sorted(system.logged_names)}"
-            )
+        if monitor is not None and monitor not in logged:
+            raise ConfigError(f"callbacks.{name}.monitor: {monitor!r} is not logged; one of {sorted(logged)}")
     # `~logger` switches logging off (None would make Lightning add its own default logger).
     logger = make("logger", cfg.logger) if cfg.logger else False
     trainer = make("trainer", cfg.trainer, logger=logger, callbacks=callbacks)
