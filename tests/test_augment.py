@@ -40,3 +40,23 @@ def test_off_in_eval_mode_and_outside_training_step():
     system.validation_step((x, y), 0)
     assert not torch.equal(seen[0], x)  # training batches are augmented
     assert torch.equal(seen[1], x)  # validation batches are not
+
+
+def pixel_matrices(augment: Augment, h: int = 50, w: int = 200) -> torch.Tensor:
+    """(n, 2, 2) linear parts of the sampled warps in pixels (grid_sample's [-1, 1] spans w and h)."""
+    torch.manual_seed(0)
+    theta = augment._affine(256, h, w, "cpu")[:, :, :2].double()
+    scale = torch.tensor([w / 2, h / 2], dtype=torch.double)
+    return scale[:, None] * theta / scale[None, :]  # D A D^-1
+
+
+def test_rotation_and_shear_are_in_pixels_on_a_wide_image():
+    turn = pixel_matrices(Augment(degrees=3, translate=0, scale=0, shear=0))
+    eye = torch.eye(2, dtype=torch.double).expand_as(turn)
+    torch.testing.assert_close(turn @ turn.transpose(1, 2), eye)  # a rotation: no slant, no stretch
+    angles = torch.rad2deg(torch.atan2(turn[:, 1, 0], turn[:, 0, 0]))
+    assert angles.abs().max() <= 3 and angles.abs().max() > 2.5
+    slant = pixel_matrices(Augment(degrees=0, translate=0, scale=0, shear=5))
+    torch.testing.assert_close(slant[:, 1], torch.tensor([0.0, 1.0], dtype=torch.double).expand(256, 2))
+    shear = torch.rad2deg(torch.atan(slant[:, 0, 1]))
+    assert shear.abs().max() <= 5 and shear.abs().max() > 4.5

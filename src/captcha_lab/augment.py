@@ -34,13 +34,15 @@ class Augment(nn.Module):
             check_range(name, value, 0)
         check_range("erase", erase, 0, 1, closed=True)  # a probability
         self.degrees, self.translate, self.scale, self.shear = degrees, translate, scale, shear
-        self.elastic = elastic  # largest displacement, as a fraction of the image size
+        # Standard deviation of the smooth displacement field, in grid_sample's units (half the
+        # image's width across, half its height down): 0.01 is ~1 px across, ~0.25 px down.
+        self.elastic = elastic
         self.noise = v2.GaussianNoise(sigma=noise, clip=True) if noise else None
         # Small patches only: erasing a whole character would make the label a lie.
         self.erase = v2.RandomErasing(p=erase, scale=(0.005, 0.02), value=1.0) if erase else None
 
-    def _affine(self, n: int, device) -> torch.Tensor:
-        """(n, 2, 3) matrices mapping output to input coordinates in [-1, 1]."""
+    def _affine(self, n: int, h: int, w: int, device) -> torch.Tensor:
+        """(n, 2, 3) matrices mapping output to input coordinates in grid_sample's [-1, 1]."""
 
         def uniform(limit: float) -> torch.Tensor:
             return (torch.rand(n, device=device) * 2 - 1) * limit
@@ -49,14 +51,17 @@ class Augment(nn.Module):
         zoom = 1 + uniform(self.scale)
         cos, sin, tan = torch.cos(angle) / zoom, torch.sin(angle) / zoom, torch.tan(shear)
         theta = torch.zeros(n, 2, 3, device=device)
-        theta[:, 0, 0], theta[:, 0, 1] = cos, cos * tan - sin  # shear along x, then rotate
-        theta[:, 1, 0], theta[:, 1, 1] = sin, sin * tan + cos
+        # Shear along x, then rotate, in pixels. [-1, 1] spans the width across and the height
+        # down, so a pixel-space matrix's off-diagonal terms are scaled by the aspect ratio
+        # (without it a 3-degree turn of a 50x200 image slanted its strokes by 12 degrees).
+        theta[:, 0, 0], theta[:, 0, 1] = cos, (cos * tan - sin) * h / w
+        theta[:, 1, 0], theta[:, 1, 1] = sin * w / h, sin * tan + cos
         theta[:, :, 2] = torch.stack([uniform(self.translate), uniform(self.translate)], 1) * 2
         return theta
 
     def _warp(self, x: torch.Tensor) -> torch.Tensor:
         n, _, h, w = x.shape
-        grid = F.affine_grid(self._affine(n, x.device), list(x.shape), align_corners=False)  # (B, H, W, 2)
+        grid = F.affine_grid(self._affine(n, h, w, x.device), list(x.shape), align_corners=False)  # (B, H, W, 2)
         if self.elastic:
             # A smooth random field: coarse 4x16 noise upsampled, so strokes bend rather than tear.
             coarse = torch.randn(n, 2, 4, 16, device=x.device) * self.elastic
