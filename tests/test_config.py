@@ -102,6 +102,10 @@ def test_bad_model_values_fail_with_the_nets_message(make_cfg, override, message
         (["data.fold=2"], "data.fold=2 needs data.folds > 1"),  # would be ignored: five equal 'folds'
         (["model=crnn", "label_smoothing=0.1"], "label_smoothing: CTC"),
         (["model=crnn", "model.rnn_layers=0"], r"model: rnn_layers must be an integer >= 1, got 0$"),
+        (["model=crnn", "model.channels=[]"], r"model: channels must list at least one conv's width"),
+        (["model=crnn", "model.width_halvings=4"], r"model: width_halvings must be at most len\(channels\) = 3"),
+        # The generator would loop forever for labels it cannot make; it raised a traceback.
+        (["data.synthetic=30", "data.length=1"], "data.synthetic: 30 captchas need as many distinct labels, but 19"),
         # Built only when fit starts (partials): each ended in a traceback after the logger began.
         (["optimizer=sgd", "optimizer.momentum=-1"], "optimizer: Invalid momentum value: -1"),
         (["optimizer.eps=abc"], "optimizer: "),

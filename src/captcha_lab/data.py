@@ -70,6 +70,11 @@ def check_settings(hp: dict) -> None:
         raise ConfigError(f"data.num_workers must be >= 0, got {hp['num_workers']}")
     if hp["synthetic"] < 0:
         raise ConfigError(f"data.synthetic must be >= 0, got {hp['synthetic']}")
+    if hp["synthetic"] > len(hp["symbols"]) ** length:  # file names are labels: each one once
+        raise ConfigError(
+            f"data.synthetic: {hp['synthetic']} captchas need as many distinct labels, but "
+            f"{len(hp['symbols'])} symbols make only {len(hp['symbols']) ** length} of length {length}"
+        )
     # Here, not when setup() reads them: before the Trainer and its logger start a run for nothing.
     folders = {"test_dir": hp["test_dir"]} | ({} if hp["synthetic"] else {"dir": hp["dir"]})
     for key, folder in folders.items():

@@ -226,8 +226,12 @@ class CRNN(nn.Module):
         check_range("rnn_layers", rnn_layers, 1, integer=True)
         check_range("context", context, 0, integer=True)
         check_range("width_halvings", width_halvings, 0, integer=True)
+        if not channels:
+            raise ValueError("channels must list at least one conv's width, got []")
         for c in channels:
             check_range("channels", c, 1, integer=True)
+        if width_halvings > len(channels):  # only strided convs halve the width
+            raise ValueError(f"width_halvings must be at most len(channels) = {len(channels)}, got {width_halvings}")
         if rnn != "none" and hidden % 2:
             raise ValueError(f"hidden must be even with an RNN (half per direction), got {hidden}")
         channels = [int(c) for c in channels]
