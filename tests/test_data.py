@@ -214,6 +214,15 @@ def test_sweep_aggregate_groups_folds_and_seeds():
     assert abs(other["val/seq_acc_best"][0] - 0.9) < 1e-9
 
 
+def test_sweep_summary_ranks_a_job_that_never_validated_last(tmp_path):
+    from captcha_lab.sweep import collect
+
+    for i, score in enumerate([0.2, float("nan"), 0.9, 0.5]):  # NaN: e.g. trainer.limit_val_batches=0
+        (tmp_path / f"{i}_job").mkdir()
+        (tmp_path / f"{i}_job" / "metrics.json").write_text(json.dumps({"val/seq_acc_best": score}))
+    assert [row["job"] for row in collect(tmp_path)] == ["2_job", "3_job", "0_job", "1_job"]
+
+
 @pytest.mark.parametrize("swept,per_recipe", [("lr", False), ("seed", True)])
 def test_sweep_summary_has_a_per_recipe_table_only_for_repeated_recipes(tmp_path, swept, per_recipe):
     from captcha_lab.sweep import write_summary

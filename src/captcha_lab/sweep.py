@@ -64,7 +64,12 @@ def collect(sweep_dir: Path) -> list[dict]:
         timing = json.loads(timing_file.read_text()) if timing_file.is_file() else {}
         row = {"job": job_name(sweep_dir, job), "overrides": " ".join(overrides or [])}
         rows.append({**row, **json.loads(metrics_file.read_text()), **timing})
-    return sorted(rows, key=lambda r: -r.get("val/seq_acc_best", float("-inf")))
+    return sorted(rows, key=lambda r: best_first(r.get("val/seq_acc_best", math.nan)))
+
+
+def best_first(score: float) -> float:
+    """A sort key: the highest score first, NaN (a job that never validated) last."""
+    return -score if math.isfinite(score) else math.inf
 
 
 def _cell(value) -> str:
@@ -94,8 +99,7 @@ def aggregate(rows: list[dict], keys: tuple[str, ...] = AGGREGATED) -> list[dict
         out.append(group)
 
     def rank(group: dict) -> float:
-        mean = group.get(keys[0], (math.nan,))[0]
-        return -mean if math.isfinite(mean) else math.inf  # NaN (a metric never logged) last
+        return best_first(group.get(keys[0], (math.nan,))[0])
 
     return sorted(out, key=rank)
 
