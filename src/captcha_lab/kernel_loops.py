@@ -51,8 +51,8 @@ def forward(xe, xo, w, b, height, width, relu, out, arg):
                     best, k = (v10 if t else best), (np.uint8(2) if t else k)
                     t = ((v11 > best) | (v11 != v11)) & two & wide
                     best, k = (v11 if t else best), (np.uint8(3) if t else k)
-                    clip = relu & ((best <= 0) | (best != best))  # relu's gradient: 0 at 0 and NaN, as in torch
-                    tile[c, j] = np.float32(0.0) if relu & (best <= 0) else best
+                    clip = relu & (best <= 0)  # relu's gradient, as torch's: 0 at 0, 1 at NaN
+                    tile[c, j] = np.float32(0.0) if clip else best
                     arg[n, i, c, j] = CLIPPED if clip else k
             for j in range(out_w):
                 for c in range(n_ch):
