@@ -102,6 +102,8 @@ def test_bad_model_values_fail_with_the_nets_message(make_cfg, override, message
         (["data.fold=2"], "data.fold=2 needs data.folds > 1"),  # would be ignored: five equal 'folds'
         (["model=crnn", "label_smoothing=0.1"], "label_smoothing: CTC"),
         (["model=crnn", "model.rnn_layers=0"], r"model: rnn_layers must be an integer >= 1, got 0$"),
+        # Checked before the Trainer, which needs no GPU for it; on one, the first backward failed.
+        (["model=crnn", "trainer=gpu", "trainer.deterministic=true"], "trainer.deterministic=true: CUDA's CTC"),
         (["model=crnn", "model.channels=[]"], r"model: channels must list at least one conv's width"),
         (["model=crnn", "model.width_halvings=4"], r"model: width_halvings must be at most len\(channels\) = 3"),
         # The generator would loop forever for labels it cannot make; it raised a traceback.

@@ -154,6 +154,10 @@ def check_factories(net, optimizer, scheduler) -> None:
         raise ConfigError(f"scheduler: {e}") from None
 
 
+def on_cuda(accelerator: str) -> bool:
+    return accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available())
+
+
 def build(cfg: DictConfig):
     if cfg.data.get("symbols", cfg.charset.symbols) != cfg.charset.symbols:  # labels would mean other characters
         raise ConfigError(f"data.symbols: {cfg.data.symbols!r} differs from charset.symbols {cfg.charset.symbols!r}")
@@ -165,6 +169,9 @@ def build(cfg: DictConfig):
         raise ConfigError("data.max_length: labels of several lengths need model=crnn (fixed heads read one length)")
     if ctc and cfg.label_smoothing:
         raise ConfigError(f"label_smoothing: CTC (model={net.spec['kind']}) has none; got {cfg.label_smoothing}")
+    if ctc and cfg.trainer.get("deterministic") is True and on_cuda(cfg.trainer.get("accelerator", "auto")):
+        # torch.use_deterministic_algorithms would stop the first backward with a RuntimeError.
+        raise ConfigError("trainer.deterministic=true: CUDA's CTC loss backward has no deterministic version; use warn")
     if cfg.ckpt_init is not None:
         init_weights(net, cfg.ckpt_init)
     optimizer = make("optimizer", cfg.optimizer)
