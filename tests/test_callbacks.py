@@ -1,11 +1,12 @@
 import time
+from types import SimpleNamespace
 
 import lightning as L
 import torch
 from lightning.pytorch.callbacks import Checkpoint, ModelCheckpoint
 from lightning.pytorch.demos.boring_classes import BoringModel
 
-from captcha_lab.callbacks import BestCheckpoint, EpochTimer
+from captcha_lab.callbacks import BestCheckpoint, EpochTimer, RankSeed
 
 
 class SlowCheckpoint(Checkpoint):
@@ -48,3 +49,18 @@ def test_best_checkpoint_carries_its_best_over_a_resume_into_another_dir(tmp_pat
     in_place = BestCheckpoint(dirpath=earlier, filename="best", monitor="val/ckpt_score", mode="max")
     in_place.load_state_dict(saved.state_dict())  # the same dir: Lightning's own restore
     assert in_place.best_model_score == saved.best_model_score and in_place.best_model_path == saved.best_model_path
+
+
+def test_rank_seed_gives_each_ddp_rank_its_own_draws_and_leaves_one_device_alone():
+    def draws(world_size: int, rank: int) -> torch.Tensor:
+        torch.manual_seed(7)  # what seed_everything gave every rank
+        torch.rand(1)  # the initial weights' draws
+        RankSeed(7).on_train_start(SimpleNamespace(world_size=world_size, global_rank=rank), None)
+        return torch.rand(4)
+
+    assert not torch.equal(draws(2, 0), draws(2, 1))  # e.g. each rank its own dropout masks
+    rank_1 = torch.Generator().manual_seed(8)
+    assert torch.equal(draws(3, 1), torch.rand(4, generator=rank_1))  # rank k: seed + k
+    untouched = torch.Generator().manual_seed(7)
+    torch.rand(1, generator=untouched)
+    assert torch.equal(draws(1, 0), torch.rand(4, generator=untouched))  # one device: the stream goes on

@@ -23,7 +23,7 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import MISSING, DictConfig, OmegaConf
 
 from captcha_lab import errors
-from captcha_lab.callbacks import EpochTimer
+from captcha_lab.callbacks import EpochTimer, RankSeed
 from captcha_lab.checkpoint import check_resumable, load_net
 from captcha_lab.errors import CaptchaLabError, ConfigError
 from captcha_lab.plots import plot_run
@@ -186,7 +186,7 @@ def build(cfg: DictConfig):
         label_smoothing=cfg.label_smoothing,
     )
     # `callbacks.<name>=null` on the command line switches one off.
-    callbacks = [make("callbacks", c) for c in cfg.callbacks.values() if c is not None]
+    callbacks = [make("callbacks", c) for c in cfg.callbacks.values() if c is not None] + [RankSeed(cfg.seed)]
     logged = system.logged_names
     for name, node in cfg.callbacks.items():  # else Lightning stops at the end of the first epoch
         monitor = node.get("monitor") if node is not None else None
