@@ -231,8 +231,15 @@ def test_a_reused_run_or_sweep_dir_is_refused_before_hydra_rewrites_it(tmp_path,
     assert run_err.strip() == held + "choose another, or resume (ckpt_path=)"
     assert sweep_err.strip().startswith(f"error: hydra.sweep.dir: {sweep} already holds a sweep (multirun.yaml)")
     assert (tree_digest(run), tree_digest(sweep)) == before
-    # Resuming in place (a requeued SLURM job) is allowed.
-    assert cli([*base, "epochs=2", f"ckpt_path={run}/checkpoints/last.ckpt", run_arg])[0][0] == 0
+    # Resuming in place (a requeued SLURM job) is allowed; one the resume's checks refuse (here
+    # another split) leaves the run's own .hydra/ config, which eval.py reads, as it was.
+    resume = [f"ckpt_path={run}/checkpoints/last.ckpt", run_arg]
+    [(refused, refused_err), (resumed, _)] = cli([*base, "seed=1", *resume], [*base, "epochs=2", *resume])
+    assert refused == 2 and "trained on another split" in refused_err and resumed == 0
+    assert {k: v for k, v in tree_digest(run).items() if k.startswith(".hydra/") and "resume-" not in k} == {
+        k: v for k, v in before[0].items() if k.startswith(".hydra/")
+    }
+    assert "epochs=2" in (run / ".hydra" / "resume-2" / "overrides.yaml").read_text()
 
 
 def test_failed_sweep_jobs_are_named_in_job_order(tmp_path, capsys):
@@ -259,6 +266,36 @@ def test_a_sweep_dir_holding_jobs_at_any_depth_is_refused(make_cfg, tmp_path, ca
         KeepEarlierRuns().on_multirun_start(config)
     held = "already holds a sweep (adam/0.001/checkpoints/last.ckpt)"
     assert capsys.readouterr().err == f"error: hydra.sweep.dir: {sweep} {held}; choose another dir\n"
+
+
+def test_a_run_dir_holding_a_sweep_and_a_sweep_dir_holding_a_run_are_refused(make_cfg, tmp_path, capsys):
+    sweep, run = tmp_path / "sweep", tmp_path / "done"
+    (sweep / "0_job" / "checkpoints").mkdir(parents=True)
+    (sweep / "0_job" / "checkpoints" / "best.ckpt").write_bytes(b"")
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "checkpoints" / "last.ckpt").write_bytes(b"")
+    for hook, key, folder, held in [
+        ("on_run_start", "hydra.run.dir", sweep, "a sweep (0_job/checkpoints/best.ckpt)"),
+        ("on_run_start", "hydra.run.dir", tmp_path, "a sweep (done/checkpoints/last.ckpt)"),  # a folder of runs
+        ("on_multirun_start", "hydra.sweep.dir", run, "a run (checkpoints/last.ckpt)"),
+    ]:
+        with pytest.raises(SystemExit):
+            getattr(KeepEarlierRuns(), hook)(make_cfg(f"{key}={folder}"))
+        assert capsys.readouterr().err == f"error: {key}: {folder} already holds {held}; choose another dir\n"
+
+
+def test_a_resume_in_place_writes_its_config_beside_the_runs_own(make_cfg, tmp_path):
+    run = tmp_path / "done"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "checkpoints" / "last.ckpt").write_bytes(b"")
+    for k in (1, 2):
+        config = make_cfg(f"hydra.run.dir={run}", f"ckpt_path={run}/checkpoints/last.ckpt")
+        KeepEarlierRuns().on_run_start(config)  # allowed: ckpt_path is inside the run dir
+        assert config.hydra.output_subdir == f".hydra/resume-{k}"  # .hydra/config.yaml stays the run's
+        (run / config.hydra.output_subdir).mkdir(parents=True)
+    ddp_rank = make_cfg(f"hydra.run.dir={run}", f"ckpt_path={run}/checkpoints/last.ckpt", "hydra.output_subdir=null")
+    KeepEarlierRuns().on_run_start(ddp_rank)
+    assert ddp_rank.hydra.output_subdir is None
 
 
 def test_a_sweep_goes_on_past_a_job_with_a_bad_value(tmp_path, tiny_dir):

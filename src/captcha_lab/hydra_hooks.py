@@ -7,7 +7,7 @@ from typing import Any
 
 from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, read_write
 
 from captcha_lab.errors import ERROR_FILE, ConfigError, user_errors
 from captcha_lab.plots import summarize_sweep
@@ -23,6 +23,15 @@ def holds_a_run(run_dir: Path) -> str | None:
     if checkpoints:
         return str(checkpoints[0].relative_to(run_dir))
     return next((name for name in ("metrics.json", "eval.json", ERROR_FILE) if (run_dir / name).is_file()), None)
+
+
+def holds_a_sweep(sweep_dir: Path) -> str | None:
+    """What in `sweep_dir` shows that a sweep ran there (multirun.yaml, or a job dir holding a
+    run at any depth: optuna's sweeper writes no multirun.yaml), or None."""
+    if (sweep_dir / "multirun.yaml").is_file():
+        return "multirun.yaml"
+    held = (f"{job_name(sweep_dir, job)}/{what}" for job in job_dirs(sweep_dir) if (what := holds_a_run(job)))
+    return next(held, None)
 
 
 def resolved_dir(config: DictConfig, key: str) -> Path:
@@ -51,19 +60,33 @@ class KeepEarlierRuns(Callback):
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
         run_dir = resolved_dir(config, "hydra.run.dir").resolve()
         ckpt = config.get("ckpt_path") if self.resume_in_place else None
-        resuming_here = ckpt is not None and run_dir in Path(ckpt).resolve().parents
-        found = holds_a_run(run_dir)
-        if found and not resuming_here:
+        if ckpt is not None and run_dir in Path(ckpt).resolve().parents:
+            keep_first_config(config, run_dir)
+            return
+        if found := holds_a_run(run_dir):
             resume = ", or resume (ckpt_path=)" if self.resume_in_place else ""
             refuse(f"hydra.run.dir: {run_dir} already holds a run ({found}); choose another{resume}")
+        if found := holds_a_sweep(run_dir):  # e.g. a sweep root, or a folder of runs
+            refuse(f"hydra.run.dir: {run_dir} already holds a sweep ({found}); choose another dir")
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = resolved_dir(config, "hydra.sweep.dir")
-        # multirun.yaml is the basic sweeper's; optuna's writes none, so look into the jobs too.
-        found = ["multirun.yaml"] if (sweep_dir / "multirun.yaml").is_file() else []
-        found += [f"{job_name(sweep_dir, job)}/{what}" for job in job_dirs(sweep_dir) if (what := holds_a_run(job))]
-        if found:
-            refuse(f"hydra.sweep.dir: {sweep_dir} already holds a sweep ({found[0]}); choose another dir")
+        if found := holds_a_run(sweep_dir):
+            refuse(f"hydra.sweep.dir: {sweep_dir} already holds a run ({found}); choose another dir")
+        if found := holds_a_sweep(sweep_dir):
+            refuse(f"hydra.sweep.dir: {sweep_dir} already holds a sweep ({found}); choose another dir")
+
+
+def keep_first_config(config: DictConfig, run_dir: Path) -> None:
+    """A resume in place writes its .hydra/ files into .hydra/resume-K/: the run's own, which
+    eval.py reads, would otherwise be rewritten before the resume's checks can refuse it (another
+    split, a misspelt data.dir). DDP ranks above 0 write none (output_subdir null)."""
+    subdir = config.hydra.output_subdir
+    if subdir is None:
+        return
+    k = 1 + len(list((run_dir / subdir).glob("resume-*")))
+    with read_write(config.hydra):
+        config.hydra.output_subdir = f"{subdir}/resume-{k}"
 
 
 class SweepSummary(Callback):
