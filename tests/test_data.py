@@ -1,5 +1,6 @@
 import json
 import logging
+import os
 from pathlib import Path
 
 import cv2
@@ -51,8 +52,9 @@ def test_wrong_size_is_resized(tmp_path):
     assert read_gray(tmp_path / "2b827.png").shape == (50, 200)
 
 
-def test_bad_labels_skipped_with_one_counted_warning(tmp_path, caplog):
-    for name in ["2b827.png", "ab827.png", "2b8272.png", "2b82.png", "nnnnn.png"]:
+def test_bad_labels_skipped_with_one_counted_warning_per_reason(tmp_path, caplog):
+    not_utf8 = os.fsdecode(b"ab\xff27.png")  # the log file's UTF-8 cannot hold its surrogate
+    for name in ["2b827.png", "ab827.png", "2b8272.png", "2b82.png", "nnnnn.png", not_utf8]:
         _save(tmp_path / name, "L")
     (tmp_path / "notes.txt").write_text("not an image")
     with caplog.at_level(logging.WARNING):
@@ -61,7 +63,7 @@ def test_bad_labels_skipped_with_one_counted_warning(tmp_path, caplog):
     assert data.images.shape == (2, 1, 50, 200) and 0 <= data.images.min() and data.images.max() <= 1
     assert data.targets.tolist()[0] == CHARSET.encode("2b827")
     messages = [r.getMessage() for r in caplog.records]
-    assert any("1 file(s) with characters outside the charset: ab827.png" in m for m in messages)
+    assert any("2 file(s) with characters outside the charset: ab827.png, ab\\xff27.png" in m for m in messages)
     assert any("2 file(s) whose label is not 5 characters long" in m for m in messages)
 
 

@@ -1,4 +1,4 @@
-"""predict.py's refusals: an output that would replace its own inputs, pixels out of range, PIL
+"""predict.py's refusals: an output that is no CSV or would replace its own inputs, pixels out of range, PIL
 modes PNG cannot hold. An untrained tiny net is enough for all of them: no training, a second each."""
 
 import os
@@ -18,7 +18,7 @@ from captcha_lab.predict import Predictor, run
 
 def tiny_net() -> CRNN:
     torch.manual_seed(0)
-    return CRNN(num_classes=len(CAPTCHA_V2), channels=(4,), hidden=8, context=0, rnn="none").eval()
+    return CRNN(num_classes=len(CAPTCHA_V2), channels=(4,), width_halvings=1, hidden=8, context=0, rnn="none").eval()
 
 
 @pytest.fixture
@@ -33,8 +33,9 @@ def files(tmp_path) -> dict[str, Path]:
     rng = np.random.default_rng(0)
     for name in ("a.png", "b.png"):
         PIL.Image.fromarray(rng.integers(0, 256, (50, 200), dtype=np.uint8)).save(images / name)
-    (tmp_path / "link.ckpt").symlink_to(ckpt)
-    os.link(images / "b.png", tmp_path / "hard.png")
+    (tmp_path / "link.csv").symlink_to(ckpt)
+    os.link(images / "a.png", tmp_path / "a.csv")
+    os.link(images / "b.png", tmp_path / "hard.csv")
     return {"ckpt": ckpt, "images": images, "image": images / "a.png", "root": tmp_path}
 
 
@@ -46,14 +47,15 @@ def predict_cfg(files, **keys):
 @pytest.mark.parametrize(
     ("input_key", "output", "named"),
     [
-        ("images", "best.ckpt", "the checkpoint"),
-        ("images", "link.ckpt", "the checkpoint"),  # a symlink to it
-        ("image", "in/a.png", "the input image"),  # the one input file
-        ("image", "in/../in/a.png", "the input image"),  # by another spelling
-        ("images", "hard.png", "the input image"),  # a hard link to a folder's image
+        ("images", "best.ckpt", "not a .csv file name"),  # e.g. a run's checkpoint or metrics.json
+        ("image", "in/a.png", "not a .csv file name"),
+        ("images", "link.csv", "the checkpoint"),  # a symlink to it
+        ("image", "a.csv", "the input image"),  # a hard link to the one input file
+        ("image", "in/../a.csv", "the input image"),  # by another spelling
+        ("images", "hard.csv", "the input image"),  # a hard link to a folder's image
     ],
 )
-def test_output_that_is_the_checkpoint_or_an_input_is_refused(files, capsys, input_key, output, named):
+def test_output_that_is_no_csv_or_the_checkpoint_or_an_input_is_refused(files, capsys, input_key, output, named):
     before = {p: p.read_bytes() for p in files["root"].rglob("*") if p.is_file()}
     out = files["root"] / output
     with pytest.raises(SystemExit) as exit_info:
@@ -71,6 +73,19 @@ def test_output_over_an_earlier_csv_is_still_written(files, capsys):
     lines = out.read_text().splitlines()
     assert lines[0] == "path,text,confidence,error" and len(lines) == 3
     assert len(capsys.readouterr().out.splitlines()) == 2
+
+
+def test_a_file_name_that_is_not_utf8_reaches_the_csv_as_its_bytes(files, capsys):
+    odd = os.fsdecode(b"2345\xff.png")  # its byte 0xff kept as a surrogate
+    (files["images"] / "a.png").rename(files["images"] / odd)
+    (files["images"] / os.fsdecode(b"bad\xff.png")).write_bytes(b"not an image")
+    out = files["root"] / "predictions.csv"
+    out.write_text("an earlier run's CSV\n")
+    assert run(predict_cfg(files, output=str(out))) == 1  # the unreadable one
+    assert os.fsencode(str(files["images"] / odd)) in out.read_bytes()
+    captured = capsys.readouterr()  # the terminal gets the byte escaped: a UTF-8 stream cannot hold it
+    assert "2345\\xff.png\t" in captured.out and "bad\\xff.png: not a readable image" in captured.err
+    assert not list(files["root"].glob("*.tmp"))  # written aside, then moved over the earlier CSV
 
 
 def gray_image() -> np.ndarray:

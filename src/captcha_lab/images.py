@@ -2,6 +2,7 @@
 
 import io
 import logging
+import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -83,9 +84,15 @@ class LabelledImages:
         return LabelledImages(self.images[index], self.targets[index], [self.names[i] for i in index.tolist()])
 
 
+def printable(name: str | Path) -> str:
+    """A file name that is not UTF-8 (its bytes kept as surrogates) with those bytes escaped
+    (2345\\xff.png): a UTF-8 log file or terminal would fail on the surrogates."""
+    return os.fsencode(name).decode("utf-8", "backslashreplace")
+
+
 def _warn_skipped(reason: str, names: list[str]) -> None:
     if names:
-        shown = ", ".join(names[:5]) + (", ..." if len(names) > 5 else "")
+        shown = ", ".join(map(printable, names[:5])) + (", ..." if len(names) > 5 else "")
         log.warning("skipped %d file(s) %s: %s", len(names), reason, shown)
 
 

@@ -27,6 +27,7 @@ from captcha_lab.images import (
     ImageError,
     decode_gray,
     list_images,
+    printable,
     read_gray,
     to_tensor,
 )
@@ -218,8 +219,11 @@ def checked(cfg: DictConfig) -> DictConfig:
 
 
 def check_output(output: str, ckpt_path: str, inputs: Sequence[Path]) -> None:
-    """Refuse an `output` that is the checkpoint or an input image, by any path, link or hard
-    link (the same file, not the same name): the CSV would replace it."""
+    """Refuse an `output` that is no .csv name (e.g. a run's last.ckpt or metrics.json) or that
+    is the checkpoint or an input image, by any path, link or hard link (the same file, not the
+    same name): the CSV would replace it."""
+    if not output.lower().endswith(".csv"):
+        raise ConfigError(f"output: {output} is not a .csv file name; predict.py writes a CSV there")
     try:
         target = os.stat(output)
     except OSError:  # not there yet: neither the checkpoint (it must exist) nor an input with data to lose
@@ -257,13 +261,21 @@ def run(cfg: DictConfig) -> int:
         rows, failed = [], 0
         for path, result in predictor.predict_files(paths):
             if isinstance(result, Prediction):
-                print(f"{path}\t{result.text}\t{result.confidence:.4g}", flush=True)
+                print(f"{printable(path)}\t{result.text}\t{result.confidence:.4g}", flush=True)
                 rows.append([str(path), result.text, f"{result.confidence:.4g}", ""])
             else:
                 failed += 1
-                print(f"error: {result}", file=sys.stderr, flush=True)
+                print(f"error: {printable(str(result))}", file=sys.stderr, flush=True)
                 rows.append([str(path), "", "", str(result)])
         if cfg.output:
-            with open(cfg.output, "w", newline="") as f:
-                csv.writer(f).writerows([["path", "text", "confidence", "error"], *rows])
+            write_csv(str(cfg.output), [["path", "text", "confidence", "error"], *rows])
         return failed
+
+
+def write_csv(path: str, rows: list[list[str]]) -> None:
+    tmp = f"{path}.tmp"
+    # surrogateescape: a file name that is not UTF-8 goes back out as its own bytes (stdout and
+    # stderr show them escaped: images.printable).
+    with open(tmp, "w", newline="", encoding="utf-8", errors="surrogateescape") as f:
+        csv.writer(f).writerows(rows)
+    os.replace(tmp, path)  # an earlier CSV is only ever replaced by a whole one
