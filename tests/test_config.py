@@ -80,6 +80,12 @@ def test_out_of_range_values_fail_before_data(make_cfg, override, key):
         validate(make_cfg(override))
 
 
+def test_trainer_max_epochs_follows_epochs(make_cfg):
+    # Lightning asserted an int only once fit had started (a traceback after the logger began).
+    with pytest.raises(ConfigError, match=r"^trainer.max_epochs follows epochs=; set that instead \(got abc\)$"):
+        validate(make_cfg("trainer.max_epochs=abc"))
+
+
 @pytest.mark.parametrize(
     "override,message",
     [
@@ -104,6 +110,8 @@ def test_bad_model_values_fail_with_the_nets_message(make_cfg, override, message
         (["model=crnn", "model.rnn_layers=0"], r"model: rnn_layers must be an integer >= 1, got 0$"),
         # Checked before the Trainer, which needs no GPU for it; on one, the first backward failed.
         (["model=crnn", "trainer=gpu", "trainer.deterministic=true"], "trainer.deterministic=true: CUDA's CTC"),
+        # Lightning's own checks of the Trainer's arguments (a MisconfigurationException traceback).
+        (["trainer.devices=0"], r"trainer: `Trainer\(devices=0\)` value is not a valid input"),
         (["model=crnn", "model.channels=[]"], r"model: channels must list at least one conv's width"),
         (["model=crnn", "model.width_halvings=4"], r"model: width_halvings must be at most len\(channels\) = 3"),
         # The generator would loop forever for labels it cannot make; it raised a traceback.

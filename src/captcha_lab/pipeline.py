@@ -19,7 +19,7 @@ from hydra.errors import InstantiationException
 from hydra.types import RunMode
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import ModelCheckpoint, Timer
-from lightning.pytorch.utilities.exceptions import SIGTERMException
+from lightning.pytorch.utilities.exceptions import MisconfigurationException, SIGTERMException
 from omegaconf import MISSING, DictConfig, OmegaConf
 
 from captcha_lab import errors
@@ -96,6 +96,8 @@ def validate(cfg: DictConfig) -> None:
     for key, ok, expected in checks:
         if not ok:
             raise ConfigError(f"{key} must be {expected}, got {cfg[key]}")
+    if cfg.trainer.get("max_epochs") != cfg.epochs:  # Lightning would assert an int mid-fit
+        raise ConfigError(f"trainer.max_epochs follows epochs=; set that instead (got {cfg.trainer.max_epochs})")
     if cfg.ckpt_path is not None and not Path(cfg.ckpt_path).is_file():
         raise ConfigError(f"ckpt_path: no checkpoint file at {cfg.ckpt_path}")
     if HydraConfig.get().get("mode") == RunMode.MULTIRUN and "ddp" in str(cfg.trainer.get("strategy", "")).lower():
@@ -135,7 +137,7 @@ def make(group: str, node: DictConfig, **kwargs):
     except InstantiationException as e:
         if isinstance(e.__cause__, CaptchaLabError):  # already one line naming its key or file
             raise e.__cause__ from None
-        if isinstance(e.__cause__, (ValueError, TypeError)):
+        if isinstance(e.__cause__, (ValueError, TypeError, MisconfigurationException)):  # e.g. Trainer(devices=0)
             raise ConfigError(f"{group}: {e.__cause__}") from None
         raise
 
