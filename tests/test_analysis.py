@@ -145,7 +145,7 @@ def test_eval_refuses_what_it_cannot_honour(tmp_path, tiny_run):
     shutil.copy(tiny_run / "checkpoints" / "best.ckpt", lone)
     done = run_script("eval.py", f"ckpt_path={lone}", f"hydra.run.dir={tmp_path / 'e'}")
     assert done.returncode == 2
-    assert done.stderr.strip().startswith("error: ckpt_path: no run config at ")
+    assert done.stderr.strip().startswith(f"error: ckpt_path: {lone} is not in a run dir's checkpoints/ (no /")
     assert "data=captcha_v2" in done.stderr
     # A charset other than the checkpoint's was silently ignored.
     ckpt = tiny_run / "checkpoints" / "best.ckpt"

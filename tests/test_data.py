@@ -100,6 +100,9 @@ def test_replace_test_keeps_train_and_val_as_split_with_the_held_out_test(tiny_d
     assert all(torch.equal(dm.splits[k].targets, v) for k, v in before.items())
     with pytest.raises(DataError, match=f"^data.test_dir: data folder not found: {tmp_path}/nope$"):
         dm.replace_test(str(tmp_path / "nope"))
+    (tmp_path / "notes.txt").write_text("a file, not a folder")
+    with pytest.raises(DataError, match=f"^data.test_dir: is a file, not a folder of images: {tmp_path}/notes.txt$"):
+        dm.replace_test(str(tmp_path / "notes.txt"))
 
 
 @pytest.mark.parametrize(

@@ -84,7 +84,8 @@ def check_settings(hp: dict) -> None:
 
 def check_folder(key: str, folder: str) -> None:
     if not Path(folder).is_dir():
-        raise DataError(f"data.{key}: data folder not found: {folder}")
+        what = "is a file, not a folder of images" if Path(folder).exists() else "data folder not found"
+        raise DataError(f"data.{key}: {what}: {folder}")
 
 
 class CaptchaDataModule(L.LightningDataModule):

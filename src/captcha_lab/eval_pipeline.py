@@ -35,7 +35,10 @@ def eval_data_config(cfg: DictConfig, spec: dict) -> tuple[DictConfig, str | Non
             data.length, data.max_length = spec["length"], None
         return data, None
     if not run_config.is_file():  # a copied checkpoint: eval.yaml's default data would be a guess
-        raise ConfigError(f"ckpt_path: no run config at {run_config}; name the data, e.g. data=captcha_v2 data.dir=DIR")
+        raise ConfigError(
+            f"ckpt_path: {cfg.ckpt_path} is not in a run dir's checkpoints/ (no {run_config}), so its split "
+            "is unknown; name the data, e.g. data=captcha_v2 data.dir=DIR"
+        )
     data = OmegaConf.create(OmegaConf.to_container(OmegaConf.load(run_config).data, resolve=True))
     if "synthetic_seed" not in data:  # a run from before data.synthetic_seed: its set came from `seed`
         data.synthetic_seed = data.seed
