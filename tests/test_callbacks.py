@@ -1,12 +1,14 @@
+import logging
 import time
 from types import SimpleNamespace
 
 import lightning as L
+import pytest
 import torch
 from lightning.pytorch.callbacks import Checkpoint, ModelCheckpoint
 from lightning.pytorch.demos.boring_classes import BoringModel
 
-from captcha_lab.callbacks import BestCheckpoint, EpochTimer, RankSeed
+from captcha_lab.callbacks import BestCheckpoint, EpochTimer, InterruptCheckpoint, RankSeed
 
 
 class SlowCheckpoint(Checkpoint):
@@ -33,7 +35,7 @@ def test_epoch_timer_counts_the_checkpoints_written_after_it(tmp_path):
     assert min(timer.times) >= 0.2
 
 
-def test_best_checkpoint_carries_its_best_over_a_resume_into_another_dir(tmp_path):
+def test_best_checkpoint_carries_its_best_over_a_resume_into_another_dir(tmp_path, caplog):
     earlier, here = tmp_path / "run1" / "checkpoints", tmp_path / "run2" / "checkpoints"
     earlier.mkdir(parents=True)
     (earlier / "best.ckpt").write_bytes(b"epoch 7's weights")
@@ -46,6 +48,11 @@ def test_best_checkpoint_carries_its_best_over_a_resume_into_another_dir(tmp_pat
     assert resumed.best_model_path == str(here / "best.ckpt") and resumed.best_model_score == saved.best_model_score
     assert resumed.best_k_models == {str(here / "best.ckpt"): saved.best_model_score}
     assert sorted(p.name for p in here.iterdir()) == ["best.ckpt"]  # no temporary file left
+    copied = (here / "best.ckpt").stat().st_mtime_ns
+    with caplog.at_level(logging.INFO, logger="captcha_lab.callbacks"):
+        resumed.load_state_dict(saved.state_dict())  # trainer.test(ckpt_path=best) restores it again
+    assert (here / "best.ckpt").stat().st_mtime_ns == copied and "resumed the best" not in caplog.text
+    assert resumed.best_model_path == str(here / "best.ckpt")
     in_place = BestCheckpoint(dirpath=earlier, filename="best", monitor="val/ckpt_score", mode="max")
     in_place.load_state_dict(saved.state_dict())  # the same dir: Lightning's own restore
     assert in_place.best_model_score == saved.best_model_score and in_place.best_model_path == saved.best_model_path
@@ -64,3 +71,11 @@ def test_rank_seed_gives_each_ddp_rank_its_own_draws_and_leaves_one_device_alone
     untouched = torch.Generator().manual_seed(7)
     torch.rand(1, generator=untouched)
     assert torch.equal(draws(1, 0), torch.rand(4, generator=untouched))  # one device: the stream goes on
+
+
+def test_ctrl_c_before_the_first_step_says_that_nothing_was_saved(tmp_path, caplog):
+    trainer = SimpleNamespace(global_step=0, save_checkpoint=lambda path: pytest.fail("nothing to save"))
+    with caplog.at_level(logging.WARNING, logger="captcha_lab.callbacks"):
+        InterruptCheckpoint(str(tmp_path)).on_exception(trainer, None, KeyboardInterrupt())
+    assert "interrupted before the first training step: nothing to save" in caplog.text
+    assert not list(tmp_path.iterdir())

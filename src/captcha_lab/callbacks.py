@@ -1,5 +1,6 @@
 """Lightning callbacks of our own."""
 
+import filecmp
 import logging
 import os
 import shutil
@@ -72,7 +73,10 @@ class InterruptCheckpoint(L.Callback):
         self.path = Path(dirpath) / f"{filename}.ckpt"
 
     def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
-        if not isinstance(exception, (KeyboardInterrupt, SIGTERMException)) or trainer.global_step == 0:
+        if not isinstance(exception, (KeyboardInterrupt, SIGTERMException)):
+            return
+        if trainer.global_step == 0:
+            log.warning("interrupted before the first training step: nothing to save")
             return
         trainer.save_checkpoint(self.path)  # atomic (written aside, then moved), like every Lightning save
         log.warning("interrupted: saved %s (resume with ckpt_path=%s)", self.path, self.path)
@@ -94,11 +98,12 @@ class BestCheckpoint(ModelCheckpoint):
         if self.monitor is None or earlier in (None, self.dirpath) or not best or not Path(best).is_file():
             return super().load_state_dict(state_dict)
         copy = Path(self.dirpath) / Path(best).name
-        copy.parent.mkdir(parents=True, exist_ok=True)
-        tmp = copy.with_name(f".{copy.name}.{os.getpid()}")  # DDP: every rank restores, none sees half a file
-        shutil.copyfile(best, tmp)
-        os.replace(tmp, copy)
+        if not (copy.is_file() and filecmp.cmp(copy, best, shallow=False)):  # trainer.test restores it too
+            copy.parent.mkdir(parents=True, exist_ok=True)
+            tmp = copy.with_name(f".{copy.name}.{os.getpid()}")  # DDP: every rank restores, none sees half a file
+            shutil.copyfile(best, tmp)
+            os.replace(tmp, copy)
+            log.info("resumed the best checkpoint so far: %s (from %s)", copy, best)
         moved = {"best_model_path": str(copy), "kth_best_model_path": str(copy), "last_model_path": ""}
         best_k = {str(copy): state_dict["best_model_score"]}
         super().load_state_dict({**state_dict, **moved, "dirpath": self.dirpath, "best_k_models": best_k})
-        log.info("resumed the best checkpoint so far: %s (from %s)", copy, best)
