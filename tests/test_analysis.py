@@ -17,11 +17,12 @@ from omegaconf import OmegaConf
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from captcha_lab.charset import CAPTCHA_V2
+from captcha_lab.errors import DataError
 from captcha_lab.evaluate import MISSING, char_scores, confusion_figure, confusion_labels, write_char_csvs
 from captcha_lab.images import ImageError, read_gray
 from captcha_lab.nets import ReportCNN
 from captcha_lab.pipeline import train
-from captcha_lab.plots import job_labels, plot_run, plot_sweep, read_history
+from captcha_lab.plots import job_labels, plot_run, plot_sweep, read_history, replot
 from captcha_lab.predict import BATCH_SIZE, InputError, Predictor, expand_inputs, run
 from captcha_lab.system import CaptchaSystem, load_system
 
@@ -282,6 +283,13 @@ def test_run_and_sweep_plots(tiny_run, tmp_path):
     assert [p.name for p in written] == ["val_seq_acc.png", "val_char_acc.png", "val_loss.png"]
     assert all(p.stat().st_size > 5000 for p in written)
     assert plot_run(tmp_path / "empty_run_dir_without_events") == []
+    assert [p.name for p in replot(str(tiny_run))] == ["loss.png", "accuracy.png"]
+    assert {p.name for p in replot(str(sweep))} == {"val_seq_acc.png", "val_char_acc.png", "val_loss.png"}
+    (tmp_path / "no_run").mkdir()
+    for folder, message in [(tmp_path / "nope", "not a folder"), (tmp_path / "no_run", "holds neither a run")]:
+        with pytest.raises(DataError, match=f"^{folder}: {message}"):
+            replot(str(folder))
+    assert not list((tmp_path / "no_run").iterdir())  # no empty summaries written into it
 
 
 def test_diverging_run_scores_finite(make_cfg, tmp_path):

@@ -12,6 +12,7 @@ matplotlib.use("Agg")  # headless: servers, CI and sweeps have no display
 import matplotlib.pyplot as plt  # noqa: E402
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator  # noqa: E402
 
+from captcha_lab.errors import DataError, user_errors  # noqa: E402
 from captcha_lab.sweep import job_dirs, job_name, job_order, write_summary  # noqa: E402
 
 History = dict[str, dict[int, float]]  # tag -> {epoch: value}
@@ -124,8 +125,22 @@ def summarize_sweep(sweep_dir: str | Path) -> list[dict]:
     return rows
 
 
+def replot(folder: str) -> list[Path]:
+    """A finished run's figures, or a sweep's tables and overlays, drawn again."""
+    path = Path(folder)
+    if not path.is_dir():
+        raise DataError(f"{folder}: not a folder")
+    if any(path.glob("events.out.tfevents.*")):
+        return plot_run(path)
+    if not job_dirs(path):
+        raise DataError(f"{folder}: holds neither a run (events.out.tfevents.*) nor a sweep's job folders")
+    summarize_sweep(path)
+    return sorted(path.glob("*.png"))
+
+
 if __name__ == "__main__":  # python -m captcha_lab.plots DIR...: re-plot finished runs or sweeps
-    for arg in sys.argv[1:]:
-        run = any(Path(arg).glob("events.out.tfevents.*"))
-        written = plot_run(arg) if run else summarize_sweep(arg) and sorted(Path(arg).glob("*.png"))
-        print(arg, "->", ", ".join(p.name for p in written or []))
+    with user_errors():
+        if len(sys.argv) < 2:
+            raise DataError("usage: python -m captcha_lab.plots RUN_OR_SWEEP_DIR...")
+        for arg in sys.argv[1:]:
+            print(arg, "->", ", ".join(p.name for p in replot(arg)))
