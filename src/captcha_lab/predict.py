@@ -35,9 +35,9 @@ from captcha_lab.nets import ReportCNN
 from captcha_lab.process import set_up_for_job
 
 Image = str | Path | np.ndarray | PIL.Image.Image
-# Images per forward pass. On the AVX2 EPYC, 256 read 2152-2696 images/s and 32 1848-2415 (three
-# benches): only 256 stayed above 2000. On the AVX-512 EPYC 32 was faster (3718 against 3279), but
-# both were far above it (docs/benchmarks.md).
+# Images per forward pass. On the AVX2 EPYC, 256 read 1646-2696 images/s and 32 1473-2415 (four
+# benches): 256 was the faster in each. On the AVX-512 EPYC 32 was faster (3718 against 3279), but
+# both were far above 2000 (docs/benchmarks.md).
 BATCH_SIZE = 256
 # predict.py reads fewer images than this with PyTorch's ops for the report net's first block
 # instead of its CPU kernel (the same function): the kernel's start, once per process (numba's
