@@ -199,7 +199,7 @@ def test_seed_sweep_shares_one_synthetic_set(tmp_path):
 
 def test_synthetic_refuses_foreign_folder(tmp_path):
     (tmp_path / "mine.png").write_bytes(b"")
-    with pytest.raises(DataError, match="not made by captcha-lab"):
+    with pytest.raises(DataError, match=r"not made by captcha-lab \(mine.png\).*add data=captcha_v2"):
         ensure_synthetic(tmp_path, n=3)
 
 

@@ -100,7 +100,10 @@ def _check_root(root: Path) -> None:
         return
     for entry in root.iterdir():
         if not entry.name.startswith(".") and not (entry / MANIFEST).is_file():
-            raise DataError(f"{root} holds files not made by captcha-lab ({entry.name}); choose another data.dir")
+            raise DataError(
+                f"{root} holds files not made by captcha-lab ({entry.name}), and synthetic captchas "
+                "are generated into data.dir: choose another one, or add data=captcha_v2 to train on these"
+            )
 
 
 def ensure_synthetic(
