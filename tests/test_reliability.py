@@ -201,6 +201,7 @@ def test_user_errors_are_one_clear_line_and_leave_earlier_runs_alone(make_cfg, t
     # A missing folder stops the run before its logger starts: no TensorBoard run for nothing.
     no_dir_run = runs[next(i for i, c in enumerate(cases) if f"data.dir={tmp_path}/nope" in c[0])]
     assert not list(no_dir_run.rglob("events.out.tfevents*"))
+    assert f"error: data.dir: data folder not found: {tmp_path}/nope" in (no_dir_run / "train.log").read_text()
     bad_run = runs[next(i for i, c in enumerate(cases) if f"data.dir={tmp_path}/bad" in c[0])]
     assert "could not be read: " in (bad_run / "train.log").read_text()  # warnings reach the run's log
 

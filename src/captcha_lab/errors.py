@@ -36,13 +36,22 @@ def user_errors(sweep_job: Path | None = None) -> Iterator[None]:
         yield
     except CaptchaLabError as e:
         if sweep_job is None:
-            print(f"error: {e}", file=sys.stderr)
-            sys.exit(2)
+            stop(f"error: {e}", 2)
         (sweep_job / ERROR_FILE).write_text(f"{e}\n")
         logging.getLogger("captcha_lab").error("error: %s", e)
     except KeyboardInterrupt:  # outside fit (Lightning handles Ctrl-C inside it and exits with 1)
-        print("error: interrupted", file=sys.stderr)
-        sys.exit(130)
+        stop("error: interrupted", 130)
+
+
+def stop(message: str, code: int) -> None:
+    """Exit with `message` as the one line on stderr, and in the run's log file too (train.log,
+    where Hydra writes one), so that a run dir left by a failed start says why."""
+    print(message, file=sys.stderr)
+    record = logging.LogRecord("captcha_lab", logging.ERROR, __file__, 0, message, None, None)
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.FileHandler):
+            handler.handle(record)
+    sys.exit(code)
 
 
 REQUIRED_EXAMPLES = {"ckpt_path": "outputs/runs/<run>/checkpoints/best.ckpt", "input": "captchas/"}

@@ -4,7 +4,6 @@ import json
 import logging
 import math
 import os
-import sys
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -80,8 +79,7 @@ def user_errors():
         try:
             yield
         except SIGTERMException:  # fit stopped cleanly (checkpoints/interrupted.ckpt); not a success
-            print("error: stopped by SIGTERM", file=sys.stderr)
-            sys.exit(143)
+            errors.stop("error: stopped by SIGTERM", 143)
 
 
 def validate(cfg: DictConfig) -> None:
