@@ -18,6 +18,7 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
+from captcha_lab import atomic
 from captcha_lab.charset import REPORT36, Charset
 from captcha_lab.checkpoint import CheckpointError, check_resumable, read_checkpoint
 from captcha_lab.data import CaptchaDataModule
@@ -417,3 +418,15 @@ def test_last_ckpt_follows_every_epoch_even_without_improvement(make_cfg):
     assert read_checkpoint(checkpoints / "best.ckpt")["epoch"] == 0
     last = read_checkpoint(checkpoints / "last.ckpt")
     assert (last["epoch"], last["global_step"]) == (1, 2 * 2)  # resuming loses at most the epoch in progress
+
+
+def test_an_output_is_replaced_whole_or_not_at_all(tmp_path):
+    # summary.csv, metrics.json, predict.py's CSV, a resumed best.ckpt: all go through atomic.
+    path = tmp_path / "summary.csv"
+    path.write_text("earlier\n")
+    with pytest.raises(RuntimeError), atomic.writing(path) as f:
+        f.write("half a tab")
+        raise RuntimeError("killed mid-write")
+    assert path.read_text() == "earlier\n" and [p.name for p in tmp_path.iterdir()] == ["summary.csv"]
+    atomic.write_json(path, {"b": 1, "a": 2})
+    assert path.read_text() == '{\n  "a": 2,\n  "b": 1\n}\n' and [p.name for p in tmp_path.iterdir()] == ["summary.csv"]

@@ -2,7 +2,6 @@
 
 import filecmp
 import logging
-import os
 import shutil
 import statistics
 import time
@@ -12,6 +11,8 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+from captcha_lab.atomic import replacing
 
 log = logging.getLogger(__name__)
 
@@ -100,9 +101,8 @@ class BestCheckpoint(ModelCheckpoint):
         copy = Path(self.dirpath) / Path(best).name
         if not (copy.is_file() and filecmp.cmp(copy, best, shallow=False)):  # trainer.test restores it too
             copy.parent.mkdir(parents=True, exist_ok=True)
-            tmp = copy.with_name(f".{copy.name}.{os.getpid()}")  # DDP: every rank restores, none sees half a file
-            shutil.copyfile(best, tmp)
-            os.replace(tmp, copy)
+            with replacing(copy) as tmp:  # DDP: every rank restores it, and none may read half a file
+                shutil.copyfile(best, tmp)
             log.info("resumed the best checkpoint so far: %s (from %s)", copy, best)
         moved = {"best_model_path": str(copy), "kth_best_model_path": str(copy), "last_model_path": ""}
         best_k = {str(copy): state_dict["best_model_score"]}

@@ -6,9 +6,10 @@ from pathlib import Path
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
+from captcha_lab.atomic import write_json
 from captcha_lab.errors import ConfigError, require, require_at_least_one
 from captcha_lab.evaluate import analyse
-from captcha_lab.pipeline import log_summary, make, user_errors, write_json
+from captcha_lab.pipeline import log_summary, make, user_errors
 from captcha_lab.process import set_up_for_job
 from captcha_lab.system import CTC_KINDS, load_system
 

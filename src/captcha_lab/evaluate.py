@@ -22,6 +22,7 @@ from torchmetrics.classification import (  # noqa: E402
     MulticlassRecall,
 )
 
+from captcha_lab.atomic import writing  # noqa: E402
 from captcha_lab.images import LabelledImages  # noqa: E402
 from captcha_lab.predict import Predictor  # noqa: E402
 from captcha_lab.system import CaptchaSystem  # noqa: E402
@@ -87,11 +88,11 @@ def confusion_labels(symbols: str, missing: bool) -> list[str]:
 
 def write_char_csvs(out_dir: Path, labels: list[str], rows: list[dict], confusion: torch.Tensor) -> None:
     # UTF-8 whatever the locale: MISSING is not ASCII.
-    with open(out_dir / "per_char.csv", "w", newline="", encoding="utf-8") as f:
+    with writing(out_dir / "per_char.csv") as f:
         writer = csv.DictWriter(f, list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
-    with open(out_dir / "confusion_matrix.csv", "w", newline="", encoding="utf-8") as f:
+    with writing(out_dir / "confusion_matrix.csv") as f:
         writer = csv.writer(f)
         writer.writerow(["true\\pred", *labels])
         writer.writerows([s, *confusion[i].tolist()] for i, s in enumerate(labels))

@@ -1,9 +1,7 @@
 """The Hydra-facing pipeline: the only module that composes objects from config."""
 
-import json
 import logging
 import math
-import os
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -22,6 +20,7 @@ from lightning.pytorch.utilities.exceptions import MisconfigurationException, SI
 from omegaconf import MISSING, DictConfig, OmegaConf
 
 from captcha_lab import errors
+from captcha_lab.atomic import write_json
 from captcha_lab.callbacks import EpochTimer, RankSeed
 from captcha_lab.checkpoint import check_resumable, load_net
 from captcha_lab.errors import CaptchaLabError, ConfigError
@@ -210,12 +209,6 @@ def uninitialized_memory_left_as_is():
         yield
     finally:
         torch.utils.deterministic.fill_uninitialized_memory = before
-
-
-def write_json(path: Path, data: dict) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, path)  # never a half-written file, even if killed
 
 
 def nothing_left(cfg: DictConfig, trainer: L.Trainer) -> str:

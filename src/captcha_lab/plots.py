@@ -12,6 +12,7 @@ matplotlib.use("Agg")  # headless: servers, CI and sweeps have no display
 import matplotlib.pyplot as plt  # noqa: E402
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator  # noqa: E402
 
+from captcha_lab.atomic import write_text  # noqa: E402
 from captcha_lab.errors import DataError, user_errors  # noqa: E402
 from captcha_lab.sweep import job_dirs, job_name, job_order, write_summary  # noqa: E402
 
@@ -112,7 +113,7 @@ def write_curves(sweep_dir: Path, labels: dict[str, str]) -> None:
             best = min(points.values()) if c.endswith("loss") else max(points.values())
             cells += [f"{points[max(points)]:.4f}", f"{best:.4f}"]
         lines.append(f"| {label} | {max(h.get('val/loss', {0: 0}))} | " + " | ".join(cells) + " |")
-    (sweep_dir / "curves.md").write_text("\n".join(lines) + "\n")
+    write_text(sweep_dir / "curves.md", "\n".join(lines) + "\n")
 
 
 def summarize_sweep(sweep_dir: str | Path) -> list[dict]:

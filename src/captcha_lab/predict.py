@@ -19,6 +19,7 @@ from omegaconf import MISSING, DictConfig, OmegaConf
 from omegaconf.errors import ValidationError
 from torch import nn
 
+from captcha_lab import atomic
 from captcha_lab.charset import Charset
 from captcha_lab.checkpoint import load_net
 from captcha_lab.errors import CaptchaLabError, ConfigError, DataError, require, require_at_least_one, user_errors
@@ -273,9 +274,7 @@ def run(cfg: DictConfig) -> int:
 
 
 def write_csv(path: str, rows: list[list[str]]) -> None:
-    tmp = f"{path}.tmp"
     # surrogateescape: a file name that is not UTF-8 goes back out as its own bytes (stdout and
     # stderr show them escaped: images.printable).
-    with open(tmp, "w", newline="", encoding="utf-8", errors="surrogateescape") as f:
+    with atomic.writing(path, errors="surrogateescape") as f:
         csv.writer(f).writerows(rows)
-    os.replace(tmp, path)  # an earlier CSV is only ever replaced by a whole one

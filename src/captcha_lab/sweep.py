@@ -10,6 +10,7 @@ from pathlib import Path
 
 import yaml
 
+from captcha_lab.atomic import write_text, writing
 from captcha_lab.errors import ERROR_FILE
 
 COLUMNS = [
@@ -108,14 +109,14 @@ def write_summary(sweep_dir: str | Path) -> list[dict]:
     """Write summary.csv and summary.md at the sweep root; jobs without metrics.json are left out."""
     sweep_dir = Path(sweep_dir)
     rows = collect(sweep_dir)
-    with open(sweep_dir / "summary.csv", "w", newline="") as f:
+    with writing(sweep_dir / "summary.csv") as f:
         writer = csv.DictWriter(f, COLUMNS, extrasaction="ignore")
         writer.writeheader()
         writer.writerows(rows)
     lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
     lines += ["| " + " | ".join(_cell(r.get(c, "")) for c in COLUMNS) + " |" for r in rows]
     lines += _recipe_table(aggregate(rows))
-    (sweep_dir / "summary.md").write_text("\n".join(lines) + "\n")
+    write_text(sweep_dir / "summary.md", "\n".join(lines) + "\n")
     return rows
 
 
