@@ -78,7 +78,7 @@ def test_ctrl_c_and_sigterm_save_a_checkpoint_and_exit_cleanly(tmp_path, tiny_di
     proc.send_signal(sig)
     assert proc.wait(timeout=120) == code
     log = output(tmp_path, run)
-    assert "Traceback" not in log, log[-3000:]
+    assert "Traceback" not in log and "weights_only" not in log, log[-3000:]  # no noise from Lightning
     interrupted = run / "checkpoints" / "interrupted.ckpt"
     assert f"interrupted: saved {interrupted}" in log
     assert read_checkpoint(interrupted)["global_step"] >= STEPS_PER_EPOCH

@@ -79,7 +79,9 @@ class InterruptCheckpoint(L.Callback):
         if trainer.global_step == 0:
             log.warning("interrupted before the first training step: nothing to save")
             return
-        trainer.save_checkpoint(self.path)  # atomic (written aside, then moved), like every Lightning save
+        # Atomic (written aside, then moved), like every Lightning save. weights_only=False: the
+        # optimizer and loops too, to resume from (and said, or Lightning logs that it chose so).
+        trainer.save_checkpoint(self.path, weights_only=False)
         log.warning("interrupted: saved %s (resume with ckpt_path=%s)", self.path, self.path)
 
 
