@@ -52,6 +52,19 @@ def test_crnn_shapes_and_spec_rebuild(rnn):
     assert twin.spec == net.spec
 
 
+def test_crnn_activation_is_its_conv_blocks_and_older_specs_read_relu():
+    # activation= was silently ignored for model=crnn (same net, same metrics.json).
+    def kinds(net):
+        return {type(m) for m in net.modules() if type(m) in (torch.nn.ReLU, torch.nn.Tanh)}
+
+    tanh = CRNN(num_classes=19, channels=(8,), width_halvings=1, hidden=16, context=1, activation="tanh")
+    assert kinds(tanh) == {torch.nn.Tanh} and build_net(tanh.spec).spec["activation"] == "tanh"
+    older = {k: v for k, v in tanh.spec.items() if k != "activation"}  # a checkpoint from before the key
+    assert kinds(build_net(older)) == {torch.nn.ReLU}
+    with pytest.raises(ValueError, match="unknown activation 'tanhh'"):
+        CRNN(num_classes=19, activation="tanhh")
+
+
 @pytest.mark.parametrize("context, frames", [(0, (1, 3)), (3, (7, 11))])
 def test_frame_convs_let_each_frame_see_a_whole_character(context, frames):
     # One 8-px frame of a 15-px-wide trunk view cannot see a ~30-px character; 3 context convs

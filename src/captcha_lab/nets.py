@@ -169,19 +169,21 @@ class ReportCNN(nn.Module):
 RNNS = {"lstm": nn.LSTM, "gru": nn.GRU, "none": None}
 
 
-def _conv_block(c_in: int, c_out: int, stride: tuple[int, int]) -> nn.Sequential:
+def _conv_block(c_in: int, c_out: int, stride: tuple[int, int], activation: str) -> nn.Sequential:
     # Strided convs instead of conv + max-pool: each conv runs at its output resolution, which is
     # what makes a 50x200 trunk affordable on two CPU cores.
     return nn.Sequential(
         nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1, bias=False),
         nn.BatchNorm2d(c_out),
-        nn.ReLU(inplace=True),
+        make_activation(activation),
     )
 
 
-def _frame_block(c_in: int, c_out: int, kernel: int) -> nn.Sequential:
+def _frame_block(c_in: int, c_out: int, kernel: int, activation: str) -> nn.Sequential:
     return nn.Sequential(
-        nn.Conv1d(c_in, c_out, kernel, padding=kernel // 2, bias=False), nn.BatchNorm1d(c_out), nn.ReLU()
+        nn.Conv1d(c_in, c_out, kernel, padding=kernel // 2, bias=False),
+        nn.BatchNorm1d(c_out),
+        make_activation(activation),
     )
 
 
@@ -216,9 +218,11 @@ class CRNN(nn.Module):
         rnn: str = "lstm",
         rnn_layers: int = 1,
         dropout: float = 0.0,
+        activation: str = "relu",
         image_size: tuple[int, int] = (50, 200),
     ):
         super().__init__()
+        make_activation(activation)  # a ValueError naming the choices, before any layer is built
         if rnn not in RNNS:
             raise ValueError(f"rnn must be one of {sorted(RNNS)}, got {rnn!r}")
         check_range("hidden", hidden, 1, integer=True)
@@ -247,17 +251,21 @@ class CRNN(nn.Module):
             rnn=rnn,
             rnn_layers=rnn_layers,
             dropout=dropout,
+            activation=activation,  # of the conv blocks; a checkpoint from before it had ReLU
             image_size=list(image_size),
         )
         strides = [(2, 2) if i < width_halvings else (2, 1) for i in range(len(channels))]
         self.trunk = nn.Sequential(
-            *(_conv_block(c_in, c_out, s) for c_in, c_out, s in zip([1, *channels], channels, strides, strict=False))
+            *(
+                _conv_block(c_in, c_out, s, activation)
+                for c_in, c_out, s in zip([1, *channels], channels, strides, strict=False)
+            )
         )
         h = image_size[0]
         for _ in channels:
             h = -(-h // 2)  # a stride-2 conv with padding 1 rounds up
-        self.project = _frame_block(channels[-1] * h, hidden, 1)  # 96 * 7 = 672 features per frame
-        self.context = nn.Sequential(*(_frame_block(hidden, hidden, 3) for _ in range(context)))
+        self.project = _frame_block(channels[-1] * h, hidden, 1, activation)  # 96 * 7 = 672 features per frame
+        self.context = nn.Sequential(*(_frame_block(hidden, hidden, 3, activation) for _ in range(context)))
         self.rnn = _bidirectional(rnn, hidden, rnn_layers, dropout)
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(hidden, num_classes + 1)
