@@ -59,6 +59,14 @@ def test_report_command_sets(make_cfg):
     assert "sgd-lr0.0001-tanh" in cfg.run_name
 
 
+def test_activation_reaches_the_crnn_and_the_report_sweeps_need_no_dash_m(make_cfg):
+    _, system, _ = build(make_cfg("model=crnn", "activation=tanh"))
+    assert any(isinstance(m, torch.nn.Tanh) for m in system.net.trunk.modules())
+    for name in ("report_optimizers", "report_lr", "report_activations"):
+        cfg = make_cfg(f"experiment={name}")  # `train.py experiment=report_lr` trained one default job
+        assert str(cfg.hydra.mode).endswith("MULTIRUN") and cfg.hydra.sweeper.params, name
+
+
 def test_misspelt_key_fails(make_cfg):
     with pytest.raises(ConfigCompositionException, match="lrr"):
         make_cfg("lrr=1e-3")
