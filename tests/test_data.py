@@ -13,7 +13,7 @@ from captcha_lab import synthetic
 from captcha_lab.charset import CAPTCHA_V2, REPORT36, Charset
 from captcha_lab.data import CaptchaDataModule, split_indices
 from captcha_lab.errors import DataError
-from captcha_lab.images import load_folder, read_gray
+from captcha_lab.images import load_folder, printable, read_gray
 from captcha_lab.synthetic import MANIFEST, ensure_synthetic, set_folder
 
 CHARSET = Charset()
@@ -64,6 +64,7 @@ def test_bad_labels_skipped_with_one_counted_warning_per_reason(tmp_path, caplog
     assert data.targets.tolist()[0] == CHARSET.encode("2b827")
     messages = [r.getMessage() for r in caplog.records]
     assert any("2 file(s) with characters outside the charset: ab827.png, ab\\xff27.png" in m for m in messages)
+    assert printable("2b\t82\n7.png") == "2b\\x0982\\x0a7.png"  # predict.py's stdout: one line, 3 fields
     assert any("2 file(s) whose label is not 5 characters long" in m for m in messages)
 
 

@@ -84,10 +84,14 @@ class LabelledImages:
         return LabelledImages(self.images[index], self.targets[index], [self.names[i] for i in index.tolist()])
 
 
+CONTROL_ESCAPES = {c: f"\\x{c:02x}" for c in [*range(32), 127]}
+
+
 def printable(name: str | Path) -> str:
     """A file name that is not UTF-8 (its bytes kept as surrogates) with those bytes escaped
-    (2345\\xff.png): a UTF-8 log file or terminal would fail on the surrogates."""
-    return os.fsencode(name).decode("utf-8", "backslashreplace")
+    (2345\\xff.png): a UTF-8 log file or terminal would fail on the surrogates. Control
+    characters too (a\\x09b.png): a tab or newline would split predict.py's `path<TAB>text` lines."""
+    return os.fsencode(name).decode("utf-8", "backslashreplace").translate(CONTROL_ESCAPES)
 
 
 def _warn_skipped(reason: str, names: list[str]) -> None:
