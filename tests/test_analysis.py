@@ -17,12 +17,13 @@ from omegaconf import OmegaConf
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from captcha_lab.charset import CAPTCHA_V2
+from captcha_lab.checkpoint import DATA_STATE, read_checkpoint
 from captcha_lab.errors import DataError
 from captcha_lab.evaluate import MISSING, char_scores, confusion_figure, confusion_labels, write_char_csvs
 from captcha_lab.images import ImageError, read_gray
 from captcha_lab.nets import ReportCNN
 from captcha_lab.pipeline import train
-from captcha_lab.plots import job_labels, plot_run, plot_sweep, read_history, replot
+from captcha_lab.plots import _plot, job_labels, plot_run, plot_sweep, read_history, replot
 from captcha_lab.predict import BATCH_SIZE, InputError, Predictor, expand_inputs, run
 from captcha_lab.system import CaptchaSystem, load_system
 
@@ -155,6 +156,47 @@ def test_eval_refuses_what_it_cannot_honour(tmp_path, tiny_run):
     assert done.stderr.strip() == f"error: {ckpt}: trained on charset '2345678bcdefgmnpwxy', but this run uses " + (
         "'abcdefghijklmnopqrstuvwxyz0123456789'"
     )
+    # seed= was silently ignored with the run's own data config; data.seed= splits anew, and says so.
+    done = run_script("eval.py", f"ckpt_path={ckpt}", "seed=3", f"hydra.run.dir={tmp_path / 'e4'}")
+    assert (done.returncode, done.stderr.strip()) == (
+        2,
+        "error: seed=3: the run's own data config keeps its seed; data.seed=3 splits its folder anew, "
+        "or data=... names another data config",
+    )
+    done = run_script("eval.py", f"ckpt_path={ckpt}", "data.seed=3", f"hydra.run.dir={tmp_path / 'e5'}")
+    assert done.returncode == 0, done.stderr
+    assert "data.seed=3: the run's images are split anew, so test may hold some it trained on" in done.stdout
+    # A `+key=` that eval.yaml lacks (Hydra adds it) was silently ignored.
+    done = run_script("eval.py", f"ckpt_path={ckpt}", "+data_dir=x", f"hydra.run.dir={tmp_path / 'e3'}")
+    assert (done.returncode, done.stderr.strip()) == (
+        2,
+        "error: data_dir: no such key (+data_dir= adds one that nothing reads); the keys: ckpt_path, batch_size, seed, "
+        "charset, data",
+    )
+
+
+def test_eval_refuses_a_run_whose_folder_changed(tmp_path, tiny_run, tiny_dir):
+    # The run's split settings with one image fewer split every image anew: "test" would hold
+    # images it trained on.
+    assert read_checkpoint(tiny_run / "checkpoints" / "best.ckpt")[DATA_STATE]["images"] == 80
+    run, folder = tmp_path / "run", tmp_path / "captchas"
+    shutil.copytree(tiny_run / "checkpoints", run / "checkpoints")
+    shutil.copytree(tiny_run / ".hydra", run / ".hydra")
+    shutil.copytree(tiny_dir, folder)
+    config = OmegaConf.load(run / ".hydra" / "config.yaml")
+    config.data.dir = str(folder)
+    OmegaConf.save(config, run / ".hydra" / "config.yaml")
+    ckpt = run / "checkpoints" / "best.ckpt"
+    assert run_script("eval.py", f"ckpt_path={ckpt}", f"hydra.run.dir={tmp_path / 'e1'}").returncode == 0
+    sorted(folder.glob("*.png"))[0].unlink()
+    done = run_script("eval.py", f"ckpt_path={ckpt}", f"hydra.run.dir={tmp_path / 'e2'}")
+    assert (done.returncode, done.stderr.strip()) == (
+        2,
+        f"error: {ckpt}: its run split 80 usable images of {folder}, which now holds 79: not the same split; "
+        "score a folder as a whole with data.test_dir=DIR",
+    )
+    whole = run_script("eval.py", f"ckpt_path={ckpt}", f"data.test_dir={folder}", f"hydra.run.dir={tmp_path / 'e3'}")
+    assert whole.returncode == 0, whole.stderr
 
 
 def test_loaded_system_keeps_its_label_smoothing(tmp_path):
@@ -208,6 +250,8 @@ def test_predict_single_file_and_no_match(tmp_path, tiny_run, tiny_dir, capsys):
         run(OmegaConf.merge(cfg, {"input": "???"}))
     assert capsys.readouterr().err.startswith("error: input is required")
     bad_values = [
+        ({"input": ""}, "error: input is required"),  # `input=`: not the current folder
+        ({"inputs": "x.png"}, "error: inputs: no such key (+inputs= adds one that nothing reads); the keys: ckpt_"),
         ({"batch_size": "abc"}, "error: batch_size: Value 'abc'"),
         ({"batch_size": 0}, "error: batch_size must be at least 1"),
         ({"device": "gpu"}, "error: device: 'gpu' is not usable here (Expected one of cpu"),  # not the checkpoint's
@@ -290,6 +334,14 @@ def test_run_and_sweep_plots(tiny_run, tmp_path):
         with pytest.raises(DataError, match=f"^{folder}: {message}"):
             replot(str(folder))
     assert not list((tmp_path / "no_run").iterdir())  # no empty summaries written into it
+
+
+def test_epoch_axis_ticks_are_whole_epochs(tmp_path, monkeypatch):
+    figures = []
+    monkeypatch.setattr(plt, "close", figures.append)  # keep the figure _plot draws
+    _plot(tmp_path / "loss.png", "loss", "loss", {"train": {1: 0.5, 2: 0.4, 3: 0.3}})
+    ticks = figures[0].axes[0].get_xticks()
+    assert len(ticks) and all(t == int(t) for t in ticks), ticks  # not 1.25, 1.5, ...
 
 
 def test_diverging_run_scores_finite(make_cfg, tmp_path):

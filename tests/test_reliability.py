@@ -20,7 +20,7 @@ from omegaconf import OmegaConf
 
 from captcha_lab import atomic
 from captcha_lab.charset import REPORT36, Charset
-from captcha_lab.checkpoint import CheckpointError, check_resumable, read_checkpoint
+from captcha_lab.checkpoint import DATA_STATE, CheckpointError, check_resumable, read_checkpoint
 from captcha_lab.data import CaptchaDataModule
 from captcha_lab.errors import DataError
 from captcha_lab.hydra_hooks import FailedJobs, KeepEarlierRuns
@@ -153,6 +153,8 @@ def test_user_errors_are_one_clear_line_and_leave_earlier_runs_alone(make_cfg, t
     real = ["data=captcha_v2"]
     cases = [  # (overrides, exit code, what stderr must say)
         (["lrr=1"], 1, "Could not override 'lrr'"),
+        (["+lrr=1"], 2, "error: lrr: no such key (+lrr= adds one that nothing reads); the keys: lr, batch_size,"),
+        ([*real, "data.dir="], 2, "error: data.dir is empty; name a folder of images"),
         (["optimizer=adamm"], 1, "Could not find 'optimizer/adamm'"),
         (["lr=abc"], 1, "Error merging override lr=abc"),
         (["lr=-1"], 2, "error: lr must be a positive number, got -1.0"),
@@ -230,7 +232,8 @@ def test_a_reused_run_or_sweep_dir_is_refused_before_hydra_rewrites_it(tmp_path,
     )
     assert (run_again, sweep_again) == (2, 2)
     held = f"error: hydra.run.dir: {run} already holds a run (checkpoints/best.ckpt); "
-    assert run_err.strip() == held + "choose another, or resume (ckpt_path=)"
+    own = f"({run}/checkpoints/...)"
+    assert run_err.strip() == held + f"choose another, or resume it with a checkpoint of its own {own}"
     assert sweep_err.strip().startswith(f"error: hydra.sweep.dir: {sweep} already holds a sweep (multirun.yaml)")
     assert (tree_digest(run), tree_digest(sweep)) == before
     # Resuming in place (a requeued SLURM job) is allowed; one the resume's checks refuse (here
@@ -389,12 +392,40 @@ def test_resuming_on_another_split_is_a_clear_error(make_cfg, tmp_path):
     datamodule, system, _ = build(make_cfg())
     path, data = _fake_checkpoint(make_cfg, tmp_path / "run.ckpt"), dict(datamodule.hparams)
     torch.save({**torch.load(path, weights_only=True), "datamodule_hyper_parameters": data}, path)
-    assert check_resumable(path, system, {**data, "batch_size": 8, "dir": data["dir"] + "/."}) == 0  # same split
+
+    def resumable(**changes) -> int:
+        return check_resumable(path, system, CaptchaDataModule(**{**data, **changes}))
+
+    assert resumable(batch_size=8, dir=data["dir"] + "/.") == 0  # same split
     for key, value in [("seed", 1), ("val_fraction", 0.3), ("dir", str(tmp_path))]:
         # seed 1 would put most of seed 0's test images into its training split
         with pytest.raises(CheckpointError, match=rf"run.ckpt: trained on another split \(data.{key}=.* there, "):
-            check_resumable(path, system, {**data, key: value})
-    assert check_resumable(path, system, {**data, "num_workers": 2}) == 0
+            resumable(**{key: value})
+    assert resumable(num_workers=2) == 0
+
+
+def test_resuming_after_the_folder_changed_is_a_clear_error(make_cfg, tmp_path, tiny_dir):
+    # Same settings, one image fewer: every split reshuffles, and test images would be trained on.
+    folder = tmp_path / "captchas"
+    shutil.copytree(tiny_dir, folder)
+    cfg = make_cfg(f"data.dir={folder}", "data.synthetic=0")
+    datamodule, system, _ = build(cfg)
+    datamodule.setup("fit")
+    path = _fake_checkpoint(make_cfg, tmp_path / "run.ckpt")
+    saved = {**torch.load(path, weights_only=True), "datamodule_hyper_parameters": dict(datamodule.hparams)}
+    torch.save({**saved, DATA_STATE: datamodule.state_dict()}, path)
+    assert datamodule.state_dict()["images"] == len(list(tiny_dir.glob("*.png")))
+    again, _, _ = build(cfg)
+    again.setup("fit")
+    assert check_resumable(path, system, again) == 0
+    sorted(folder.glob("*.png"))[3].unlink()
+    fewer, _, _ = build(cfg)
+    fewer.setup("fit")
+    n = datamodule.state_dict()["images"]
+    with pytest.raises(
+        CheckpointError, match=rf"run.ckpt: its run split {n} usable images of .*, which now holds {n - 1}: "
+    ):
+        check_resumable(path, system, fewer)
 
 
 def test_truncated_and_foreign_checkpoints_are_clear_errors(make_cfg, tmp_path):

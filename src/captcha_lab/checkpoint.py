@@ -92,6 +92,22 @@ SPLIT_KEYS = (
 )
 
 
+DATA_STATE = "CaptchaDataModule"  # where Lightning keeps the data module's state_dict(): its class name
+
+
+def check_same_images(path: str | Path, ckpt: dict, source: dict, folder: str, remedy: str) -> None:
+    """The split settings are not enough: an image added to or removed from the folder since
+    reshuffles every split. `source`: the data module's, after setup."""
+    there = ckpt.get(DATA_STATE)
+    if not there or there == source:  # a checkpoint from before the record has none
+        return
+    now = f"{source['images']}" if source["images"] != there["images"] else f"{source['images']} others"
+    raise CheckpointError(
+        f"{path}: its run split {there['images']} usable images of {folder}, which now holds {now}: "
+        f"not the same split; {remedy}"
+    )
+
+
 def check_same_split(path: str | Path, ckpt: dict, data: dict) -> None:
     theirs = ckpt.get("datamodule_hyper_parameters") or {}
     for key in (k for k in SPLIT_KEYS if k in theirs and k in data):
@@ -105,17 +121,19 @@ def check_same_split(path: str | Path, ckpt: dict, data: dict) -> None:
             )
 
 
-def check_resumable(path: str | Path, system: "CaptchaSystem", data: dict | None = None) -> int:
+def check_resumable(path: str | Path, system: "CaptchaSystem", datamodule=None) -> int:
     """Before `fit(ckpt_path=...)`: the checkpoint must be plain data and fit `system`. Lightning
     would otherwise fail with a state-dict traceback, or (same sizes, other symbols) silently
     train a model whose outputs mean other characters; and `data` (the data module's settings)
-    must split the images as the run did. Returns its epochs done as Lightning's fit loop reads
+    (after setup) must split the same images as the run did. Returns its epochs done as Lightning's fit loop reads
     them at a resume (it stops once they reach max_epochs); one saved during its last validation
     counts one more there (train() checks after fit for that)."""
     ckpt = read_checkpoint(path)
     check_matches(path, ckpt, system.hparams["symbols"], system.hparams["net_spec"]["kind"])
-    if data is not None:
-        check_same_split(path, ckpt, data)
+    if datamodule is not None:
+        check_same_split(path, ckpt, dict(datamodule.hparams))
+        remedy = "resume with the folder as it was, or start afresh from its weights with ckpt_init="
+        check_same_images(path, ckpt, datamodule.source, datamodule.folder, remedy)
     theirs = {k: tuple(v.shape) for k, v in ckpt["state_dict"].items()}
     ours = {k: tuple(v.shape) for k, v in system.state_dict().items()}
     for key in sorted(theirs.keys() | ours.keys()):

@@ -1,3 +1,4 @@
+import hashlib
 import logging
 from pathlib import Path
 
@@ -83,6 +84,8 @@ def check_settings(hp: dict) -> None:
 
 
 def check_folder(key: str, folder: str) -> None:
+    if folder == "":  # Path("") is the current folder
+        raise DataError(f"data.{key} is empty; name a folder of images")
     if not Path(folder).is_dir():
         what = "is a file, not a folder of images" if Path(folder).exists() else "data folder not found"
         raise DataError(f"data.{key}: {what}: {folder}")
@@ -117,6 +120,7 @@ class CaptchaDataModule(L.LightningDataModule):
         check_settings(self.hparams)
         self.charset = Charset(symbols)
         self.splits: dict[str, LabelledImages] = {}
+        self.source: dict = {}  # which images were split (set by setup)
 
     def _synthetic(self) -> tuple:
         hp = self.hparams
@@ -136,6 +140,10 @@ class CaptchaDataModule(L.LightningDataModule):
             return  # decoded once per process, whatever the stage
         hp, folder = self.hparams, self.folder
         data = self._read(folder)
+        # The split permutes these names in this order: with the seed and fractions (the
+        # checkpoint's data settings) they decide it, so a checkpoint keeps them (state_dict).
+        digest = hashlib.sha1("\n".join(data.names).encode("utf-8", "surrogateescape")).hexdigest()[:16]
+        self.source = {"images": len(data), "names_sha1": digest}
         test_fraction = 0.0 if hp.test_dir else hp.test_fraction
         idx = split_indices(len(data), hp.seed, hp.val_fraction, test_fraction, hp.folds, hp.fold)
         self.splits = {name: data.subset(i) for name, i in idx.items()}
@@ -147,6 +155,9 @@ class CaptchaDataModule(L.LightningDataModule):
             setting = f"data.folds={hp.folds}" if hp.folds else f"data.val_fraction={hp.val_fraction}"
             raise DataError(f"{folder}: {len(data)} usable images leave none for validation at {setting}")
         log.info("data %s: %s", folder, ", ".join(f"{k} {len(v)}" for k, v in self.splits.items()))
+
+    def state_dict(self) -> dict:
+        return dict(self.source)  # Lightning stores it in checkpoints as checkpoint.DATA_STATE
 
     def _read(self, folder: str) -> LabelledImages:
         return load_folder(folder, self.charset, self.hparams.length, max_length=self.hparams.max_length)

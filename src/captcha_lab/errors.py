@@ -1,6 +1,7 @@
 """User errors: reported as one line (`error: ...`) and exit status 2, never as a traceback; in a
 sweep, written to the job's error.txt while the other jobs run."""
 
+import dataclasses
 import logging
 import math
 import sys
@@ -64,8 +65,16 @@ def require_at_least_one(cfg: DictConfig, key: str) -> None:
 
 def require(cfg: DictConfig, *keys: str) -> None:
     for key in keys:
-        if OmegaConf.is_missing(cfg, key):
+        if OmegaConf.is_missing(cfg, key) or cfg[key] == "":  # `ckpt_path=` would read as "."
             raise ConfigError(f"{key} is required, e.g. {key}={REQUIRED_EXAMPLES[key]}")
+
+
+def check_keys(cfg: DictConfig, schema: type) -> None:
+    """Hydra lets `+lrr=1` add a top-level key that no schema field names; nothing would read it."""
+    known = [f.name for f in dataclasses.fields(schema)]
+    for key in cfg:
+        if key not in known and key != "hydra":
+            raise ConfigError(f"{key}: no such key (+{key}= adds one that nothing reads); the keys: {', '.join(known)}")
 
 
 def check_range(name: str, value, low: float, high: float = math.inf, integer: bool = False, closed: bool = False):

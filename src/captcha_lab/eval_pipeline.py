@@ -1,17 +1,21 @@
 """eval.py's job: a checkpoint's metrics on the split its run trained with (or on other data),
 per-character scores and figures, in eval.json."""
 
+import logging
 from pathlib import Path
 
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from captcha_lab.atomic import write_json
-from captcha_lab.errors import ConfigError, require, require_at_least_one
+from captcha_lab.checkpoint import SPLIT_KEYS, check_same_images, read_checkpoint
+from captcha_lab.errors import ConfigError, check_keys, require, require_at_least_one
 from captcha_lab.evaluate import analyse
-from captcha_lab.pipeline import log_summary, make, user_errors
+from captcha_lab.pipeline import EvalSchema, log_summary, make, user_errors
 from captcha_lab.process import set_up_for_job
 from captcha_lab.system import CTC_KINDS, load_system
+
+log = logging.getLogger(__name__)
 
 
 def override_keys() -> list[str]:
@@ -40,13 +44,21 @@ def eval_data_config(cfg: DictConfig, spec: dict) -> tuple[DictConfig, str | Non
             f"ckpt_path: {cfg.ckpt_path} is not in a run dir's checkpoints/ (no {run_config}), so its split "
             "is unknown; name the data, e.g. data=captcha_v2 data.dir=DIR"
         )
+    if "seed" in keys:  # it would be ignored: the run's data config holds the run's own seed
+        raise ConfigError(
+            f"seed={cfg.seed}: the run's own data config keeps its seed; data.seed={cfg.seed} splits its folder "
+            "anew, or data=... names another data config"
+        )
     data = OmegaConf.create(OmegaConf.to_container(OmegaConf.load(run_config).data, resolve=True))
     if "synthetic_seed" not in data:  # a run from before data.synthetic_seed: its set came from `seed`
         data.synthetic_seed = data.seed
     held_out = data.get("test_dir") is None  # the run's test split came out of its folder
     for key in keys:  # resolved above against the run's own seed and charset
         if key.startswith("data."):
-            OmegaConf.update(data, key[5:], OmegaConf.select(cfg, key))
+            value = OmegaConf.select(cfg, key)
+            if key[5:] in SPLIT_KEYS and key != "data.test_dir" and value != OmegaConf.select(data, key[5:]):
+                log.warning("%s=%s: the run's images are split anew, so test may hold some it trained on", key, value)
+            OmegaConf.update(data, key[5:], value)
     if held_out and data.get("test_dir") is not None:  # else train and val would be split anew
         test_dir, data.test_dir = data.test_dir, None
         return data, test_dir
@@ -59,6 +71,7 @@ EVAL_SHOWN = ("loss", "char_acc", "seq_acc")  # the per-split numbers eval logs 
 def evaluate(cfg: DictConfig) -> dict:
     """Metrics of a checkpoint on train/val/test, per-character scores and figures (eval.json)."""
     with user_errors():
+        check_keys(cfg, EvalSchema)
         require(cfg, "ckpt_path")
         require_at_least_one(cfg, "batch_size")
         set_up_for_job()
@@ -73,6 +86,11 @@ def evaluate(cfg: DictConfig) -> dict:
         datamodule.setup("test")
         if other_test_dir is not None:
             datamodule.replace_test(other_test_dir)
+        if not any(k == "data" or k.startswith("data.") for k in override_keys()):  # the run's own split
+            remedy = "score a folder as a whole with data.test_dir=DIR"
+            check_same_images(
+                cfg.ckpt_path, read_checkpoint(cfg.ckpt_path), datamodule.source, datamodule.folder, remedy
+            )
         splits = {k: v for k, v in datamodule.splits.items() if len(v)}
         results = analyse(system, splits, "test" if "test" in splits else "val", out_dir, cfg.batch_size)
         write_json(out_dir / "eval.json", {"ckpt_path": str(cfg.ckpt_path), **results})

@@ -64,7 +64,8 @@ class KeepEarlierRuns(Callback):
             keep_first_config(config, run_dir)
             return
         if found := holds_a_run(run_dir):
-            resume = ", or resume (ckpt_path=)" if self.resume_in_place else ""
+            resume = f", or resume it with a checkpoint of its own ({run_dir}/checkpoints/...)"
+            resume = resume if self.resume_in_place else ""
             refuse(f"hydra.run.dir: {run_dir} already holds a run ({found}); choose another{resume}")
         if found := holds_a_sweep(run_dir):  # e.g. a sweep root, or a folder of runs
             refuse(f"hydra.run.dir: {run_dir} already holds a sweep ({found}); choose another dir")

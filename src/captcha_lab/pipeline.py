@@ -83,6 +83,7 @@ def user_errors():
 
 def validate(cfg: DictConfig) -> None:
     """Range checks the schema's types cannot express; run before any data is read."""
+    errors.check_keys(cfg, TrainSchema)
     checks = [
         ("lr", cfg.lr > 0 and math.isfinite(cfg.lr), "a positive number"),
         ("batch_size", cfg.batch_size >= 1, "at least 1"),
@@ -234,7 +235,9 @@ def train(cfg: DictConfig) -> float:
         out_dir = Path(HydraConfig.get().runtime.output_dir)
         datamodule, system, trainer = build(cfg)
         if cfg.ckpt_path is not None:  # plain data (weights_only) and this charset/model, or one line
-            done = check_resumable(cfg.ckpt_path, system, dict(datamodule.hparams))
+            datamodule.prepare_data()
+            datamodule.setup("fit")  # which images it splits (fit's own setup then reuses them)
+            done = check_resumable(cfg.ckpt_path, system, datamodule)
             if done >= cfg.epochs:  # Lightning would stop at once: no training, NaN val metrics
                 raise ConfigError(f"epochs={cfg.epochs}: {cfg.ckpt_path} has trained {done}; nothing left to train")
         trainer.fit(system, datamodule=datamodule, ckpt_path=cfg.ckpt_path)

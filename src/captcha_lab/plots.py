@@ -10,6 +10,7 @@ import matplotlib
 
 matplotlib.use("Agg")  # headless: servers, CI and sweeps have no display
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator  # noqa: E402
 
 from captcha_lab.atomic import write_text  # noqa: E402
@@ -46,6 +47,7 @@ def _plot(path: Path, title: str, ylabel: str, lines: dict[str, dict[int, float]
         epochs = sorted(points)
         ax.plot(epochs, [points[e] for e in epochs], label=label)
     ax.set(title=title, xlabel="epoch", ylabel=ylabel)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # no epoch 1.5 on a short run's axis
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7 if len(lines) > 4 else 9)
     fig.tight_layout()

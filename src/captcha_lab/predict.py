@@ -22,7 +22,15 @@ from torch import nn
 from captcha_lab import atomic
 from captcha_lab.charset import Charset
 from captcha_lab.checkpoint import load_net
-from captcha_lab.errors import CaptchaLabError, ConfigError, DataError, require, require_at_least_one, user_errors
+from captcha_lab.errors import (
+    CaptchaLabError,
+    ConfigError,
+    DataError,
+    check_keys,
+    require,
+    require_at_least_one,
+    user_errors,
+)
 from captcha_lab.images import (
     IMAGE_SIZE,
     ImageError,
@@ -206,6 +214,7 @@ class PredictConfig:
 
 
 def checked(cfg: DictConfig) -> DictConfig:
+    check_keys(cfg, PredictConfig)
     try:
         cfg = OmegaConf.merge(OmegaConf.structured(PredictConfig), cfg)
     except ValidationError as e:
