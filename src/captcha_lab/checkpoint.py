@@ -124,8 +124,8 @@ def check_same_split(path: str | Path, ckpt: dict, data: dict) -> None:
 def check_resumable(path: str | Path, system: "CaptchaSystem", datamodule=None) -> int:
     """Before `fit(ckpt_path=...)`: the checkpoint must be plain data and fit `system`. Lightning
     would otherwise fail with a state-dict traceback, or (same sizes, other symbols) silently
-    train a model whose outputs mean other characters; and `data` (the data module's settings)
-    (after setup) must split the same images as the run did. Returns its epochs done as Lightning's fit loop reads
+    train a model whose outputs mean other characters; and `datamodule` (after setup) must split
+    the same images with the same settings as the run did. Returns its epochs done as Lightning's fit loop reads
     them at a resume (it stops once they reach max_epochs); one saved during its last validation
     counts one more there (train() checks after fit for that)."""
     ckpt = read_checkpoint(path)
