@@ -17,7 +17,7 @@ from omegaconf import OmegaConf
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from captcha_lab.charset import CAPTCHA_V2
-from captcha_lab.checkpoint import DATA_STATE, read_checkpoint
+from captcha_lab.checkpoint import read_checkpoint
 from captcha_lab.errors import DataError
 from captcha_lab.evaluate import MISSING, char_scores, confusion_figure, confusion_labels, write_char_csvs
 from captcha_lab.images import ImageError, read_gray
@@ -178,25 +178,31 @@ def test_eval_refuses_what_it_cannot_honour(tmp_path, tiny_run):
 def test_eval_refuses_a_run_whose_folder_changed(tmp_path, tiny_run, tiny_dir):
     # The run's split settings with one image fewer split every image anew: "test" would hold
     # images it trained on.
-    assert read_checkpoint(tiny_run / "checkpoints" / "best.ckpt")[DATA_STATE]["images"] == 80
+    assert read_checkpoint(tiny_run / "checkpoints" / "best.ckpt")["CaptchaDataModule"]["images"] == 80
     run, folder = tmp_path / "run", tmp_path / "captchas"
-    shutil.copytree(tiny_run / "checkpoints", run / "checkpoints")
-    shutil.copytree(tiny_run / ".hydra", run / ".hydra")
     shutil.copytree(tiny_dir, folder)
-    config = OmegaConf.load(run / ".hydra" / "config.yaml")
-    config.data.dir = str(folder)
-    OmegaConf.save(config, run / ".hydra" / "config.yaml")
+    args = [f"data.dir={folder}", "data.synthetic=0", "epochs=1", f"hydra.run.dir={run}", *QUIET]
+    trained = run_script("train.py", *args)
+    assert trained.returncode == 0, trained.stderr
     ckpt = run / "checkpoints" / "best.ckpt"
     assert run_script("eval.py", f"ckpt_path={ckpt}", f"hydra.run.dir={tmp_path / 'e1'}").returncode == 0
     sorted(folder.glob("*.png"))[0].unlink()
     done = run_script("eval.py", f"ckpt_path={ckpt}", f"hydra.run.dir={tmp_path / 'e2'}")
     assert (done.returncode, done.stderr.strip()) == (
         2,
-        f"error: {ckpt}: its run split 80 usable images of {folder}, which now holds 79: not the same split; "
-        "score a folder as a whole with data.test_dir=DIR",
+        f"error: {ckpt}: its run split 80 usable images of {folder}, which now holds 79: its split cannot be drawn "
+        "again; restore the folder, or score another one with data.test_dir=DIR",
     )
-    whole = run_script("eval.py", f"ckpt_path={ckpt}", f"data.test_dir={folder}", f"hydra.run.dir={tmp_path / 'e3'}")
-    assert whole.returncode == 0, whole.stderr
+    # data.batch_size changes no split: still refused (any data.* override used to skip the check).
+    done = run_script("eval.py", f"ckpt_path={ckpt}", "data.batch_size=8", f"hydra.run.dir={tmp_path / 'e3'}")
+    assert done.returncode == 2 and "its split cannot be drawn again" in done.stderr
+    # Its own folder as the test split would score the images it trained on.
+    done = run_script("eval.py", f"ckpt_path={ckpt}", f"data.test_dir={folder}", f"hydra.run.dir={tmp_path / 'e4'}")
+    refused = f"error: data.test_dir: {folder} is the folder the run trained on: test would hold those"
+    assert (done.returncode, done.stderr.strip()) == (2, refused)
+    other = run_script("eval.py", f"ckpt_path={ckpt}", f"data.test_dir={tiny_dir}", f"hydra.run.dir={tmp_path / 'e5'}")
+    assert other.returncode == 0, other.stderr
+    assert "which now holds 79: train and val are split anew" in other.stdout
 
 
 def test_loaded_system_keeps_its_label_smoothing(tmp_path):

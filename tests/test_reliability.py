@@ -20,7 +20,7 @@ from omegaconf import OmegaConf
 
 from captcha_lab import atomic
 from captcha_lab.charset import REPORT36, Charset
-from captcha_lab.checkpoint import DATA_STATE, CheckpointError, check_resumable, read_checkpoint
+from captcha_lab.checkpoint import CheckpointError, check_resumable, read_checkpoint
 from captcha_lab.data import CaptchaDataModule
 from captcha_lab.errors import DataError
 from captcha_lab.hydra_hooks import FailedJobs, KeepEarlierRuns
@@ -168,9 +168,14 @@ def test_user_errors_are_one_clear_line_and_leave_earlier_runs_alone(make_cfg, t
         ([*real, f"data.dir={tmp_path}/bad"], 2, f"error: no usable captcha images in {tmp_path}/bad"),
         ([f"ckpt_path={tmp_path}/none.ckpt"], 2, f"error: ckpt_path: no checkpoint file at {tmp_path}/none.ckpt"),
         ([f"ckpt_path={last}", "charset=report36"], 2, f"error: {last}: trained on charset '2345678bcdefgmnpwxy'"),
-        ([f"ckpt_path={last}", "model.hidden=32"], 2, f"error: {last}: does not fit this model (net.heads.hidden.bias"),
+        ([f"ckpt_path={last}", "model.hidden=32"], 2, f"error: {last}: holds another net (model.hidden=64 "
+                                                      "there, 32 here)"),
+        ([f"ckpt_path={last}", "activation=tanh"], 2, f"error: {last}: holds another net (model.activation="
+                                                      "'relu' there, "),
+        ([f"ckpt_path={last}", "data.length=4"], 2, f"error: {last}: trained on another split (data.length=5 "
+                                                    "there, 4 here)"),
         (["-m", "trainer=ddp_cpu"], 2, "error: 1 sweep job(s) failed (0_synthetic-report_cnn-adam-lr0.001-relu); "
-                                       "the first: trainer: DDP cannot run inside a multirun (-m)"),
+                                       "the first: trainer: DDP cannot run inside a multirun (-m, or an"),
         (["data.length=abc"], 2, "error: data.length must be an integer, got 'abc'"),
         (["data.test_fraction=1.5"], 2, "error: data.test_fraction must be in [0, 1), got 1.5"),
         (["data.synthetic=5", f"data.dir={tmp_path}/text"], 2, f"error: {tmp_path}/text holds files not made by"),
@@ -413,14 +418,12 @@ def test_resuming_after_the_folder_changed_is_a_clear_error(make_cfg, tmp_path, 
     datamodule.setup("fit")
     path = _fake_checkpoint(make_cfg, tmp_path / "run.ckpt")
     saved = {**torch.load(path, weights_only=True), "datamodule_hyper_parameters": dict(datamodule.hparams)}
-    torch.save({**saved, DATA_STATE: datamodule.state_dict()}, path)
+    torch.save({**saved, "CaptchaDataModule": datamodule.state_dict()}, path)  # where Lightning puts it
     assert datamodule.state_dict()["images"] == len(list(tiny_dir.glob("*.png")))
     again, _, _ = build(cfg)
-    again.setup("fit")
-    assert check_resumable(path, system, again) == 0
+    assert check_resumable(path, system, again) == 0 and again.source == datamodule.source  # it reads them
     sorted(folder.glob("*.png"))[3].unlink()
     fewer, _, _ = build(cfg)
-    fewer.setup("fit")
     n = datamodule.state_dict()["images"]
     with pytest.raises(
         CheckpointError, match=rf"run.ckpt: its run split {n} usable images of .*, which now holds {n - 1}: "

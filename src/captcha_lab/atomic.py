@@ -1,5 +1,6 @@
 """Outputs are replaced whole: written beside their place, then renamed over it (one atomic
-os.replace), so a crash, a kill or a bad row mid-write leaves the earlier file as it was."""
+os.replace), so a kill or an error mid-write leaves the earlier file as it was (no fsync: a power
+loss may still lose the new one)."""
 
 import json
 import os

@@ -8,7 +8,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from captcha_lab.atomic import write_json
-from captcha_lab.checkpoint import SPLIT_KEYS, check_same_images, read_checkpoint
+from captcha_lab.checkpoint import images_changed, read_checkpoint, split_changes
 from captcha_lab.errors import ConfigError, check_keys, require, require_at_least_one
 from captcha_lab.evaluate import analyse
 from captcha_lab.pipeline import EvalSchema, log_summary, make, user_errors
@@ -55,14 +55,31 @@ def eval_data_config(cfg: DictConfig, spec: dict) -> tuple[DictConfig, str | Non
     held_out = data.get("test_dir") is None  # the run's test split came out of its folder
     for key in keys:  # resolved above against the run's own seed and charset
         if key.startswith("data."):
-            value = OmegaConf.select(cfg, key)
-            if key[5:] in SPLIT_KEYS and key != "data.test_dir" and value != OmegaConf.select(data, key[5:]):
-                log.warning("%s=%s: the run's images are split anew, so test may hold some it trained on", key, value)
-            OmegaConf.update(data, key[5:], value)
+            OmegaConf.update(data, key[5:], OmegaConf.select(cfg, key))
     if held_out and data.get("test_dir") is not None:  # else train and val would be split anew
         test_dir, data.test_dir = data.test_dir, None
         return data, test_dir
     return data, None
+
+
+def check_run_split(ckpt_path: str, datamodule, other_test_dir: str | None) -> None:
+    """The run's data config, and what data.* changed in it: warn of a split drawn anew (test
+    may then hold training images); refuse its own folder as data.test_dir, and a folder whose
+    images changed since (every split reshuffled) unless another folder is the test split."""
+    ckpt = read_checkpoint(ckpt_path)
+    changed = [k for k in split_changes(ckpt, dict(datamodule.hparams)) if k != "test_dir"]
+    for key in changed:
+        value = datamodule.hparams[key]
+        log.warning("data.%s=%s: the run's images are split anew, so test may hold some it trained on", key, value)
+    if other_test_dir is not None and Path(other_test_dir).resolve() == Path(datamodule.folder).resolve():
+        raise ConfigError(f"data.test_dir: {other_test_dir} is the folder the run trained on: test would hold those")
+    why = None if changed else images_changed(ckpt_path, ckpt, datamodule)
+    if why and other_test_dir is None:
+        raise ConfigError(
+            f"{why}: its split cannot be drawn again; restore the folder, or score another one with data.test_dir=DIR"
+        )
+    if why:
+        log.warning("%s: train and val are split anew (test: %s)", why, other_test_dir)
 
 
 EVAL_SHOWN = ("loss", "char_acc", "seq_acc")  # the per-split numbers eval logs (all are in eval.json)
@@ -86,11 +103,8 @@ def evaluate(cfg: DictConfig) -> dict:
         datamodule.setup("test")
         if other_test_dir is not None:
             datamodule.replace_test(other_test_dir)
-        if not any(k == "data" or k.startswith("data.") for k in override_keys()):  # the run's own split
-            remedy = "score a folder as a whole with data.test_dir=DIR"
-            check_same_images(
-                cfg.ckpt_path, read_checkpoint(cfg.ckpt_path), datamodule.source, datamodule.folder, remedy
-            )
+        if "data" not in override_keys():  # else another data config: a split of its own
+            check_run_split(cfg.ckpt_path, datamodule, other_test_dir)
         splits = {k: v for k, v in datamodule.splits.items() if len(v)}
         results = analyse(system, splits, "test" if "test" in splits else "val", out_dir, cfg.batch_size)
         write_json(out_dir / "eval.json", {"ckpt_path": str(cfg.ckpt_path), **results})

@@ -100,7 +100,10 @@ def validate(cfg: DictConfig) -> None:
         raise ConfigError(f"ckpt_path: no checkpoint file at {cfg.ckpt_path}")
     if HydraConfig.get().get("mode") == RunMode.MULTIRUN and "ddp" in str(cfg.trainer.get("strategy", "")).lower():
         # Lightning re-launches sys.argv (with -m) per rank: every rank would start the whole sweep.
-        raise ConfigError("trainer: DDP cannot run inside a multirun (-m); run one job per command (README)")
+        raise ConfigError(
+            "trainer: DDP cannot run inside a multirun (-m, or an experiment/hparams_search that sweeps);"
+            " run one job per command (README)"
+        )
     if cfg.ckpt_init is not None and not Path(cfg.ckpt_init).is_file():
         raise ConfigError(f"ckpt_init: no checkpoint file at {cfg.ckpt_init}")
 
@@ -235,8 +238,6 @@ def train(cfg: DictConfig) -> float:
         out_dir = Path(HydraConfig.get().runtime.output_dir)
         datamodule, system, trainer = build(cfg)
         if cfg.ckpt_path is not None:  # plain data (weights_only) and this charset/model, or one line
-            datamodule.prepare_data()
-            datamodule.setup("fit")  # which images it splits (fit's own setup then reuses them)
             done = check_resumable(cfg.ckpt_path, system, datamodule)
             if done >= cfg.epochs:  # Lightning would stop at once: no training, NaN val metrics
                 raise ConfigError(f"epochs={cfg.epochs}: {cfg.ckpt_path} has trained {done}; nothing left to train")
