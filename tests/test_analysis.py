@@ -137,7 +137,7 @@ def test_eval_sweep_names_its_failed_job(tmp_path, tiny_run):
     done = run_script("eval.py", "-m", f"ckpt_path={tmp_path}/none.ckpt,{good}", f"hydra.sweep.dir={sweep}")
     assert done.returncode == 2  # not 0: the first job failed ...
     assert done.stderr.strip().splitlines()[-1] == (
-        f"error: 1 sweep job(s) failed (0); the first: no checkpoint file at {tmp_path}/none.ckpt"
+        f"error: 1 sweep job(s) failed (0); the first: ckpt_path: no checkpoint file at {tmp_path}/none.ckpt"
     )
     assert (sweep / "1" / "eval.json").is_file()  # ... and the second still ran
 
@@ -257,6 +257,7 @@ def test_predict_single_file_and_no_match(tmp_path, tiny_run, tiny_dir, capsys):
     assert capsys.readouterr().err.startswith("error: input is required")
     bad_values = [
         ({"input": ""}, "error: input is required"),  # `input=`: not the current folder
+        ({"ckpt_path": str(tmp_path / "none.ckpt")}, f"error: ckpt_path: no checkpoint file at {tmp_path}/none.ckpt"),
         ({"inputs": "x.png"}, "error: inputs: no such key (+inputs= adds one that nothing reads); the keys: ckpt_"),
         ({"batch_size": "abc"}, "error: batch_size: Value 'abc'"),
         ({"batch_size": 0}, "error: batch_size must be at least 1"),

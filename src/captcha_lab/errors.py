@@ -69,6 +69,12 @@ def require(cfg: DictConfig, *keys: str) -> None:
             raise ConfigError(f"{key} is required, e.g. {key}={REQUIRED_EXAMPLES[key]}")
 
 
+def check_checkpoint_file(cfg: DictConfig, key: str) -> None:
+    """Named by its key here: the checkpoint reader, which knows no config, would name only the path."""
+    if cfg[key] is not None and not Path(cfg[key]).is_file():
+        raise ConfigError(f"{key}: no checkpoint file at {cfg[key]}")
+
+
 def check_keys(cfg: DictConfig, schema: type) -> None:
     """Hydra lets `+lrr=1` add a top-level key that no schema field names; nothing would read it."""
     known = [f.name for f in dataclasses.fields(schema)]

@@ -9,7 +9,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from captcha_lab.atomic import write_json
 from captcha_lab.checkpoint import images_changed, read_checkpoint, split_changes
-from captcha_lab.errors import ConfigError, check_keys, require, require_at_least_one
+from captcha_lab.errors import ConfigError, check_checkpoint_file, check_keys, require, require_at_least_one
 from captcha_lab.evaluate import analyse
 from captcha_lab.pipeline import EvalSchema, log_summary, make, user_errors
 from captcha_lab.process import set_up_for_job
@@ -90,6 +90,7 @@ def evaluate(cfg: DictConfig) -> dict:
     with user_errors():
         check_keys(cfg, EvalSchema)
         require(cfg, "ckpt_path")
+        check_checkpoint_file(cfg, "ckpt_path")
         require_at_least_one(cfg, "batch_size")
         set_up_for_job()
         out_dir = Path(HydraConfig.get().runtime.output_dir)

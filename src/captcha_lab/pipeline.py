@@ -96,16 +96,14 @@ def validate(cfg: DictConfig) -> None:
             raise ConfigError(f"{key} must be {expected}, got {cfg[key]}")
     if cfg.trainer.get("max_epochs") != cfg.epochs:  # Lightning would assert an int mid-fit
         raise ConfigError(f"trainer.max_epochs follows epochs=; set that instead (got {cfg.trainer.max_epochs})")
-    if cfg.ckpt_path is not None and not Path(cfg.ckpt_path).is_file():
-        raise ConfigError(f"ckpt_path: no checkpoint file at {cfg.ckpt_path}")
+    errors.check_checkpoint_file(cfg, "ckpt_path")
+    errors.check_checkpoint_file(cfg, "ckpt_init")
     if HydraConfig.get().get("mode") == RunMode.MULTIRUN and "ddp" in str(cfg.trainer.get("strategy", "")).lower():
         # Lightning re-launches sys.argv (with -m) per rank: every rank would start the whole sweep.
         raise ConfigError(
             "trainer: DDP cannot run inside a multirun (-m, or an experiment/hparams_search that sweeps);"
             " run one job per command (README)"
         )
-    if cfg.ckpt_init is not None and not Path(cfg.ckpt_init).is_file():
-        raise ConfigError(f"ckpt_init: no checkpoint file at {cfg.ckpt_init}")
 
 
 def flat_hparams(cfg: DictConfig) -> dict[str, Any]:

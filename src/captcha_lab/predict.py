@@ -26,6 +26,7 @@ from captcha_lab.errors import (
     CaptchaLabError,
     ConfigError,
     DataError,
+    check_checkpoint_file,
     check_keys,
     require,
     require_at_least_one,
@@ -221,6 +222,7 @@ def checked(cfg: DictConfig) -> DictConfig:
         raise ConfigError(f"{e.full_key}: {str(e).splitlines()[0]}") from None
     require_at_least_one(cfg, "batch_size")
     require(cfg, "ckpt_path", "input")
+    check_checkpoint_file(cfg, "ckpt_path")
     check_device(cfg.device)
     # Before any work, not after every image is read: the CSV must be writable.
     if cfg.output and (Path(cfg.output).is_dir() or not Path(cfg.output).parent.is_dir()):
