@@ -157,7 +157,7 @@ class CaptchaDataModule(L.LightningDataModule):
         log.info("data %s: %s", folder, ", ".join(f"{k} {len(v)}" for k, v in self.splits.items()))
 
     def state_dict(self) -> dict:
-        return dict(self.source)  # Lightning stores it in checkpoints as checkpoint.DATA_STATE
+        return dict(self.source)  # Lightning stores it under the class name (checkpoint.images_changed)
 
     def _read(self, folder: str) -> LabelledImages:
         return load_folder(folder, self.charset, self.hparams.length, max_length=self.hparams.max_length)

@@ -11,6 +11,8 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
+from captcha_lab.atomic import write_text
+
 ERROR_FILE = "error.txt"  # a failed sweep job's one-line error
 
 
@@ -38,7 +40,7 @@ def user_errors(sweep_job: Path | None = None) -> Iterator[None]:
     except CaptchaLabError as e:
         if sweep_job is None:
             stop(f"error: {e}", 2)
-        (sweep_job / ERROR_FILE).write_text(f"{e}\n")
+        write_text(sweep_job / ERROR_FILE, f"{e}\n")
         logging.getLogger("captcha_lab").error("error: %s", e)
     except KeyboardInterrupt:  # outside fit (Lightning handles Ctrl-C inside it and exits with 1)
         stop("error: interrupted", 130)
