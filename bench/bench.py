@@ -29,8 +29,9 @@ from pathlib import Path
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from captcha_lab.images import load_folder
+from captcha_lab.labelled import load_folder
 from captcha_lab.nets import ReportCNN
+from captcha_lab.onnx_reader import onnx_path
 from captcha_lab.predict import BATCH_SIZE, KERNEL_MIN_IMAGES, Predictor
 from captcha_lab.process import reuse_freed_memory
 
@@ -123,9 +124,16 @@ def inference(ckpt: Path, data: str, batch: int = BATCH_SIZE, kernel: bool = Tru
     return len(images) / statistics.median(times)
 
 
-def predict_one(ckpt: Path, image: Path, repeats: int = 3) -> float:
+def inference_onnx(ckpt: Path, data: str, batch: int = BATCH_SIZE) -> float:
+    """Batched images/s of the checkpoint's ONNX export (train.py's best.onnx), as predict.py
+    reads it: bench/onnx_inference.py, in a process without PyTorch."""
+    cmd = [sys.executable, str(ROOT / "bench" / "onnx_inference.py"), str(onnx_path(ckpt)), data, f"--batch={batch}"]
+    return json.loads(timed(cmd)[1].stdout)["img_per_s"]
+
+
+def predict_one(ckpt: Path, image: Path, backend: str = "auto", repeats: int = 3) -> float:
     """Median wall time of `predict.py` on one image, start-up included."""
-    cmd = [sys.executable, "predict.py", f"ckpt_path={ckpt}", f"input={image}"]
+    cmd = [sys.executable, "predict.py", f"ckpt_path={ckpt}", f"input={image}", f"backend={backend}"]
     return statistics.median(timed(cmd, cwd=ROOT)[0] for _ in range(repeats))
 
 
@@ -175,7 +183,9 @@ def main() -> None:
         # KERNEL_MIN_IMAGES images.
         settings = [(BATCH_SIZE, False), (BATCH_SIZE, True), (32, True)]
         img_per_s = {s: inference(ckpt, args.data, *s) for s in settings}
-        one = predict_one(ckpt, next(Path(args.data).glob("*.png")))
+        img_per_s |= {("onnx", b): inference_onnx(ckpt, args.data, b) for b in (BATCH_SIZE, 32)}
+        image = next(Path(args.data).glob("*.png"))
+        one = {backend: predict_one(ckpt, image, backend) for backend in ("auto", "torch")}
     report(args, peak, fwd, epoch_flops, runs, img_per_s, one)
 
 
@@ -223,15 +233,45 @@ def report(args, peak, fwd, epoch_flops, runs, img_per_s, one) -> None:
     print("\n(epoch: ours is the median epoch after the first, validation and checkpoints included; Keras's is its")
     print(" fit time / epochs, as seed_keras.py prints it, so its first epoch's graph tracing is spread over all)")
     keras_inf = "".join(f" ({name}: {med[name]['infer_img_per_s']:.0f})" for name in kerases)
-    print(
-        f"\nbatched inference (in memory, the Predictor's default batch of {BATCH_SIZE}): "
-        f"{img_per_s[BATCH_SIZE, True]:.0f} images/s (at batch 32: {img_per_s[32, True]:.0f}; "
-        f"without the kernel, as predict.py reads fewer than {KERNEL_MIN_IMAGES} images: "
-        f"{img_per_s[BATCH_SIZE, False]:.0f}){keras_inf}"
+    onnx, torch_kernel, torch_ops = (
+        img_per_s["onnx", BATCH_SIZE],
+        img_per_s[BATCH_SIZE, True],
+        img_per_s[BATCH_SIZE, False],
     )
-    print(f"predict.py on one image, wall time with start-up (median of 3): {one:.2f} s")
+    print(
+        f"\nbatched inference (in memory, at the default batch of {BATCH_SIZE}), on ONNX Runtime as predict.py "
+        f"reads (best.onnx): {onnx:.0f} images/s (at batch 32: {img_per_s['onnx', 32]:.0f}){keras_inf}"
+    )
+    print(
+        f"  on PyTorch (Predictor): {torch_kernel:.0f} images/s (at batch 32: {img_per_s[32, True]:.0f}; "
+        f"without the kernel, as predict.py backend=torch reads fewer than {KERNEL_MIN_IMAGES} images: "
+        f"{torch_ops:.0f})"
+    )
+    print(
+        f"predict.py on one image, wall time with start-up (median of 3): {one['auto']:.2f} s "
+        f"(backend=torch: {one['torch']:.2f} s)"
+    )
     per_repeat = {k: [round(r["val_seq_acc"], 3) for r in v] for k, v in runs.items() if k not in kerases}
     print("val seq_acc per repeat: " + json.dumps(per_repeat))
+    print_goals(med, kerases, onnx, one["auto"])
+
+
+def print_goals(med: dict, kerases: list[str], img_per_s: float, one_s: float) -> None:
+    """Issue 5's goals, each with its figure from this run."""
+    ours = med.get(VARIANTS["ours"][0])
+    ratios = [(name, ours["wall_s"] / med[name]["wall_s"]) for name in kerases] if ours else []
+    goals = [(f"whole run <= 0.5 x {name}", f"{ratio:.2f}", ratio <= 0.5) for name, ratio in ratios]
+    goals += [
+        (
+            f"batched inference >= 2000 images/s (ONNX Runtime, batch {BATCH_SIZE})",
+            f"{img_per_s:.0f}",
+            img_per_s >= 2000,
+        ),
+        ("predict.py on one image <= 3 s", f"{one_s:.2f} s", one_s <= 3),
+    ]
+    print("\ngoals (issue 5):")
+    for goal, figure, met in goals:
+        print(f"- {goal}: {figure}, {'met' if met else 'NOT met'}")
 
 
 def _ratios(m: dict, bases: list[dict], key: str) -> list[str]:

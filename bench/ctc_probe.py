@@ -19,7 +19,7 @@ import torch
 from captcha_lab.charset import Charset
 from captcha_lab.ctc import ctc_loss
 from captcha_lab.data import split_indices
-from captcha_lab.images import load_folder
+from captcha_lab.labelled import load_folder
 from captcha_lab.nets import CRNN
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -1,4 +1,6 @@
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -12,6 +14,22 @@ from captcha_lab.synthetic import ensure_synthetic
 ROOT = Path(__file__).resolve().parents[1]
 REAL_DATA = ROOT.parent / "shared" / "data" / "captcha_v2"
 os.environ.setdefault("PYTHONWARNINGS", "ignore::DeprecationWarning")
+QUIET = ["~callbacks.progress_bar", "hydra/job_logging=none", "hydra/hydra_logging=none"]
+
+
+def run_script(script: str, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, script, *args], cwd=ROOT, capture_output=True, text=True, timeout=600)
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory, tiny_dir) -> Path:
+    """A 3-epoch run on the 80 tiny captchas, trained by train.py as a user would."""
+    run = tmp_path_factory.mktemp("tiny_run") / "run"
+    done = run_script(
+        "train.py", f"data.dir={tiny_dir}", "data.synthetic=0", "epochs=3", f"hydra.run.dir={run}", *QUIET
+    )
+    assert done.returncode == 0, done.stderr
+    return run
 
 
 @pytest.fixture(scope="session")

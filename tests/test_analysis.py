@@ -24,27 +24,12 @@ from captcha_lab.images import ImageError, read_gray
 from captcha_lab.nets import ReportCNN
 from captcha_lab.pipeline import train
 from captcha_lab.plots import _plot, job_labels, plot_run, plot_sweep, read_history, replot
-from captcha_lab.predict import BATCH_SIZE, InputError, Predictor, expand_inputs, run
+from captcha_lab.predict import Predictor
+from captcha_lab.predict_pipeline import run
+from captcha_lab.reading import BATCH_SIZE, InputError, expand_inputs
 from captcha_lab.system import CaptchaSystem, load_system
 
-from .conftest import ROOT
-
-QUIET = ["~callbacks.progress_bar", "hydra/job_logging=none", "hydra/hydra_logging=none"]
-
-
-def run_script(script: str, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, script, *args], cwd=ROOT, capture_output=True, text=True, timeout=600)
-
-
-@pytest.fixture(scope="session")
-def tiny_run(tmp_path_factory, tiny_dir) -> Path:
-    """A 3-epoch run on the 80 tiny captchas, trained by train.py as a user would."""
-    run = tmp_path_factory.mktemp("tiny_run") / "run"
-    done = run_script(
-        "train.py", f"data.dir={tiny_dir}", "data.synthetic=0", "epochs=3", f"hydra.run.dir={run}", *QUIET
-    )
-    assert done.returncode == 0, done.stderr
-    return run
+from .conftest import QUIET, ROOT, run_script
 
 
 @pytest.fixture(scope="session")
@@ -276,9 +261,9 @@ def test_predict_reads_a_few_images_without_starting_the_kernel(tiny_run, tiny_d
     # numba's import and start-up (~0.7 s) would be a quarter of predict.py on one image.
     ckpt, images = tiny_run / "checkpoints" / "best.ckpt", sorted(tiny_dir.glob("*.png"))
     one = images[0]
-    cfg = {"ckpt_path": str(ckpt), "input": str(one), "output": None, "batch_size": 4, "device": "cpu"}
+    cfg = {"ckpt_path": str(ckpt), "input": str(one), "output": None, "batch_size": 4, "backend": "torch"}
     code = (
-        "import sys; from omegaconf import OmegaConf; from captcha_lab.predict import run\n"
+        "import sys; from omegaconf import OmegaConf; from captcha_lab.predict_pipeline import run\n"
         f"run(OmegaConf.create({cfg!r}))\n"
         "print('numba' in sys.modules)\n"
     )
@@ -361,12 +346,20 @@ def test_diverging_run_scores_finite(make_cfg, tmp_path):
     assert math.isnan(metrics["val/seq_acc_best"])  # what train() would return without finite_score
 
 
-def test_predict_path_imports_neither_lightning_nor_torchvision():
+@pytest.mark.parametrize(
+    "module, heavies",
+    [
+        ("captcha_lab.predict", ("lightning", "torchvision", "torchmetrics", "hydra", "numba")),
+        ("captcha_lab.predict_pipeline", ("torch", "lightning", "numba")),  # torch only for backend=torch
+    ],
+)
+def test_predict_path_imports_neither_lightning_nor_torchvision(module, heavies):
     # Each costs seconds of predict.py's start-up (issue 5: one image in <= 3 s); numba, ~0.7 s, is
     # imported only when the report net's CPU kernel first runs.
-    code = "import sys, captcha_lab.predict; print(sorted({m.split('.')[0] for m in sys.modules}))"
+    code = f"import sys, {module}; print(sorted({{m.split('.')[0] for m in sys.modules}}))"
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    for heavy in ("lightning", "torchvision", "torchmetrics", "hydra", "numba"):
+    assert "'captcha_lab'" in loaded
+    for heavy in heavies:
         assert f"'{heavy}'" not in loaded
 
 

@@ -13,7 +13,8 @@ from captcha_lab import synthetic
 from captcha_lab.charset import CAPTCHA_V2, REPORT36, Charset
 from captcha_lab.data import CaptchaDataModule, split_indices
 from captcha_lab.errors import DataError
-from captcha_lab.images import load_folder, printable, read_gray
+from captcha_lab.images import printable, read_gray
+from captcha_lab.labelled import load_folder
 from captcha_lab.synthetic import MANIFEST, ensure_synthetic, set_folder
 
 CHARSET = Charset()

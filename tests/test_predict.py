@@ -13,7 +13,8 @@ from omegaconf import OmegaConf
 from captcha_lab.charset import CAPTCHA_V2
 from captcha_lab.images import ImageError
 from captcha_lab.nets import CRNN
-from captcha_lab.predict import Predictor, run
+from captcha_lab.predict import Predictor
+from captcha_lab.predict_pipeline import run
 
 
 def tiny_net() -> CRNN:

@@ -24,7 +24,8 @@ from captcha_lab.checkpoint import CheckpointError, check_resumable, read_checkp
 from captcha_lab.data import CaptchaDataModule
 from captcha_lab.errors import DataError
 from captcha_lab.hydra_hooks import FailedJobs, KeepEarlierRuns
-from captcha_lab.images import MAX_PIXELS, ImageError, load_folder, read_gray
+from captcha_lab.images import MAX_PIXELS, ImageError, read_gray
+from captcha_lab.labelled import load_folder
 from captcha_lab.pipeline import build, train
 from captcha_lab.system import load_system
 

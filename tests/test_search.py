@@ -5,7 +5,7 @@ import sqlite3
 import pytest
 import yaml
 
-from .test_analysis import QUIET, run_script
+from .conftest import QUIET, run_script
 
 
 @pytest.mark.slow

@@ -8,7 +8,8 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from captcha_lab.charset import CAPTCHA_V2, Charset
 from captcha_lab.errors import ConfigError, DataError
-from captcha_lab.images import IMAGE_SIZE, LabelledImages, load_folder
+from captcha_lab.images import IMAGE_SIZE
+from captcha_lab.labelled import LabelledImages, load_folder
 from captcha_lab.synthetic import ensure_synthetic, set_folder
 
 log = logging.getLogger(__name__)

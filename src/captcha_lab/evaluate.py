@@ -23,7 +23,7 @@ from torchmetrics.classification import (  # noqa: E402
 )
 
 from captcha_lab.atomic import writing  # noqa: E402
-from captcha_lab.images import LabelledImages  # noqa: E402
+from captcha_lab.labelled import LabelledImages  # noqa: E402
 from captcha_lab.predict import Predictor  # noqa: E402
 from captcha_lab.system import CaptchaSystem  # noqa: E402
 

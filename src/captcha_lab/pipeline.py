@@ -24,6 +24,7 @@ from captcha_lab.atomic import write_json
 from captcha_lab.callbacks import EpochTimer, RankSeed
 from captcha_lab.checkpoint import check_resumable, load_net
 from captcha_lab.errors import CaptchaLabError, ConfigError
+from captcha_lab.export import export_quietly
 from captcha_lab.plots import plot_run
 from captcha_lab.process import set_up_for_job
 from captcha_lab.system import CTC_KINDS, CaptchaSystem
@@ -257,25 +258,31 @@ def train(cfg: DictConfig) -> float:
 
 def fit_and_test_metrics(trainer: L.Trainer, system: CaptchaSystem, datamodule) -> dict[str, float]:
     """After fit: the val scores, then the test split's with the best checkpoint."""
-    # The checkpoint that monitors a metric is best.ckpt (the other writes last.ckpt).
-    checkpoint = next((c for c in trainer.callbacks if isinstance(c, ModelCheckpoint) and c.monitor), None)
     # The last epoch's val scores too: unlike the bests, no epoch was picked by them.
     kept = ("val/seq_acc_best", "val/loss_best", "val/seq_acc", "val/char_acc")
     metrics = {k: float(trainer.callback_metrics.get(k, math.nan)) for k in kept}
     if datamodule.has_split("test"):
-        # The best checkpoint when one was saved (fast_dev_run saves none); by path, as "best"
-        # is ambiguous with two ModelCheckpoints (best.ckpt, last.ckpt).
-        best = (checkpoint and checkpoint.best_model_path) or None
-        (tested,) = trainer.test(system, datamodule=datamodule, ckpt_path=best, verbose=False)
+        # By path, as "best" is ambiguous with two ModelCheckpoints (best.ckpt, last.ckpt).
+        (tested,) = trainer.test(system, datamodule=datamodule, ckpt_path=best_checkpoint(trainer), verbose=False)
         metrics.update(tested)
     metrics["epochs"] = trainer.current_epoch
     return metrics
 
 
+def best_checkpoint(trainer: L.Trainer) -> str | None:
+    """best.ckpt's path (from the ModelCheckpoint that monitors a metric; the other writes
+    last.ckpt), or None where none was saved (fast_dev_run saves none)."""
+    checkpoint = next((c for c in trainer.callbacks if isinstance(c, ModelCheckpoint) and c.monitor), None)
+    return (checkpoint and checkpoint.best_model_path) or None
+
+
 def write_results(cfg: DictConfig, trainer: L.Trainer, out_dir: Path, metrics: dict, timing: dict) -> None:
-    """metrics.json, timing.json, TensorBoard's hparams, the run's plots and the summary lines."""
+    """metrics.json, timing.json, best.onnx, TensorBoard's hparams, the run's plots and the summary."""
     write_json(out_dir / "metrics.json", metrics)
     write_json(out_dir / "timing.json", timing)
+    best = best_checkpoint(trainer)
+    if best:
+        export_quietly(best)  # best.onnx beside it, for predict.py
     if trainer.logger is not None:
         best = {f"hparams/{k.replace('/', '_')}": metrics[k] for k in ("val/seq_acc_best", "val/loss_best")}
         trainer.logger.log_hyperparams(flat_hparams(cfg), best)

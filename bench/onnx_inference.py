@@ -1,0 +1,42 @@
+"""Batched images/s of a checkpoint's ONNX export on ONNX Runtime, as predict.py reads it (in a
+process without PyTorch: bench.py runs this script, so that its own PyTorch threads, still
+spinning after its PyTorch figures, do not share the cores).
+
+    .venv/bin/python bench/onnx_inference.py CHECKPOINT.onnx DATA_DIR [--batch 256]
+
+Prints one JSON line: {"images": N, "batch": B, "img_per_s": X} (median of 5 passes over the
+folder's images, decoded once beforehand, texts included)."""
+
+import argparse
+import json
+import statistics
+import time
+
+import numpy as np
+
+from captcha_lab.images import list_images, read_gray
+from captcha_lab.onnx_reader import OnnxPredictor
+from captcha_lab.process import reuse_freed_memory
+from captcha_lab.reading import BATCH_SIZE
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("onnx")
+    parser.add_argument("data")
+    parser.add_argument("--batch", type=int, default=BATCH_SIZE)
+    args = parser.parse_args()
+    reuse_freed_memory()  # as predict.py (process.set_up_for_job)
+    predictor = OnnxPredictor.from_file(args.onnx, batch_size=args.batch)
+    pixels = np.stack([read_gray(p) for p in list_images(args.data)])  # (N, H, W) uint8
+    images = pixels[:, None].astype(np.float32) / 255  # (N, 1, H, W), as labelled.to_tensor
+    times = []
+    for _ in range(5):
+        start = time.perf_counter()
+        predictor.read_all(images)
+        times.append(time.perf_counter() - start)
+    print(json.dumps({"images": len(images), "batch": args.batch, "img_per_s": len(images) / statistics.median(times)}))
+
+
+if __name__ == "__main__":
+    main()

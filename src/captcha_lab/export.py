@@ -1,0 +1,101 @@
+"""A checkpoint's net as an ONNX model beside it (best.ckpt -> best.onnx), which predict.py runs on
+ONNX Runtime without importing PyTorch (captcha_lab.onnx_reader). train.py exports its best.ckpt
+when it ends; `python -m captcha_lab.export CKPT` exports any other (older runs, last.ckpt)."""
+
+import argparse
+import io
+import logging
+import warnings
+from pathlib import Path
+
+import onnx
+import torch
+from torch import nn
+
+from captcha_lab import atomic
+from captcha_lab.checkpoint import load_net_and_hparams
+from captcha_lab.errors import ConfigError, user_errors
+from captcha_lab.images import IMAGE_SIZE
+from captcha_lab.nets import ReportCNN
+from captcha_lab.onnx_reader import onnx_path, sha256
+
+log = logging.getLogger(__name__)
+OPSET = 17
+
+
+class Reads(nn.Module):
+    """The exported graph: (B, 1, H, W) images in [0, 1] -> (B, T) best log-probabilities and
+    their classes (report_cnn: T = length; crnn: T frames, blank the last class). The rest of
+    decoding is numpy's (OnnxPredictor.texts): CTC's merge of repeats is no tensor op."""
+
+    def __init__(self, net: nn.Module):
+        super().__init__()
+        self.net = net
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        best, index = self.net.log_probs(self.net(x)).max(-1)  # (B, T) each
+        return best, index
+
+
+def export(checkpoint: str | Path, out: str | Path | None = None) -> Path:
+    """Write `out` (default: beside the checkpoint), replacing it whole; returns its path."""
+    out = Path(out) if out else onnx_path(checkpoint)
+    if out.suffix != ".onnx":  # say, the checkpoint itself
+        raise ConfigError(f"out: {out} is not a .onnx file name; the export would replace it")
+    net, hparams = load_net_and_hparams(checkpoint)
+    write_onnx(net, hparams["symbols"], sha256(checkpoint), out)
+    return out
+
+
+def write_onnx(net: nn.Module, symbols: str, checkpoint_sha256: str, out: str | Path) -> None:
+    if isinstance(net, ReportCNN):
+        net.fused = False  # its CPU kernel is numba code, which no exporter can trace; same function
+    buf = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # the TorchScript exporter's, once per run
+        # The RNN's shape checks and initial state follow the example's batch in the trace, yet the
+        # graph reads any batch as PyTorch does (tests/test_onnx.py).
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        warnings.filterwarnings("ignore", "Exporting a model to ONNX with a batch_size other than 1")
+        # dynamo=False: the torch.export-based exporter needs onnxscript and takes seconds longer.
+        torch.onnx.export(
+            Reads(net.eval()),
+            (torch.zeros(2, 1, *IMAGE_SIZE),),
+            buf,
+            dynamo=False,
+            opset_version=OPSET,
+            input_names=["images"],
+            output_names=["best", "index"],
+            dynamic_axes={"images": {0: "batch"}, "best": {0: "batch"}, "index": {0: "batch"}},
+        )
+    model = onnx.load_from_string(buf.getvalue())
+    meta = {
+        "checkpoint_sha256": checkpoint_sha256,
+        "symbols": symbols,
+        "length": str(net.spec["length"]),
+        "decode": "ctc" if net.spec["kind"] == "crnn" else "per_position",
+    }
+    onnx.helper.set_model_props(model, meta)
+    with atomic.replacing(out) as tmp:
+        onnx.save(model, tmp)
+
+
+def export_quietly(checkpoint: str | Path) -> None:
+    """After training: a failed export costs predict.py its fast start, not the run."""
+    try:
+        export(checkpoint)
+    except Exception as e:  # whatever the exporter raises, the run's results stand
+        log.warning("no ONNX export of %s (%s); predict.py reads it with PyTorch", checkpoint, e)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Export a checkpoint's net to ONNX, beside it.")
+    parser.add_argument("checkpoint")
+    parser.add_argument("out", nargs="?", help="default: the checkpoint's path with .onnx")
+    args = parser.parse_args(argv)
+    with user_errors():
+        print(export(args.checkpoint, args.out))
+
+
+if __name__ == "__main__":
+    main()

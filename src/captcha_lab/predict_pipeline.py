@@ -1,0 +1,147 @@
+"""predict.py: `python predict.py ckpt_path=PATH input=FILE|DIR|GLOB [output=FILE.csv]`.
+
+Reads with the checkpoint's ONNX export on ONNX Runtime where there is one (train.py writes
+best.onnx beside best.ckpt), else with PyTorch, which this module imports only then: `import
+torch` is most of a PyTorch start-up (docs/benchmarks.md)."""
+
+import csv
+import os
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+from typing import Optional
+
+from omegaconf import MISSING, DictConfig, OmegaConf
+from omegaconf.errors import ValidationError
+
+from captcha_lab import atomic
+from captcha_lab.errors import (
+    ConfigError,
+    check_checkpoint_file,
+    check_keys,
+    require,
+    require_at_least_one,
+    user_errors,
+)
+from captcha_lab.images import printable
+from captcha_lab.onnx_reader import OnnxError, OnnxPredictor, onnx_path
+from captcha_lab.process import set_up_for_job
+from captcha_lab.reading import BATCH_SIZE, Prediction, Reader, expand_inputs
+
+
+class Backend(str, Enum):
+    auto = "auto"  # onnx where the checkpoint has a current export and device=cpu, else torch
+    onnx = "onnx"
+    torch = "torch"
+
+
+@dataclass
+class PredictConfig:
+    """conf/predict.yaml's keys and types (plain OmegaConf, not Hydra's ConfigStore: predict.py
+    stays light), so `batch_size=abc` fails as one line naming the key."""
+
+    ckpt_path: str = MISSING
+    input: str = MISSING
+    output: Optional[str] = None  # noqa: UP045 (OmegaConf schemas need typing.Optional)
+    batch_size: int = BATCH_SIZE
+    device: str = "cpu"
+    backend: Backend = Backend.auto
+
+
+def checked(cfg: DictConfig) -> DictConfig:
+    check_keys(cfg, PredictConfig)
+    try:
+        cfg = OmegaConf.merge(OmegaConf.structured(PredictConfig), cfg)
+    except ValidationError as e:
+        raise ConfigError(f"{e.full_key}: {str(e).splitlines()[0]}") from None
+    require_at_least_one(cfg, "batch_size")
+    require(cfg, "ckpt_path", "input")
+    check_checkpoint_file(cfg, "ckpt_path")
+    if cfg.backend == Backend.onnx and cfg.device != "cpu":
+        raise ConfigError(f"backend: onnx reads on the CPU only; use backend=torch for device={cfg.device}")
+    check_device(cfg.device)
+    # Before any work, not after every image is read: the CSV must be writable.
+    if cfg.output and (Path(cfg.output).is_dir() or not Path(cfg.output).parent.is_dir()):
+        raise ConfigError(f"output: cannot write a CSV file at {cfg.output} (a folder, or its folder is missing)")
+    return cfg
+
+
+def check_output(output: str, ckpt_path: str, inputs: Sequence[Path]) -> None:
+    """Refuse an `output` that is no .csv name (e.g. a run's last.ckpt or metrics.json) or that
+    is the checkpoint or an input image, by any path, link or hard link (the same file, not the
+    same name): the CSV would replace it."""
+    if not output.lower().endswith(".csv"):
+        raise ConfigError(f"output: {output} is not a .csv file name; predict.py writes a CSV there")
+    try:
+        target = os.stat(output)
+    except OSError:  # not there yet: neither the checkpoint (it must exist) nor an input with data to lose
+        return
+    for path, what in [(ckpt_path, "the checkpoint (ckpt_path)"), *((p, f"the input image {p}") for p in inputs)]:
+        try:
+            same = os.path.samestat(target, os.stat(path))
+        except OSError:  # a broken link among the inputs: not the existing output
+            continue
+        if same:
+            raise ConfigError(f"output: {output} is {what}; the CSV would overwrite it")
+
+
+def check_device(device: str) -> None:
+    if device == "cpu":  # always there; not worth importing torch for
+        return
+    import torch  # here, not at the top: see the module's docstring
+
+    # Allocating on it is the one test that covers every kind and index (cuda:3 on one GPU, mps).
+    try:
+        if torch.empty(0, device=device).is_meta:
+            raise RuntimeError("it holds no data")
+    except Exception as e:  # RuntimeError, AssertionError (no XPU), NotImplementedError (mps), ImportError (hpu)
+        raise ConfigError(f"device: {device!r} is not usable here ({str(e).splitlines()[0]})") from None
+
+
+def run(cfg: DictConfig) -> int:
+    """predict.py: print `path<TAB>text<TAB>confidence` per input image; returns how many could not be read."""
+    with user_errors():
+        cfg = checked(cfg)
+        paths = expand_inputs(str(cfg.input))
+        if cfg.output:
+            check_output(str(cfg.output), str(cfg.ckpt_path), paths)
+        set_up_for_job()
+        predictor = load_reader(cfg, len(paths))
+        rows, failed = [], 0
+        for path, result in predictor.predict_files(paths):
+            if isinstance(result, Prediction):
+                print(f"{printable(path)}\t{result.text}\t{result.confidence:.4g}", flush=True)
+                rows.append([str(path), result.text, f"{result.confidence:.4g}", ""])
+            else:
+                failed += 1
+                print(f"error: {printable(str(result))}", file=sys.stderr, flush=True)
+                rows.append([str(path), "", "", str(result)])
+        if cfg.output:
+            write_csv(str(cfg.output), [["path", "text", "confidence", "error"], *rows])
+        return failed
+
+
+def write_csv(path: str, rows: list[list[str]]) -> None:
+    # surrogateescape: a file name that is not UTF-8 goes back out as its own bytes (stdout and
+    # stderr show them escaped: images.printable).
+    with atomic.writing(path, errors="surrogateescape") as f:
+        csv.writer(f).writerows(rows)
+
+
+def load_reader(cfg: DictConfig, n_images: int) -> Reader:
+    exported = onnx_path(cfg.ckpt_path)
+    if cfg.backend == Backend.onnx and not exported.is_file():
+        raise OnnxError(f"backend=onnx: no {exported}; export it: python -m captcha_lab.export {cfg.ckpt_path}")
+    if cfg.backend == Backend.onnx or (cfg.backend == Backend.auto and cfg.device == "cpu" and exported.is_file()):
+        try:
+            return OnnxPredictor.from_file(exported, cfg.batch_size, checkpoint=cfg.ckpt_path)
+        except OnnxError as e:
+            if cfg.backend == Backend.onnx:
+                raise
+            print(f"warning: {printable(str(e))}; reading with PyTorch", file=sys.stderr, flush=True)
+    from captcha_lab.predict import KERNEL_MIN_IMAGES, Predictor  # here: see the module's docstring
+
+    kernel = n_images >= KERNEL_MIN_IMAGES
+    return Predictor.from_checkpoint(cfg.ckpt_path, batch_size=cfg.batch_size, device=cfg.device, kernel=kernel)
