@@ -2,20 +2,37 @@
 per-character scores and figures, in eval.json."""
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from hydra.core.config_store import ConfigStore
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import MISSING, DictConfig, OmegaConf
 
 from captcha_lab.atomic import write_json
 from captcha_lab.checkpoint import images_changed, read_checkpoint, split_changes
 from captcha_lab.errors import ConfigError, check_checkpoint_file, check_keys, require, require_at_least_one
 from captcha_lab.evaluate import analyse
-from captcha_lab.pipeline import EvalSchema, log_summary, make, user_errors
+from captcha_lab.pipeline import log_summary, make, user_errors
 from captcha_lab.process import set_up_for_job
 from captcha_lab.system import CTC_KINDS, load_system
 
 log = logging.getLogger(__name__)
+
+
+@dataclass
+class EvalSchema:
+    """conf/eval.yaml's keys and types: a misspelt key or a wrong type fails at composition."""
+
+    ckpt_path: str = MISSING
+    batch_size: int = 256
+    seed: int = 0
+    charset: Any = MISSING
+    data: Any = MISSING
+
+
+ConfigStore.instance().store(name="eval_schema", node=EvalSchema)
 
 
 def override_keys() -> list[str]:

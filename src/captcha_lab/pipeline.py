@@ -56,17 +56,7 @@ class TrainSchema:
     callbacks: Any = MISSING
 
 
-@dataclass
-class EvalSchema:
-    ckpt_path: str = MISSING
-    batch_size: int = 256
-    seed: int = 0
-    charset: Any = MISSING
-    data: Any = MISSING
-
-
 ConfigStore.instance().store(name="train_schema", node=TrainSchema)
-ConfigStore.instance().store(name="eval_schema", node=EvalSchema)
 
 
 @contextmanager
