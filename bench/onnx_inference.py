@@ -12,9 +12,7 @@ import json
 import statistics
 import time
 
-import numpy as np
-
-from captcha_lab.images import list_images, read_gray
+from captcha_lab.images import list_images, read_gray, to_floats
 from captcha_lab.onnx_reader import OnnxPredictor
 from captcha_lab.process import reuse_freed_memory
 from captcha_lab.reading import BATCH_SIZE
@@ -28,8 +26,7 @@ def main() -> None:
     args = parser.parse_args()
     reuse_freed_memory()  # as predict.py (process.set_up_for_job)
     predictor = OnnxPredictor.from_file(args.onnx, batch_size=args.batch)
-    pixels = np.stack([read_gray(p) for p in list_images(args.data)])  # (N, H, W) uint8
-    images = pixels[:, None].astype(np.float32) / 255  # (N, 1, H, W), as labelled.to_tensor
+    images = to_floats([read_gray(p) for p in list_images(args.data)])  # (N, 1, H, W)
     times = []
     for _ in range(5):
         start = time.perf_counter()

@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 import numpy as np
+import onnx
 import pytest
 import torch
 from omegaconf import OmegaConf
@@ -13,9 +14,10 @@ from captcha_lab.charset import CAPTCHA_V2
 from captcha_lab.checkpoint import CheckpointError
 from captcha_lab.export import export, export_quietly, write_onnx
 from captcha_lab.nets import CRNN, ReportCNN
-from captcha_lab.onnx_reader import OnnxError, OnnxPredictor, sha256
+from captcha_lab.onnx_reader import OnnxError, OnnxPredictor
 from captcha_lab.predict import Predictor
 from captcha_lab.predict_pipeline import run
+from captcha_lab.reading import sha256
 
 from .conftest import ROOT
 
@@ -58,6 +60,19 @@ def test_onnx_reader_refuses_another_checkpoints_export_and_foreign_files(tmp_pa
         OnnxPredictor.from_file(tmp_path / "stale.onnx", checkpoint=ckpt)
     with pytest.raises(OnnxError, match=r"best.ckpt: not a readable ONNX model"):
         OnnxPredictor.from_file(ckpt)
+    model = onnx.load(ckpt.with_suffix(".onnx"))
+    onnx.helper.set_model_props(
+        model, {"checkpoint_sha256": "0", "symbols": CAPTCHA_V2, "length": "five", "decode": "ctc"}
+    )
+    onnx.save(model, tmp_path / "bad_meta.onnx")
+    with pytest.raises(OnnxError, match=r"bad_meta.onnx: invalid literal for int"):
+        OnnxPredictor.from_file(tmp_path / "bad_meta.onnx")
+
+
+def test_export_leaves_the_callers_net_as_it_was(tmp_path):
+    net = ReportCNN(num_classes=19).train()
+    write_onnx(net, CAPTCHA_V2, "0" * 64, tmp_path / "net.onnx")
+    assert net.training and net.fused
 
 
 def predict_lines(ckpt, image, backend: str) -> tuple[list[str], str, str]:
@@ -106,13 +121,15 @@ def test_a_stale_export_is_skipped_with_a_warning_or_refused(tmp_path, tiny_run,
         ({"backend": "onnx", "ckpt_path": "OTHER"}, "error: backend=onnx: no "),
         ({"backend": "onnx", "device": "cuda"}, "error: backend: onnx reads on the CPU only"),
         ({"backend": "onnxx"}, "error: backend: Invalid value 'onnxx'"),
+        ({"ckpt_path": "ONNX"}, "error: ckpt_path: "),  # the export itself, which README names
     ],
 )
 def test_backend_errors_are_one_line(tmp_path, tiny_run, tiny_dir, capsys, overrides, message):
     other = tmp_path / "other.ckpt"  # a checkpoint without an export beside it
     shutil.copy(tiny_run / "checkpoints" / "best.ckpt", other)
     cfg = {"ckpt_path": str(tiny_run / "checkpoints" / "best.ckpt"), "input": str(tiny_dir), **overrides}
-    cfg["ckpt_path"] = str(other) if cfg["ckpt_path"] == "OTHER" else cfg["ckpt_path"]
+    named = {"OTHER": str(other), "ONNX": str(tiny_run / "checkpoints" / "best.onnx")}
+    cfg["ckpt_path"] = named.get(cfg["ckpt_path"], cfg["ckpt_path"])
     with pytest.raises(SystemExit):
         run(OmegaConf.create(cfg))
     captured = capsys.readouterr()
@@ -136,7 +153,7 @@ def test_export_command_writes_beside_and_refuses_a_non_onnx_name(tmp_path, tiny
 def test_a_failed_export_leaves_a_warning_not_an_error(tmp_path, caplog):
     (tmp_path / "best.ckpt").write_bytes(b"not a checkpoint")
     export_quietly(tmp_path / "best.ckpt")
-    assert "no ONNX export of" in caplog.text and "reads it with PyTorch" in caplog.text
+    assert "no ONNX export: " in caplog.text and "reads it with PyTorch" in caplog.text
     assert not (tmp_path / "best.onnx").exists()
     with pytest.raises(CheckpointError):  # export itself raises what it hit
         export(tmp_path / "best.ckpt")

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
-from captcha_lab.errors import CaptchaLabError
+from captcha_lab.errors import CaptchaLabError, first_line
 from captcha_lab.nets import build_net
 
 if TYPE_CHECKING:
@@ -87,7 +87,7 @@ def rebuilt(path: str | Path, spec: dict, weights: dict | None = None) -> nn.Mod
         if weights is not None:
             net.load_state_dict(weights)
     except (ValueError, TypeError, RuntimeError) as e:
-        raise CheckpointError(f"{path}: cannot rebuild its model ({str(e).splitlines()[0]})") from None
+        raise CheckpointError(f"{path}: cannot rebuild its model ({first_line(e)})") from None
     return net
 
 

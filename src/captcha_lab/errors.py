@@ -28,6 +28,11 @@ class ConfigError(CaptchaLabError):
     pass
 
 
+def first_line(e: Exception) -> str:
+    """An exception's message cut to one line (libraries' messages run to many), or its class."""
+    return (str(e).strip().splitlines() or [type(e).__name__])[0]
+
+
 @contextmanager
 def user_errors(sweep_job: Path | None = None) -> Iterator[None]:
     """Report a user error (bad data, bad config) as one line, not a traceback: on stderr with

@@ -3,6 +3,7 @@ ONNX Runtime without importing PyTorch (captcha_lab.onnx_reader). train.py expor
 when it ends; `python -m captcha_lab.export CKPT` exports any other (older runs, last.ckpt)."""
 
 import argparse
+import copy
 import io
 import logging
 import warnings
@@ -14,13 +15,17 @@ from torch import nn
 
 from captcha_lab import atomic
 from captcha_lab.checkpoint import load_net_and_hparams
-from captcha_lab.errors import ConfigError, user_errors
+from captcha_lab.errors import CaptchaLabError, ConfigError, first_line, user_errors
 from captcha_lab.images import IMAGE_SIZE
 from captcha_lab.nets import ReportCNN
-from captcha_lab.onnx_reader import onnx_path, sha256
+from captcha_lab.reading import onnx_path, sha256
 
 log = logging.getLogger(__name__)
 OPSET = 17
+
+
+class ExportError(CaptchaLabError):
+    pass
 
 
 class Reads(nn.Module):
@@ -43,11 +48,15 @@ def export(checkpoint: str | Path, out: str | Path | None = None) -> Path:
     if out.suffix != ".onnx":  # say, the checkpoint itself
         raise ConfigError(f"out: {out} is not a .onnx file name; the export would replace it")
     net, hparams = load_net_and_hparams(checkpoint)
-    write_onnx(net, hparams["symbols"], sha256(checkpoint), out)
+    try:
+        write_onnx(net, hparams["symbols"], sha256(checkpoint), out)
+    except Exception as e:  # the exporter's and onnx's own errors, many lines long
+        raise ExportError(f"{checkpoint}: cannot export its net ({first_line(e)})") from None
     return out
 
 
 def write_onnx(net: nn.Module, symbols: str, checkpoint_sha256: str, out: str | Path) -> None:
+    net = copy.deepcopy(net).eval()  # the caller's net keeps its mode and kernel
     if isinstance(net, ReportCNN):
         net.fused = False  # its CPU kernel is numba code, which no exporter can trace; same function
     buf = io.BytesIO()
@@ -59,7 +68,7 @@ def write_onnx(net: nn.Module, symbols: str, checkpoint_sha256: str, out: str | 
         warnings.filterwarnings("ignore", "Exporting a model to ONNX with a batch_size other than 1")
         # dynamo=False: the torch.export-based exporter needs onnxscript and takes seconds longer.
         torch.onnx.export(
-            Reads(net.eval()),
+            Reads(net),
             (torch.zeros(2, 1, *IMAGE_SIZE),),
             buf,
             dynamo=False,
@@ -84,8 +93,8 @@ def export_quietly(checkpoint: str | Path) -> None:
     """After training: a failed export costs predict.py its fast start, not the run."""
     try:
         export(checkpoint)
-    except Exception as e:  # whatever the exporter raises, the run's results stand
-        log.warning("no ONNX export of %s (%s); predict.py reads it with PyTorch", checkpoint, e)
+    except CaptchaLabError as e:
+        log.warning("no ONNX export: %s; predict.py reads it with PyTorch", e)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -14,7 +14,7 @@ from captcha_lab.errors import DataError
 
 def quiet_opencv() -> None:
     """For the command-line entry points: an unreadable file is reported once, by name, in our
-    own warning (load_folder) or error (predict.py); OpenCV's "[ WARN:0@0.3] ... PNG input buffer
+    own warning (labelled.load_folder) or error (predict.py); OpenCV's "[ WARN:0@0.3] ... PNG input buffer
     is incomplete" only repeated it. Process-wide, hence not done on import."""
     cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
 
@@ -58,6 +58,13 @@ def read_gray(path: str | Path, size: tuple[int, int] = IMAGE_SIZE) -> np.ndarra
         raise ImageError(f"{path}: {e}") from None
     except OSError as e:  # a broken link, no permission: skipped and named like a corrupt file
         raise ImageError(f"{path}: cannot be opened ({e.strerror or e})") from None
+
+
+def to_floats(images: list[np.ndarray]) -> np.ndarray:
+    """uint8 (H, W) images -> (N, 1, H, W) float32 in [0, 1], what every net reads."""
+    x = np.stack(images)[:, None].astype(np.float32)
+    x /= 255
+    return x
 
 
 CONTROL_ESCAPES = {c: f"\\x{c:02x}" for c in [*range(32), 127]}

@@ -10,14 +10,14 @@ import torch
 
 from captcha_lab.charset import PAD, Charset
 from captcha_lab.errors import DataError
-from captcha_lab.images import IMAGE_SIZE, ImageError, list_images, printable, read_gray
+from captcha_lab.images import IMAGE_SIZE, ImageError, list_images, printable, read_gray, to_floats
 
 log = logging.getLogger(__name__)
 
 
 def to_tensor(images: list[np.ndarray]) -> torch.Tensor:
     """uint8 (H, W) images -> (N, 1, H, W) float32 in [0, 1]."""
-    return torch.from_numpy(np.stack(images)).unsqueeze(1).float().div_(255)
+    return torch.from_numpy(to_floats(images))
 
 
 @dataclass

@@ -2,15 +2,15 @@
 reads as captcha_lab.predict.Predictor, without importing PyTorch, whose import is most of
 predict.py's start-up on that path (docs/benchmarks.md)."""
 
-import hashlib
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
 
-from captcha_lab.errors import CaptchaLabError
-from captcha_lab.reading import BATCH_SIZE, Reader
+from captcha_lab.errors import CaptchaLabError, first_line
+from captcha_lab.images import to_floats
+from captcha_lab.reading import BATCH_SIZE, Reader, sha256
 
 # What captcha_lab.export records in the model's metadata, all strings.
 META_KEYS = ("checkpoint_sha256", "symbols", "length", "decode")
@@ -19,19 +19,6 @@ ERROR_LOGS_ONLY = 3  # ORT's severity levels: 0 verbose .. 4 fatal
 
 class OnnxError(CaptchaLabError):
     pass
-
-
-def onnx_path(checkpoint: str | Path) -> Path:
-    """Where a checkpoint's export lives: beside it (checkpoints/best.ckpt -> checkpoints/best.onnx)."""
-    return Path(checkpoint).with_suffix(".onnx")
-
-
-def sha256(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 class OnnxPredictor(Reader):
@@ -51,12 +38,16 @@ class OnnxPredictor(Reader):
         try:
             session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         except Exception as e:  # ORT raises its own classes (InvalidProtobuf, Fail, NoSuchFile...)
-            raise OnnxError(f"{path}: not a readable ONNX model ({str(e).splitlines()[0]})") from None
+            raise OnnxError(f"{path}: not a readable ONNX model ({first_line(e)})") from None
         missing = set(META_KEYS) - set(session.get_modelmeta().custom_metadata_map)
         if missing:
             raise OnnxError(f"{path}: not exported by captcha_lab.export (no {', '.join(sorted(missing))} in it)")
-        predictor = cls(session, batch_size)
-        if checkpoint is not None and predictor.checkpoint_sha256 != sha256(checkpoint):
+        try:
+            predictor = cls(session, batch_size)
+            same = checkpoint is None or predictor.checkpoint_sha256 == sha256(checkpoint)
+        except (ValueError, OSError) as e:  # a length that is no number, empty symbols; an unreadable checkpoint
+            raise OnnxError(f"{path}: {first_line(e)}") from None
+        if not same:
             raise OnnxError(
                 f"{path} was exported from another checkpoint than {checkpoint}; "
                 f"export it again: python -m captcha_lab.export {checkpoint}"
@@ -69,16 +60,11 @@ class OnnxPredictor(Reader):
         return self.texts(index), np.exp(best.sum(-1)).tolist()
 
     def read_pixels(self, images: Sequence[np.ndarray]) -> tuple[list[str], list[float]]:
-        return self.read(np.stack(images)[:, None].astype(np.float32) / 255)  # as labelled.to_tensor
+        return self.read(to_floats(list(images)))
 
     def read_all(self, x: np.ndarray) -> tuple[list[str], list[float]]:
         """(N, 1, H, W) float32 images in [0, 1], `batch_size` at a time (as Predictor.read_all)."""
-        texts, confidences = [], []
-        for i in range(0, len(x), self.batch_size):
-            batch_texts, batch_confidences = self.read(x[i : i + self.batch_size])
-            texts += batch_texts
-            confidences += batch_confidences
-        return texts, confidences
+        return self.batched(x, self.read)
 
     def texts(self, index: np.ndarray) -> list[str]:
         """(B, T) best classes -> B texts; CTC as ctc.greedy_decode: merge repeats, drop blanks

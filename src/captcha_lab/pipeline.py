@@ -24,7 +24,6 @@ from captcha_lab.atomic import write_json
 from captcha_lab.callbacks import EpochTimer, RankSeed
 from captcha_lab.checkpoint import check_resumable, load_net
 from captcha_lab.errors import CaptchaLabError, ConfigError
-from captcha_lab.export import export_quietly
 from captcha_lab.plots import plot_run
 from captcha_lab.process import set_up_for_job
 from captcha_lab.system import CTC_KINDS, CaptchaSystem
@@ -270,9 +269,12 @@ def write_results(cfg: DictConfig, trainer: L.Trainer, out_dir: Path, metrics: d
     """metrics.json, timing.json, best.onnx, TensorBoard's hparams, the run's plots and the summary."""
     write_json(out_dir / "metrics.json", metrics)
     write_json(out_dir / "timing.json", timing)
-    best = best_checkpoint(trainer)
-    if best:
-        export_quietly(best)  # best.onnx beside it, for predict.py
+    best_ckpt = best_checkpoint(trainer)
+    if best_ckpt:
+        # Here, not at the top: onnx and the exporter load only when a run has ended.
+        from captcha_lab.export import export_quietly
+
+        export_quietly(best_ckpt)  # best.onnx beside it, for predict.py
     if trainer.logger is not None:
         best = {f"hparams/{k.replace('/', '_')}": metrics[k] for k in ("val/seq_acc_best", "val/loss_best")}
         trainer.logger.log_hyperparams(flat_hparams(cfg), best)

@@ -1,9 +1,9 @@
 """Reading captchas with a trained checkpoint on PyTorch: `Predictor.from_checkpoint(path).predict([...])`.
 
-Imports neither Lightning nor torchvision: predict.py's start-up on this path is mostly
-`import torch` (its ONNX path, captcha_lab.onnx_reader, imports neither)."""
+Imports neither Lightning nor torchvision: predict.py's start-up when it reads with PyTorch is
+mostly `import torch` (its ONNX Runtime reader, captcha_lab.onnx_reader, imports no torch)."""
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -15,10 +15,11 @@ from captcha_lab.labelled import to_tensor
 from captcha_lab.nets import ReportCNN
 from captcha_lab.reading import BATCH_SIZE, Reader
 
-# predict.py reads fewer images than this with PyTorch's ops for the report net's first block
-# instead of its CPU kernel (the same function): the kernel's start, once per process (numba's
-# import and cached code), takes ~0.7 s and it then saves ~0.06-0.12 ms per image (two measurements
-# on the AVX2 EPYC): it pays off from ~6,000-12,000 images (docs/benchmarks.md).
+# predict.py, when it reads with PyTorch (backend=torch, or no current best.onnx), reads fewer
+# images than this with PyTorch's ops for the report net's first block instead of its CPU kernel
+# (the same function): the kernel's start, once per process (numba's import and cached code),
+# takes ~0.7 s and it then saves ~0.06-0.12 ms per image (two measurements on the AVX2 EPYC): it
+# pays off from ~6,000-12,000 images (docs/benchmarks.md).
 KERNEL_MIN_IMAGES = 10_000
 
 
@@ -45,18 +46,13 @@ class Predictor(Reader):
         index, confidence = self.net.decode(self.net(x.to(self.device)), self.width)
         return self.charset.texts(index), confidence
 
-    def _read_batches(self, batches: Iterable[torch.Tensor]) -> tuple[list[str], list[float]]:
-        texts, confidences = [], []
-        for x in batches:
-            batch_texts, batch_confidences = self.read(x)
-            texts += batch_texts
-            confidences += batch_confidences.tolist()
-        return texts, confidences
+    def read_lists(self, x: torch.Tensor) -> tuple[list[str], list[float]]:
+        texts, confidences = self.read(x)
+        return texts, confidences.tolist()
 
     def read_all(self, x: torch.Tensor) -> tuple[list[str], list[float]]:
         """(N, 1, H, W) images in [0, 1], `batch_size` at a time -> N strings and N confidences."""
-        return self._read_batches(x[i : i + self.batch_size] for i in range(0, len(x), self.batch_size))
+        return self.batched(x, self.read_lists)
 
     def read_pixels(self, images: Sequence[np.ndarray]) -> tuple[list[str], list[float]]:
-        texts, confidences = self.read(to_tensor(list(images)))
-        return texts, confidences.tolist()
+        return self.read_lists(to_tensor(list(images)))

@@ -1,8 +1,8 @@
 """predict.py: `python predict.py ckpt_path=PATH input=FILE|DIR|GLOB [output=FILE.csv]`.
 
 Reads with the checkpoint's ONNX export on ONNX Runtime where there is one (train.py writes
-best.onnx beside best.ckpt), else with PyTorch, which this module imports only then: `import
-torch` is most of a PyTorch start-up (docs/benchmarks.md)."""
+best.onnx beside best.ckpt), else with PyTorch. Each backend is imported only when it reads:
+`import torch` is most of a PyTorch start-up (docs/benchmarks.md)."""
 
 import csv
 import os
@@ -21,14 +21,14 @@ from captcha_lab.errors import (
     ConfigError,
     check_checkpoint_file,
     check_keys,
+    first_line,
     require,
     require_at_least_one,
     user_errors,
 )
 from captcha_lab.images import printable
-from captcha_lab.onnx_reader import OnnxError, OnnxPredictor, onnx_path
 from captcha_lab.process import set_up_for_job
-from captcha_lab.reading import BATCH_SIZE, Prediction, Reader, expand_inputs
+from captcha_lab.reading import BATCH_SIZE, Prediction, Reader, expand_inputs, onnx_path
 
 
 class Backend(str, Enum):
@@ -55,9 +55,13 @@ def checked(cfg: DictConfig) -> DictConfig:
     try:
         cfg = OmegaConf.merge(OmegaConf.structured(PredictConfig), cfg)
     except ValidationError as e:
-        raise ConfigError(f"{e.full_key}: {str(e).splitlines()[0]}") from None
+        raise ConfigError(f"{e.full_key}: {first_line(e)}") from None
     require_at_least_one(cfg, "batch_size")
     require(cfg, "ckpt_path", "input")
+    if Path(cfg.ckpt_path).suffix == ".onnx":
+        raise ConfigError(
+            f"ckpt_path: {cfg.ckpt_path} is an ONNX export; pass its .ckpt (the .onnx is read from beside it)"
+        )
     check_checkpoint_file(cfg, "ckpt_path")
     if cfg.backend == Backend.onnx and cfg.device != "cpu":
         raise ConfigError(f"backend: onnx reads on the CPU only; use backend=torch for device={cfg.device}")
@@ -97,7 +101,7 @@ def check_device(device: str) -> None:
         if torch.empty(0, device=device).is_meta:
             raise RuntimeError("it holds no data")
     except Exception as e:  # RuntimeError, AssertionError (no XPU), NotImplementedError (mps), ImportError (hpu)
-        raise ConfigError(f"device: {device!r} is not usable here ({str(e).splitlines()[0]})") from None
+        raise ConfigError(f"device: {device!r} is not usable here ({first_line(e)})") from None
 
 
 def run(cfg: DictConfig) -> int:
@@ -133,8 +137,10 @@ def write_csv(path: str, rows: list[list[str]]) -> None:
 def load_reader(cfg: DictConfig, n_images: int) -> Reader:
     exported = onnx_path(cfg.ckpt_path)
     if cfg.backend == Backend.onnx and not exported.is_file():
-        raise OnnxError(f"backend=onnx: no {exported}; export it: python -m captcha_lab.export {cfg.ckpt_path}")
+        raise ConfigError(f"backend=onnx: no {exported}; export it: python -m captcha_lab.export {cfg.ckpt_path}")
     if cfg.backend == Backend.onnx or (cfg.backend == Backend.auto and cfg.device == "cpu" and exported.is_file()):
+        from captcha_lab.onnx_reader import OnnxError, OnnxPredictor  # here: see the module's docstring
+
         try:
             return OnnxPredictor.from_file(exported, cfg.batch_size, checkpoint=cfg.ckpt_path)
         except OnnxError as e:

@@ -4,6 +4,7 @@ backend (captcha_lab.predict.Predictor on PyTorch, captcha_lab.onnx_reader.OnnxP
 ONNX Runtime)."""
 
 import glob
+import hashlib
 import io
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -106,6 +107,20 @@ def expand_inputs(spec: str) -> list[Path]:
     return matches
 
 
+def onnx_path(checkpoint: str | Path) -> Path:
+    """Where a checkpoint's ONNX export lives: beside it (checkpoints/best.ckpt -> best.onnx)."""
+    return Path(checkpoint).with_suffix(".onnx")
+
+
+def sha256(path: str | Path) -> str:
+    """What an export records of its checkpoint, so that a replaced checkpoint is noticed."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 class Reader:
     """A trained net loaded once; predicts batches of paths, arrays or PIL images. Subclasses
     say how a batch of pixels becomes texts (`read_pixels`)."""
@@ -119,13 +134,18 @@ class Reader:
         """(H, W) uint8 images, at most `batch_size` -> their texts and confidences."""
         raise NotImplementedError
 
-    def predict_gray(self, images: Sequence[np.ndarray]) -> list[Prediction]:
-        # Converted a batch at a time: one batch of floats in memory, not all of them.
+    def batched(self, x: Sequence, read) -> tuple[list[str], list[float]]:
+        """`read` (a batch -> texts, confidences) over `x`, `batch_size` items at a time."""
         texts, confidences = [], []
-        for i in range(0, len(images), self.batch_size):
-            batch_texts, batch_confidences = self.read_pixels(images[i : i + self.batch_size])
+        for i in range(0, len(x), self.batch_size):
+            batch_texts, batch_confidences = read(x[i : i + self.batch_size])
             texts += batch_texts
             confidences += batch_confidences
+        return texts, confidences
+
+    def predict_gray(self, images: Sequence[np.ndarray]) -> list[Prediction]:
+        # Converted a batch at a time: one batch of floats in memory, not all of them.
+        texts, confidences = self.batched(images, self.read_pixels)
         return [Prediction(t, c) for t, c in zip(texts, confidences, strict=True)]
 
     def predict(self, items: Sequence[Image]) -> list[Prediction]:

@@ -1,0 +1,41 @@
+"""Do predict.py's two backends read alike? Exports a checkpoint to a temporary .onnx and reads a
+folder with both, PyTorch (Predictor) and ONNX Runtime (OnnxPredictor).
+
+    .venv/bin/python bench/onnx_agreement.py CHECKPOINT.ckpt [DATA_DIR]   (default: the shared 870)
+
+Prints one line: images, texts that differ, the largest relative confidence difference, and how
+many of PyTorch's texts are the file's label."""
+
+import argparse
+import tempfile
+from pathlib import Path
+
+from captcha_lab.export import export
+from captcha_lab.images import list_images
+from captcha_lab.onnx_reader import OnnxPredictor
+from captcha_lab.predict import Predictor
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("checkpoint")
+    parser.add_argument("data", nargs="?", default=str(ROOT.parent / "shared" / "data" / "captcha_v2"))
+    args = parser.parse_args()
+    paths = list_images(args.data)
+    with tempfile.TemporaryDirectory() as tmp:
+        onnx = export(args.checkpoint, Path(tmp) / "net.onnx")
+        ours = [p for _, p in Predictor.from_checkpoint(args.checkpoint).predict_files(paths)]
+        theirs = [p for _, p in OnnxPredictor.from_file(onnx, checkpoint=args.checkpoint).predict_files(paths)]
+    differ = sum(a.text != b.text for a, b in zip(ours, theirs, strict=True))
+    worst = max(abs(b.confidence / a.confidence - 1) for a, b in zip(ours, theirs, strict=True))
+    right = sum(a.text == p.stem for a, p in zip(ours, paths, strict=True))
+    print(
+        f"{args.checkpoint}: {len(paths)} images, {differ} texts differ, largest relative confidence "
+        f"difference {worst:.1e}; PyTorch reads {right} right"
+    )
+
+
+if __name__ == "__main__":
+    main()
