@@ -31,9 +31,9 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from captcha_lab.labelled import load_folder
 from captcha_lab.nets import ReportCNN
-from captcha_lab.onnx_reader import onnx_path
 from captcha_lab.predict import BATCH_SIZE, KERNEL_MIN_IMAGES, Predictor
 from captcha_lab.process import reuse_freed_memory
+from captcha_lab.reading import onnx_path
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -10,12 +10,25 @@ folder's images, decoded once beforehand, texts included)."""
 import argparse
 import json
 import statistics
+import sys
 import time
+from collections.abc import Iterator
+from pathlib import Path
 
-from captcha_lab.images import list_images, read_gray, to_floats
+import numpy as np
+
+from captcha_lab.images import ImageError, list_images, read_gray, to_floats
 from captcha_lab.onnx_reader import OnnxPredictor
 from captcha_lab.process import reuse_freed_memory
 from captcha_lab.reading import BATCH_SIZE
+
+
+def readable(paths: list[Path]) -> Iterator[np.ndarray]:
+    for path in paths:
+        try:
+            yield read_gray(path)
+        except ImageError as e:  # as predict.py: named, and the others are still read
+            print(f"skipped: {e}", file=sys.stderr)
 
 
 def main() -> None:
@@ -26,7 +39,7 @@ def main() -> None:
     args = parser.parse_args()
     reuse_freed_memory()  # as predict.py (process.set_up_for_job)
     predictor = OnnxPredictor.from_file(args.onnx, batch_size=args.batch)
-    images = to_floats([read_gray(p) for p in list_images(args.data)])  # (N, 1, H, W)
+    images = to_floats(list(readable(list_images(args.data))))  # (N, 1, H, W)
     times = []
     for _ in range(5):
         start = time.perf_counter()

@@ -56,16 +56,19 @@ def test_onnx_reader_refuses_another_checkpoints_export_and_foreign_files(tmp_pa
     ckpt = tiny_run / "checkpoints" / "best.ckpt"
     assert OnnxPredictor.from_file(ckpt.with_suffix(".onnx"), checkpoint=ckpt).checkpoint_sha256 == sha256(ckpt)
     write_onnx(ReportCNN(num_classes=19), CAPTCHA_V2, "0" * 64, tmp_path / "stale.onnx")
-    with pytest.raises(OnnxError, match=r"stale.onnx was exported from another checkpoint than .*best.ckpt"):
+    with pytest.raises(OnnxError, match=r"stale.onnx is not the export of .*best.ckpt as it is now"):
         OnnxPredictor.from_file(tmp_path / "stale.onnx", checkpoint=ckpt)
     with pytest.raises(OnnxError, match=r"best.ckpt: not a readable ONNX model"):
         OnnxPredictor.from_file(ckpt)
     model = onnx.load(ckpt.with_suffix(".onnx"))
-    onnx.helper.set_model_props(
-        model, {"checkpoint_sha256": "0", "symbols": CAPTCHA_V2, "length": "five", "decode": "ctc"}
-    )
+    meta = {"checkpoint_sha256": "0", "symbols": CAPTCHA_V2, "length": "five", "decode": "ctc"}
+    onnx.helper.set_model_props(model, meta)
     onnx.save(model, tmp_path / "bad_meta.onnx")
     with pytest.raises(OnnxError, match=r"bad_meta.onnx: invalid literal for int"):
+        OnnxPredictor.from_file(tmp_path / "bad_meta.onnx")
+    onnx.helper.set_model_props(model, {**meta, "length": "5", "decode": "beam"})
+    onnx.save(model, tmp_path / "bad_meta.onnx")
+    with pytest.raises(OnnxError, match=r"bad_meta.onnx: not a graph captcha_lab.export writes .*'beam'"):
         OnnxPredictor.from_file(tmp_path / "bad_meta.onnx")
 
 
@@ -108,7 +111,7 @@ def test_a_stale_export_is_skipped_with_a_warning_or_refused(tmp_path, tiny_run,
     image = sorted(tiny_dir.glob("*.png"))[0]
     lines, torch_loaded, err = predict_lines(tmp_path / "best.ckpt", image, "auto")
     assert torch_loaded == "True" and len(lines) == 1
-    assert err.startswith("warning: ") and "exported from another checkpoint" in err and "with PyTorch" in err
+    assert err.startswith("warning: ") and "is not the export of" in err and "with PyTorch" in err
     cfg = OmegaConf.create({"ckpt_path": str(tmp_path / "best.ckpt"), "input": str(image), "backend": "onnx"})
     with pytest.raises(SystemExit):
         run(cfg)
@@ -148,6 +151,16 @@ def test_export_command_writes_beside_and_refuses_a_non_onnx_name(tmp_path, tiny
     )
     assert done.returncode == 2 and done.stderr.startswith("error: out: ") and "not a .onnx file name" in done.stderr
     assert (tmp_path / "old.ckpt").read_bytes() == before
+    # A checkpoint named like an export, and an out= whose folder is missing: refused before any work.
+    shutil.copy(tmp_path / "old.ckpt", tmp_path / "misnamed.onnx")
+    for args, message in [
+        ([str(tmp_path / "misnamed.onnx")], "is the checkpoint itself"),
+        ([str(tmp_path / "old.ckpt"), str(tmp_path / "missing" / "x.onnx")], "its folder is missing"),
+    ]:
+        done = subprocess.run([*cli, *args], capture_output=True, text=True, cwd=ROOT)
+        assert done.returncode == 2 and done.stderr.startswith("error: out: ") and message in done.stderr
+        assert len(done.stderr.splitlines()) == 1
+    assert (tmp_path / "misnamed.onnx").read_bytes() == before
 
 
 def test_a_failed_export_leaves_a_warning_not_an_error(tmp_path, caplog):

@@ -45,14 +45,24 @@ class Reads(nn.Module):
 def export(checkpoint: str | Path, out: str | Path | None = None) -> Path:
     """Write `out` (default: beside the checkpoint), replacing it whole; returns its path."""
     out = Path(out) if out else onnx_path(checkpoint)
-    if out.suffix != ".onnx":  # say, the checkpoint itself
-        raise ConfigError(f"out: {out} is not a .onnx file name; the export would replace it")
+    check_out(out, Path(checkpoint))
     net, hparams = load_net_and_hparams(checkpoint)
     try:
         write_onnx(net, hparams["symbols"], sha256(checkpoint), out)
     except Exception as e:  # the exporter's and onnx's own errors, many lines long
         raise ExportError(f"{checkpoint}: cannot export its net ({first_line(e)})") from None
     return out
+
+
+def check_out(out: Path, checkpoint: Path) -> None:
+    """Before the checkpoint is read: `out` must be a writable .onnx name and not the checkpoint
+    (by any path or link: a checkpoint may be named x.onnx), which the export would replace."""
+    if out.suffix.lower() != ".onnx":
+        raise ConfigError(f"out: {out} is not a .onnx file name; the export would replace it")
+    if out.is_dir() or not out.parent.is_dir():
+        raise ConfigError(f"out: cannot write {out} (a folder, or its folder is missing)")
+    if out.exists() and checkpoint.exists() and out.samefile(checkpoint):
+        raise ConfigError(f"out: {out} is the checkpoint itself; the export would replace it")
 
 
 def write_onnx(net: nn.Module, symbols: str, checkpoint_sha256: str, out: str | Path) -> None:

@@ -14,6 +14,7 @@ from captcha_lab.reading import BATCH_SIZE, Reader, sha256
 
 # What captcha_lab.export records in the model's metadata, all strings.
 META_KEYS = ("checkpoint_sha256", "symbols", "length", "decode")
+DECODES = ("ctc", "per_position")
 ERROR_LOGS_ONLY = 3  # ORT's severity levels: 0 verbose .. 4 fatal
 
 
@@ -39,9 +40,15 @@ class OnnxPredictor(Reader):
             session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         except Exception as e:  # ORT raises its own classes (InvalidProtobuf, Fail, NoSuchFile...)
             raise OnnxError(f"{path}: not a readable ONNX model ({first_line(e)})") from None
-        missing = set(META_KEYS) - set(session.get_modelmeta().custom_metadata_map)
+        meta = session.get_modelmeta().custom_metadata_map
+        missing = set(META_KEYS) - set(meta)
         if missing:
             raise OnnxError(f"{path}: not exported by captcha_lab.export (no {', '.join(sorted(missing))} in it)")
+        graph = ([i.name for i in session.get_inputs()], [o.name for o in session.get_outputs()])
+        if graph != (["images"], ["best", "index"]) or meta["decode"] not in DECODES:
+            raise OnnxError(
+                f"{path}: not a graph captcha_lab.export writes (inputs, outputs {graph}; decode {meta['decode']!r})"
+            )
         try:
             predictor = cls(session, batch_size)
             same = checkpoint is None or predictor.checkpoint_sha256 == sha256(checkpoint)
@@ -49,8 +56,8 @@ class OnnxPredictor(Reader):
             raise OnnxError(f"{path}: {first_line(e)}") from None
         if not same:
             raise OnnxError(
-                f"{path} was exported from another checkpoint than {checkpoint}; "
-                f"export it again: python -m captcha_lab.export {checkpoint}"
+                f"{path} is not the export of {checkpoint} as it is now (another checkpoint's, or that one "
+                f"has changed since); export it again: python -m captcha_lab.export {checkpoint}"
             )
         return predictor
 

@@ -266,15 +266,9 @@ def best_checkpoint(trainer: L.Trainer) -> str | None:
 
 
 def write_results(cfg: DictConfig, trainer: L.Trainer, out_dir: Path, metrics: dict, timing: dict) -> None:
-    """metrics.json, timing.json, best.onnx, TensorBoard's hparams, the run's plots and the summary."""
+    """metrics.json, timing.json, TensorBoard's hparams, the run's plots, best.onnx and the summary."""
     write_json(out_dir / "metrics.json", metrics)
     write_json(out_dir / "timing.json", timing)
-    best_ckpt = best_checkpoint(trainer)
-    if best_ckpt:
-        # Here, not at the top: onnx and the exporter load only when a run has ended.
-        from captcha_lab.export import export_quietly
-
-        export_quietly(best_ckpt)  # best.onnx beside it, for predict.py
     if trainer.logger is not None:
         best = {f"hparams/{k.replace('/', '_')}": metrics[k] for k in ("val/seq_acc_best", "val/loss_best")}
         trainer.logger.log_hyperparams(flat_hparams(cfg), best)
@@ -282,6 +276,12 @@ def write_results(cfg: DictConfig, trainer: L.Trainer, out_dir: Path, metrics: d
         # the event is on disk now (the plots read it), not whenever TensorBoard's thread flushes.
         trainer.logger.finalize("success")
         plot_run(out_dir)
+    best_ckpt = best_checkpoint(trainer)
+    if best_ckpt:  # last of the outputs, which stand whatever it meets
+        # Here, not at the top: onnx and the exporter load only when a run has ended.
+        from captcha_lab.export import export_quietly
+
+        export_quietly(best_ckpt)  # best.onnx beside it, for predict.py
     log_summary("run dir", out_dir, {**metrics, **timing}, TRAIN_SHOWN)
 
 
