@@ -58,7 +58,7 @@ def checked(cfg: DictConfig) -> DictConfig:
         raise ConfigError(f"{e.full_key}: {first_line(e)}") from None
     require_at_least_one(cfg, "batch_size")
     require(cfg, "ckpt_path", "input")
-    if Path(cfg.ckpt_path).suffix == ".onnx":
+    if Path(cfg.ckpt_path).suffix.lower() == ".onnx":
         raise ConfigError(
             f"ckpt_path: {cfg.ckpt_path} is an ONNX export; pass its .ckpt (the .onnx is read from beside it)"
         )

@@ -18,9 +18,10 @@ from captcha_lab.errors import CaptchaLabError, DataError
 from captcha_lab.images import IMAGE_SIZE, ImageError, decode_gray, list_images, read_gray
 
 Image = str | Path | np.ndarray | PIL.Image.Image
-# Images per forward pass. On the AVX2 EPYC, 256 read 1646-2696 images/s and 32 1473-2415 (four
-# benches): 256 was the faster in each. On the AVX-512 EPYC 32 was faster (3718 against 3279), but
-# both were far above 2000 (docs/benchmarks.md).
+# Images per forward pass. On ONNX Runtime (predict.py's default reader) 256 and 32 read alike on
+# the AVX2 EPYC: 2414 and 2399 images/s. On PyTorch there, 256 read 1646-2696 images/s and 32
+# 1473-2415 (four benches): 256 was the faster in each. On the AVX-512 EPYC 32 was faster (3718
+# against 3279), but both were far above 2000 (docs/benchmarks.md).
 BATCH_SIZE = 256
 
 
