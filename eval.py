@@ -2,7 +2,7 @@
 
 import hydra
 
-from captcha_lab.eval_pipeline import evaluate
+from captcha_lab.cli.evaluate import evaluate
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="eval")

@@ -4,7 +4,7 @@ import sys
 
 import hydra
 
-from captcha_lab.predict_pipeline import run
+from captcha_lab.cli.predict import run
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="predict")

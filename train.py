@@ -2,7 +2,7 @@
 
 import hydra
 
-from captcha_lab.pipeline import train
+from captcha_lab.cli.train import train
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")

@@ -1,4 +1,4 @@
-"""What `captcha_lab.process.reuse_freed_memory` buys: report-model images/s and page faults per
+"""What `captcha_lab.cli.process.reuse_freed_memory` buys: report-model images/s and page faults per
 step, training and inference, each setting in a fresh process.
 
     .venv/bin/python bench/allocator.py [--steps 20]
@@ -14,8 +14,8 @@ import time
 import torch
 import torch.nn.functional as F
 
-from captcha_lab.nets import ReportCNN
-from captcha_lab.process import reuse_freed_memory
+from captcha_lab.cli.process import reuse_freed_memory
+from captcha_lab.models.report_cnn import ReportCNN
 
 CASES = [(32, True), (64, True), (32, False), (256, False)]  # (batch, training?)
 

@@ -29,11 +29,12 @@ from pathlib import Path
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from captcha_lab.labelled import load_folder
-from captcha_lab.nets import ReportCNN
-from captcha_lab.predict import BATCH_SIZE, KERNEL_MIN_IMAGES, Predictor
-from captcha_lab.process import reuse_freed_memory
-from captcha_lab.reading import onnx_path
+from captcha_lab.cli.process import reuse_freed_memory
+from captcha_lab.data.labelled import load_folder
+from captcha_lab.inference.onnx_format import onnx_path
+from captcha_lab.inference.reader import BATCH_SIZE
+from captcha_lab.inference.torch_backend import KERNEL_MIN_IMAGES, Predictor
+from captcha_lab.models.report_cnn import ReportCNN
 
 ROOT = Path(__file__).resolve().parents[1]
 

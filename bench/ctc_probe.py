@@ -16,11 +16,11 @@ from pathlib import Path
 
 import torch
 
-from captcha_lab.charset import Charset
-from captcha_lab.ctc import ctc_loss
-from captcha_lab.data import split_indices
-from captcha_lab.labelled import load_folder
-from captcha_lab.nets import CRNN
+from captcha_lab.data.charset import Charset
+from captcha_lab.data.datamodule import split_indices
+from captcha_lab.data.labelled import load_folder
+from captcha_lab.models.crnn import CRNN
+from captcha_lab.models.decoding import ctc_loss
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -10,10 +10,10 @@ import argparse
 import tempfile
 from pathlib import Path
 
-from captcha_lab.export import export
-from captcha_lab.images import ImageError, list_images
-from captcha_lab.onnx_reader import OnnxPredictor
-from captcha_lab.predict import Predictor
+from captcha_lab.data.images import ImageError, list_images
+from captcha_lab.inference.export import export
+from captcha_lab.inference.onnx_backend import OnnxPredictor
+from captcha_lab.inference.torch_backend import Predictor
 
 ROOT = Path(__file__).resolve().parents[1]
 

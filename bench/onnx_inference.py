@@ -17,10 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
-from captcha_lab.images import ImageError, list_images, read_gray, to_floats
-from captcha_lab.onnx_reader import OnnxPredictor
-from captcha_lab.process import reuse_freed_memory
-from captcha_lab.reading import BATCH_SIZE
+from captcha_lab.cli.process import reuse_freed_memory
+from captcha_lab.data.images import ImageError, list_images, read_gray, to_floats
+from captcha_lab.inference.onnx_backend import OnnxPredictor
+from captcha_lab.inference.reader import BATCH_SIZE
 
 
 def readable(paths: list[Path]) -> Iterator[np.ndarray]:

@@ -5,7 +5,7 @@
 CPU time (summed over threads) is disturbed little by other load on the machine, but it counts
 OpenMP threads that spin while they wait; wall time shows what a run gains, on a quiet machine.
 `--ops` prints the top operators of each variant from torch.profiler. Runs with the pipeline's
-allocator setting (captcha_lab.process; bench/allocator.py measures what that buys).
+allocator setting (captcha_lab.cli.process; bench/allocator.py measures what that buys).
 """
 
 import argparse
@@ -16,8 +16,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.profiler import ProfilerActivity, profile
 
-from captcha_lab.nets import ReportCNN
-from captcha_lab.process import reuse_freed_memory
+from captcha_lab.cli.process import reuse_freed_memory
+from captcha_lab.models.report_cnn import ReportCNN
 
 
 def report_order(net: ReportCNN) -> ReportCNN:

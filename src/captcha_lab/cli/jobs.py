@@ -1,0 +1,55 @@
+"""What train.py, eval.py and predict.py share around Hydra: user errors as one line (a sweep job's
+into its error.txt), objects built from config nodes, and the end-of-job summary."""
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from hydra.core.hydra_config import HydraConfig
+from hydra.errors import InstantiationException
+from hydra.types import RunMode
+from hydra.utils import instantiate
+from lightning.pytorch.utilities.exceptions import MisconfigurationException, SIGTERMException
+from omegaconf import DictConfig
+
+from captcha_lab.cli import exits
+from captcha_lab.errors import CaptchaLabError, ConfigError
+
+log = logging.getLogger("captcha_lab")
+
+
+@contextmanager
+def job_errors() -> Iterator[None]:
+    """exits.user_errors, with this job's dir where it is one of a sweep's (so the sweep goes on
+    past it), plus Lightning's clean stop on SIGTERM (a SystemExit, so caught here)."""
+    hydra = HydraConfig.get()
+    sweep_job = Path(hydra.runtime.output_dir) if hydra.mode == RunMode.MULTIRUN else None
+    with exits.user_errors(sweep_job):
+        try:
+            yield
+        except SIGTERMException:  # fit stopped cleanly (checkpoints/interrupted.ckpt); not a success
+            exits.stop("error: stopped by SIGTERM", 143)
+
+
+def make(group: str, node: DictConfig, **kwargs):
+    """instantiate(node), with a bad value's own message as one line naming the config group."""
+    try:
+        return instantiate(node, **kwargs)
+    except InstantiationException as e:
+        if isinstance(e.__cause__, CaptchaLabError):  # already one line naming its key or file
+            raise e.__cause__ from None
+        if isinstance(e.__cause__, (ValueError, TypeError, MisconfigurationException)):  # e.g. Trainer(devices=0)
+            raise ConfigError(f"{group}: {e.__cause__}") from None
+        raise
+
+
+def override_keys() -> list[str]:
+    """The keys the command line set (`data.dir=x`, `+foo=1`, `~logger` -> data.dir, foo, logger)."""
+    return [o.split("=")[0].lstrip("+~") for o in HydraConfig.get().overrides.task]
+
+
+def log_summary(what: str, out_dir: Path, values: dict, keys) -> None:
+    """The end-of-run lines: where the outputs are, and the key numbers."""
+    log.info("%s: %s", what, out_dir)
+    log.info("%s", "  ".join(f"{k}={values[k]:.4g}" for k in keys if k in values))

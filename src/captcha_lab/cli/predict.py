@@ -1,0 +1,169 @@
+"""predict.py: `python predict.py ckpt_path=PATH input=FILE|DIR|GLOB [output=FILE.csv]`.
+
+Reads with the checkpoint's ONNX export on ONNX Runtime where there is one (train.py writes
+best.onnx beside best.ckpt), else with PyTorch. Each backend is imported only when it reads:
+`import torch` would be most of a one-image job's time."""
+
+import csv
+import glob
+import os
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+from typing import Optional
+
+from omegaconf import MISSING, DictConfig, OmegaConf
+from omegaconf.errors import ValidationError
+
+from captcha_lab import atomic
+from captcha_lab.cli.exits import user_errors
+from captcha_lab.cli.process import set_up_for_job
+from captcha_lab.cli.validation import check_checkpoint_file, check_keys, require, require_at_least_one
+from captcha_lab.data.images import list_images, printable
+from captcha_lab.errors import CaptchaLabError, ConfigError, DataError, first_line
+from captcha_lab.inference.onnx_format import onnx_path
+from captcha_lab.inference.reader import BATCH_SIZE, Prediction, Reader
+
+
+class InputError(CaptchaLabError):
+    pass
+
+
+class Backend(str, Enum):
+    auto = "auto"  # onnx where the checkpoint has a current export and device=cpu, else torch
+    onnx = "onnx"
+    torch = "torch"
+
+
+@dataclass
+class PredictConfig:
+    """conf/predict.yaml's keys and types (plain OmegaConf, not Hydra's ConfigStore: predict.py
+    stays light), so `batch_size=abc` fails as one line naming the key."""
+
+    ckpt_path: str = MISSING
+    input: str = MISSING
+    output: Optional[str] = None  # noqa: UP045 (OmegaConf schemas need typing.Optional)
+    batch_size: int = BATCH_SIZE
+    device: str = "cpu"
+    backend: Backend = Backend.auto
+
+
+def checked(cfg: DictConfig) -> DictConfig:
+    check_keys(cfg, PredictConfig)
+    try:
+        cfg = OmegaConf.merge(OmegaConf.structured(PredictConfig), cfg)
+    except ValidationError as e:
+        raise ConfigError(f"{e.full_key}: {first_line(e)}") from None
+    require_at_least_one(cfg, "batch_size")
+    require(cfg, "ckpt_path", "input")
+    if Path(cfg.ckpt_path).suffix.lower() == ".onnx":
+        raise ConfigError(
+            f"ckpt_path: {cfg.ckpt_path} is an ONNX export; pass its .ckpt (the .onnx is read from beside it)"
+        )
+    check_checkpoint_file(cfg, "ckpt_path")
+    if cfg.backend == Backend.onnx and cfg.device != "cpu":
+        raise ConfigError(f"backend: onnx reads on the CPU only; use backend=torch for device={cfg.device}")
+    check_device(cfg.device)
+    # Before any work, not after every image is read: the CSV must be writable.
+    if cfg.output and (Path(cfg.output).is_dir() or not Path(cfg.output).parent.is_dir()):
+        raise ConfigError(f"output: cannot write a CSV file at {cfg.output} (a folder, or its folder is missing)")
+    return cfg
+
+
+def check_output(output: str, ckpt_path: str, inputs: Sequence[Path]) -> None:
+    """Refuse an `output` that is no .csv name (e.g. a run's last.ckpt or metrics.json) or that
+    is the checkpoint or an input image, by any path, link or hard link (the same file, not the
+    same name): the CSV would replace it."""
+    if not output.lower().endswith(".csv"):
+        raise ConfigError(f"output: {output} is not a .csv file name; predict.py writes a CSV there")
+    try:
+        target = os.stat(output)
+    except OSError:  # not there yet: neither the checkpoint (it must exist) nor an input with data to lose
+        return
+    for path, what in [(ckpt_path, "the checkpoint (ckpt_path)"), *((p, f"the input image {p}") for p in inputs)]:
+        try:
+            same = os.path.samestat(target, os.stat(path))
+        except OSError:  # a broken link among the inputs: not the existing output
+            continue
+        if same:
+            raise ConfigError(f"output: {output} is {what}; the CSV would overwrite it")
+
+
+def check_device(device: str) -> None:
+    if device == "cpu":  # always there; not worth importing torch for
+        return
+    import torch  # here, not at the top: see the module's docstring
+
+    # Allocating on it is the one test that covers every kind and index (cuda:3 on one GPU, mps).
+    try:
+        if torch.empty(0, device=device).is_meta:
+            raise RuntimeError("it holds no data")
+    except Exception as e:  # RuntimeError, AssertionError (no XPU), NotImplementedError (mps), ImportError (hpu)
+        raise ConfigError(f"device: {device!r} is not usable here ({first_line(e)})") from None
+
+
+def expand_inputs(spec: str) -> list[Path]:
+    """A file, a folder (its images, sorted) or a glob pattern (matches, sorted)."""
+    path = Path(spec)
+    if path.is_file():
+        return [path]
+    if path.is_dir():
+        try:
+            return list_images(path)  # a broken link included: an input that cannot be read
+        except DataError:
+            raise InputError(f"input: no image files in folder {spec}") from None
+    matches = sorted(Path(p) for p in glob.glob(spec, recursive=True) if Path(p).is_file())
+    if not matches:
+        raise InputError(f"input: no file, folder or glob match for {spec}")
+    return matches
+
+
+def run(cfg: DictConfig) -> int:
+    """predict.py: print `path<TAB>text<TAB>confidence` per input image; returns how many could not be read."""
+    with user_errors():
+        cfg = checked(cfg)
+        paths = expand_inputs(str(cfg.input))
+        if cfg.output:
+            check_output(str(cfg.output), str(cfg.ckpt_path), paths)
+        set_up_for_job()
+        predictor = load_reader(cfg, len(paths))
+        rows, failed = [], 0
+        for path, result in predictor.predict_files(paths):
+            if isinstance(result, Prediction):
+                print(f"{printable(path)}\t{result.text}\t{result.confidence:.4g}", flush=True)
+                rows.append([str(path), result.text, f"{result.confidence:.4g}", ""])
+            else:
+                failed += 1
+                print(f"error: {printable(str(result))}", file=sys.stderr, flush=True)
+                rows.append([str(path), "", "", str(result)])
+        if cfg.output:
+            write_csv(str(cfg.output), [["path", "text", "confidence", "error"], *rows])
+        return failed
+
+
+def write_csv(path: str, rows: list[list[str]]) -> None:
+    # surrogateescape: a file name that is not UTF-8 goes back out as its own bytes (stdout and
+    # stderr show them escaped: images.printable).
+    with atomic.writing(path, errors="surrogateescape") as f:
+        csv.writer(f).writerows(rows)
+
+
+def load_reader(cfg: DictConfig, n_images: int) -> Reader:
+    exported = onnx_path(cfg.ckpt_path)
+    if cfg.backend == Backend.onnx and not exported.is_file():
+        raise ConfigError(f"backend=onnx: no {exported}; export it: python -m captcha_lab.cli.export {cfg.ckpt_path}")
+    if cfg.backend == Backend.onnx or (cfg.backend == Backend.auto and cfg.device == "cpu" and exported.is_file()):
+        from captcha_lab.inference.onnx_backend import OnnxError, OnnxPredictor  # here: see the module's docstring
+
+        try:
+            return OnnxPredictor.from_file(exported, cfg.batch_size, checkpoint=cfg.ckpt_path)
+        except OnnxError as e:
+            if cfg.backend == Backend.onnx:
+                raise
+            print(f"warning: {printable(str(e))}; reading with PyTorch", file=sys.stderr, flush=True)
+    from captcha_lab.inference.torch_backend import KERNEL_MIN_IMAGES, Predictor  # here: see the module's docstring
+
+    kernel = n_images >= KERNEL_MIN_IMAGES
+    return Predictor.from_checkpoint(cfg.ckpt_path, batch_size=cfg.batch_size, device=cfg.device, kernel=kernel)

@@ -1,0 +1,269 @@
+"""train.py's job: build the data module, system and trainer from the composed config, fit, test
+the best checkpoint, and write the run's results (metrics.json, plots, best.onnx)."""
+
+import logging
+import math
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional
+
+import lightning as L
+import torch
+from hydra.core.config_store import ConfigStore
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from lightning.pytorch.callbacks import ModelCheckpoint, Timer
+from omegaconf import MISSING, DictConfig, OmegaConf
+
+from captcha_lab.analysis.plots import plot_run
+from captcha_lab.atomic import write_json
+from captcha_lab.cli import validation
+from captcha_lab.cli.jobs import job_errors, log_summary, make
+from captcha_lab.cli.process import set_up_for_job
+from captcha_lab.errors import ConfigError
+from captcha_lab.models.checkpoint import load_net
+from captcha_lab.training.callbacks import EpochTimer, RankSeed
+from captcha_lab.training.resume import check_resumable
+from captcha_lab.training.system import CaptchaSystem
+
+log = logging.getLogger("captcha_lab")
+
+
+@dataclass
+class TrainSchema:
+    """Types of the top-level keys: `lr=abc` or a misspelt key fails at composition."""
+
+    lr: float = 1e-3
+    batch_size: int = 32
+    epochs: int = 60
+    seed: int = 0
+    ckpt_path: Optional[str] = None  # noqa: UP045 (OmegaConf schemas need typing.Optional)
+    ckpt_init: Optional[str] = None  # noqa: UP045
+    label_smoothing: float = 0.0
+    run_name: str = MISSING
+    charset: Any = MISSING
+    data: Any = MISSING
+    model: Any = MISSING
+    activation: Any = MISSING
+    optimizer: Any = MISSING
+    scheduler: Any = None
+    augment: Any = None
+    trainer: Any = MISSING
+    logger: Any = None
+    callbacks: Any = MISSING
+
+
+ConfigStore.instance().store(name="train_schema", node=TrainSchema)
+
+
+def validate(cfg: DictConfig) -> None:
+    """Range checks the schema's types cannot express; run before any data is read."""
+    validation.check_keys(cfg, TrainSchema)
+    checks = [
+        ("lr", cfg.lr > 0 and math.isfinite(cfg.lr), "a positive number"),
+        ("batch_size", cfg.batch_size >= 1, "at least 1"),
+        ("epochs", cfg.epochs >= 1, "at least 1"),
+        ("seed", cfg.seed >= 0, "at least 0"),
+        ("label_smoothing", 0 <= cfg.label_smoothing < 1, "in [0, 1)"),
+    ]
+    for key, ok, expected in checks:
+        if not ok:
+            raise ConfigError(f"{key} must be {expected}, got {cfg[key]}")
+    if cfg.trainer.get("max_epochs") != cfg.epochs:  # Lightning would assert an int mid-fit
+        raise ConfigError(f"trainer.max_epochs follows epochs=; set that instead (got {cfg.trainer.max_epochs})")
+    validation.check_checkpoint_file(cfg, "ckpt_path")
+    validation.check_checkpoint_file(cfg, "ckpt_init")
+    if HydraConfig.get().get("mode") == RunMode.MULTIRUN and "ddp" in str(cfg.trainer.get("strategy", "")).lower():
+        # Lightning re-launches sys.argv (with -m) per rank: every rank would start the whole sweep.
+        raise ConfigError(
+            "trainer: DDP cannot run inside a multirun (-m, or an experiment/hparams_search that sweeps);"
+            " run one job per command (docs/troubleshooting.md)"
+        )
+
+
+def flat_hparams(cfg: DictConfig) -> dict[str, Any]:
+    """What people sweep, flattened for TensorBoard's HParams tab."""
+    choices = HydraConfig.get().runtime.choices
+    groups = ("data", "model", "optimizer", "activation", "charset", "scheduler", "augment")
+    params = {k: choices.get(k) for k in groups}
+    params.update(lr=cfg.lr, batch_size=cfg.batch_size, epochs=cfg.epochs, seed=cfg.seed)
+    params.update(label_smoothing=cfg.label_smoothing, fold=cfg.data.get("fold"))
+    # TensorBoard's HParams take scalars only: lists (model.channels) become their text.
+    model = {k: str(list(v)) if OmegaConf.is_list(v) else v for k, v in cfg.model.items() if not k.startswith("_")}
+    params.update({f"model.{k}": v for k, v in model.items()})
+    return params
+
+
+def init_weights(net, path: str) -> None:
+    """Start from the weights of a trained checkpoint (e.g. pretrained on data=synthetic); the
+    optimizer, schedule and epoch count start afresh, unlike ckpt_path's resume."""
+    source, _ = load_net(path)
+    if source.spec != net.spec:
+        raise ConfigError(f"ckpt_init: {path} holds a different net ({source.spec}), not {net.spec}")
+    net.load_state_dict(source.state_dict())
+    log.info("initialized weights from %s", path)
+
+
+def check_factories(net, optimizer, scheduler) -> None:
+    """Build the optimizer and schedule once now: their own checks (SGD's momentum, OneCycle's
+    pct_start) would otherwise end the run with a traceback when fit starts, after the logger."""
+    try:
+        built = optimizer(net.parameters())
+    except (ValueError, TypeError) as e:
+        raise ConfigError(f"optimizer: {e}") from None
+    try:
+        if scheduler is not None:
+            scheduler(built, total_steps=100)
+    except (ValueError, TypeError) as e:
+        raise ConfigError(f"scheduler: {e}") from None
+
+
+def on_cuda(accelerator: str) -> bool:
+    return accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available())
+
+
+def build(cfg: DictConfig):
+    if cfg.data.get("symbols", cfg.charset.symbols) != cfg.charset.symbols:  # labels would mean other characters
+        raise ConfigError(f"data.symbols: {cfg.data.symbols!r} differs from charset.symbols {cfg.charset.symbols!r}")
+    datamodule = make("data", cfg.data)
+    length = cfg.data.get("max_length") or cfg.data.length  # the longest label
+    net = make("model", cfg.model, num_classes=len(cfg.charset.symbols), length=length)
+    kind = net.spec["kind"]
+    if not net.variable_length and length != cfg.data.length:
+        raise ConfigError(f"data.max_length: model={kind} reads one length; labels of several need a CTC net (crnn)")
+    if cfg.label_smoothing and not net.label_smoothing:
+        raise ConfigError(f"label_smoothing: model={kind} ({net.decoding}) has none; got {cfg.label_smoothing}")
+    deterministic = cfg.trainer.get("deterministic") is True and on_cuda(cfg.trainer.get("accelerator", "auto"))
+    if deterministic and not net.deterministic_on_cuda:
+        # torch.use_deterministic_algorithms would stop the first backward with a RuntimeError.
+        raise ConfigError(f"trainer.deterministic=true: {net.decoding}'s CUDA backward is not deterministic; use warn")
+    if cfg.ckpt_init is not None:
+        init_weights(net, cfg.ckpt_init)
+    optimizer = make("optimizer", cfg.optimizer)
+    scheduler = make("scheduler", cfg.scheduler) if cfg.scheduler else None
+    check_factories(net, optimizer, scheduler)
+    system = CaptchaSystem(
+        net=net,
+        symbols=cfg.charset.symbols,
+        optimizer=optimizer,
+        scheduler=scheduler,
+        augment=make("augment", cfg.augment) if cfg.augment else None,
+        label_smoothing=cfg.label_smoothing,
+    )
+    # `callbacks.<name>=null` on the command line switches one off.
+    callbacks = [make("callbacks", c) for c in cfg.callbacks.values() if c is not None] + [RankSeed(cfg.seed)]
+    logged = system.logged_names
+    for name, node in cfg.callbacks.items():  # else Lightning stops at the end of the first epoch
+        monitor = node.get("monitor") if node is not None else None
+        if monitor is not None and monitor not in logged:
+            raise ConfigError(f"callbacks.{name}.monitor: {monitor!r} is not logged; one of {sorted(logged)}")
+    # `~logger` switches logging off (None would make Lightning add its own default logger).
+    logger = make("logger", cfg.logger) if cfg.logger else False
+    trainer = make("trainer", cfg.trainer, logger=logger, callbacks=callbacks)
+    return datamodule, system, trainer
+
+
+@contextmanager
+def uninitialized_memory_left_as_is():
+    """trainer.deterministic=true also makes torch fill each uninitialized new tensor (torch.empty
+    and the like) with NaN, so that a read of memory nobody wrote would show, at a measurable
+    cost per step. Nothing here reads such memory (a test compares the weights bit for bit with
+    and without the filling); torch's setting is restored afterwards."""
+    before = torch.utils.deterministic.fill_uninitialized_memory
+    torch.utils.deterministic.fill_uninitialized_memory = False
+    try:
+        yield
+    finally:
+        torch.utils.deterministic.fill_uninitialized_memory = before
+
+
+def nothing_left(cfg: DictConfig, trainer: L.Trainer) -> str:
+    """Why a resumed fit trained nothing: its epochs, or its time (Lightning's Timer resumes the
+    time spent, so a run stopped by trainer.max_time stops again at once)."""
+    timer = next((c for c in trainer.callbacks if isinstance(c, Timer)), None)
+    remaining = timer.time_remaining() if timer is not None else None
+    if remaining is not None and remaining <= 0:
+        spent = timer.time_elapsed()
+        return (
+            f"trainer.max_time: {cfg.ckpt_path} has trained for {spent:.0f} s, all of it; raise it, or null, to go on"
+        )
+    return f"epochs={cfg.epochs}: {cfg.ckpt_path} has trained as many; nothing left to train"
+
+
+def train(cfg: DictConfig) -> float:
+    """Fit, test the best checkpoint, write metrics.json; returns the best val/seq_acc."""
+    with job_errors(), uninitialized_memory_left_as_is():
+        validate(cfg)
+        start = time.perf_counter()
+        set_up_for_job()
+        L.seed_everything(cfg.seed, workers=True, verbose=False)
+        out_dir = Path(HydraConfig.get().runtime.output_dir)
+        datamodule, system, trainer = build(cfg)
+        if cfg.ckpt_path is not None:  # plain data (weights_only) and this charset/model, or one line
+            done = check_resumable(cfg.ckpt_path, system, datamodule)
+            if done >= cfg.epochs:  # Lightning would stop at once: no training, NaN val metrics
+                raise ConfigError(f"epochs={cfg.epochs}: {cfg.ckpt_path} has trained {done}; nothing left to train")
+        trainer.fit(system, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
+        if cfg.ckpt_path is not None and not trainer.callback_metrics:  # e.g. saved in its last validation
+            raise ConfigError(nothing_left(cfg, trainer))
+        metrics = fit_and_test_metrics(trainer, system, datamodule)
+        # Timings go apart from metrics, so that equal seeds give byte-identical metrics.json.
+        timer = next((c for c in trainer.callbacks if isinstance(c, EpochTimer)), None)
+        timing = {
+            "wall_s": round(time.perf_counter() - start, 2),
+            "epoch_s_median": timer.steady_state if timer else None,
+        }
+        if trainer.is_global_zero:
+            write_results(cfg, trainer, out_dir, metrics, timing)
+        return finite_score(metrics["val/seq_acc_best"])
+    return 0.0  # a sweep job that stopped on a user error (its error.txt): optuna needs a number
+
+
+def fit_and_test_metrics(trainer: L.Trainer, system: CaptchaSystem, datamodule) -> dict[str, float]:
+    """After fit: the val scores, then the test split's with the best checkpoint."""
+    # The last epoch's val scores too: unlike the bests, no epoch was picked by them.
+    kept = ("val/seq_acc_best", "val/loss_best", "val/seq_acc", "val/char_acc")
+    metrics = {k: float(trainer.callback_metrics.get(k, math.nan)) for k in kept}
+    if datamodule.has_split("test"):
+        # By path, as "best" is ambiguous with two ModelCheckpoints (best.ckpt, last.ckpt).
+        (tested,) = trainer.test(system, datamodule=datamodule, ckpt_path=best_checkpoint(trainer), verbose=False)
+        metrics.update(tested)
+    metrics["epochs"] = trainer.current_epoch
+    return metrics
+
+
+def best_checkpoint(trainer: L.Trainer) -> str | None:
+    """best.ckpt's path (from the ModelCheckpoint that monitors a metric; the other writes
+    last.ckpt), or None where none was saved (fast_dev_run saves none)."""
+    checkpoint = next((c for c in trainer.callbacks if isinstance(c, ModelCheckpoint) and c.monitor), None)
+    return (checkpoint and checkpoint.best_model_path) or None
+
+
+def write_results(cfg: DictConfig, trainer: L.Trainer, out_dir: Path, metrics: dict, timing: dict) -> None:
+    """metrics.json, timing.json, TensorBoard's hparams, the run's plots, best.onnx and the summary."""
+    write_json(out_dir / "metrics.json", metrics)
+    write_json(out_dir / "timing.json", timing)
+    if trainer.logger is not None:
+        best = {f"hparams/{k.replace('/', '_')}": metrics[k] for k in ("val/seq_acc_best", "val/loss_best")}
+        trainer.logger.log_hyperparams(flat_hparams(cfg), best)
+        # Lightning finalized the logger after test(): this write reopened it; close it again so
+        # the event is on disk now (the plots read it), not whenever TensorBoard's thread flushes.
+        trainer.logger.finalize("success")
+        plot_run(out_dir)
+    best_ckpt = best_checkpoint(trainer)
+    if best_ckpt:  # last of the outputs, which stand whatever it meets
+        # Here, not at the top: onnx and the exporter load only when a run has ended.
+        from captcha_lab.inference.export import export_quietly
+
+        export_quietly(best_ckpt)  # best.onnx beside it, for predict.py
+    log_summary("run dir", out_dir, {**metrics, **timing}, TRAIN_SHOWN)
+
+
+def finite_score(score: float) -> float:
+    """A diverged run scores 0, not NaN: optimizers of sweeps (optuna) need a finite number."""
+    return score if math.isfinite(score) else 0.0
+
+
+TRAIN_SHOWN = ("val/seq_acc_best", "test/seq_acc", "test/char_acc", "test/loss", "wall_s")

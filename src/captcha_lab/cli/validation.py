@@ -1,0 +1,36 @@
+"""Checks of a composed config that its schema's types cannot express, each failing as one line
+that names the key."""
+
+import dataclasses
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+from captcha_lab.errors import ConfigError
+
+REQUIRED_EXAMPLES = {"ckpt_path": "outputs/runs/<run>/checkpoints/best.ckpt", "input": "captchas/"}
+
+
+def require_at_least_one(cfg: DictConfig, key: str) -> None:
+    if cfg[key] < 1:
+        raise ConfigError(f"{key} must be at least 1, got {cfg[key]}")
+
+
+def require(cfg: DictConfig, *keys: str) -> None:
+    for key in keys:
+        if OmegaConf.is_missing(cfg, key) or cfg[key] == "":  # `ckpt_path=` would read as "."
+            raise ConfigError(f"{key} is required, e.g. {key}={REQUIRED_EXAMPLES[key]}")
+
+
+def check_checkpoint_file(cfg: DictConfig, key: str) -> None:
+    """Named by its key here: the checkpoint reader, which knows no config, would name only the path."""
+    if cfg[key] is not None and not Path(cfg[key]).is_file():
+        raise ConfigError(f"{key}: no checkpoint file at {cfg[key]}")
+
+
+def check_keys(cfg: DictConfig, schema: type) -> None:
+    """Hydra lets `+lrr=1` add a top-level key that no schema field names; nothing would read it."""
+    known = [f.name for f in dataclasses.fields(schema)]
+    for key in cfg:
+        if key not in known and key != "hydra":
+            raise ConfigError(f"{key}: no such key (+{key}= adds one that nothing reads); the keys: {', '.join(known)}")

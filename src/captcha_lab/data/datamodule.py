@@ -1,0 +1,196 @@
+import hashlib
+import logging
+from pathlib import Path
+
+import lightning as L
+import torch
+from torch.utils.data import DataLoader, TensorDataset
+
+from captcha_lab.data.charset import CAPTCHA_V2, Charset
+from captcha_lab.data.images import IMAGE_SIZE
+from captcha_lab.data.labelled import LabelledImages, load_folder
+from captcha_lab.data.synthetic import ensure_synthetic, set_folder
+from captcha_lab.errors import ConfigError, DataError
+
+log = logging.getLogger(__name__)
+
+
+def split_indices(
+    n: int, seed: int, val_fraction: float, test_fraction: float, folds: int = 0, fold: int = 0
+) -> dict[str, torch.Tensor]:
+    """Seeded disjoint train/val/test indices: test first (the report's 100 of 1070), then val
+    out of the rest (Keras's validation_split), or with `folds` > 1 the `fold`-th of that many
+    equal parts of the rest (k-fold cross-validation: the same seed gives the same partition)."""
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    n_test = round(n * test_fraction)
+    test, rest = perm[:n_test], perm[n_test:]
+    if folds > 1:
+        parts = torch.tensor_split(rest, folds)
+        train = torch.cat([p for i, p in enumerate(parts) if i != fold])
+        return {"test": test, "val": parts[fold], "train": train}
+    n_val = round(len(rest) * val_fraction)
+    return {"test": test, "val": rest[:n_val], "train": rest[n_val:]}
+
+
+def check_types(hp: dict) -> None:
+    ints = [
+        "length",
+        "batch_size",
+        "eval_batch_size",
+        "seed",
+        "synthetic",
+        "synthetic_seed",
+        "folds",
+        "fold",
+        "num_workers",
+    ]
+    for key in ints + (["max_length"] if hp["max_length"] is not None else []):
+        if not isinstance(hp[key], int) or isinstance(hp[key], bool):
+            raise ConfigError(f"data.{key} must be an integer, got {hp[key]!r}")
+    for key in ("val_fraction", "test_fraction"):
+        if not isinstance(hp[key], int | float) or isinstance(hp[key], bool):
+            raise ConfigError(f"data.{key} must be a number, got {hp[key]!r}")
+
+
+def check_settings(hp: dict) -> None:
+    """One line naming the data.* key, before any data is read (types first: comparing a string
+    would fail with a TypeError that names nothing)."""
+    check_types(hp)
+    if not 0 < hp["val_fraction"] < 1:
+        raise ConfigError(f"data.val_fraction must be in (0, 1), got {hp['val_fraction']}")
+    if not 0 <= hp["test_fraction"] < 1:
+        raise ConfigError(f"data.test_fraction must be in [0, 1), got {hp['test_fraction']}")
+    for key in ("batch_size", "eval_batch_size", "length"):
+        if hp[key] < 1:
+            raise ConfigError(f"data.{key} must be >= 1, got {hp[key]}")
+    length, max_length, folds, fold = hp["length"], hp["max_length"], hp["folds"], hp["fold"]
+    if max_length is not None and max_length < length:
+        raise ConfigError(f"data.max_length must be >= data.length ({length}), got {max_length}")
+    if folds == 1 or folds < 0:
+        raise ConfigError(f"data.folds must be 0 (one split) or at least 2, got {folds}")
+    if fold and folds < 2:  # it would be ignored: every "fold" the same split
+        raise ConfigError(f"data.fold={fold} needs data.folds > 1 (k-fold cross-validation), got {folds}")
+    if folds and not 0 <= fold < folds:
+        raise ConfigError(f"data.fold must be in [0, data.folds={folds}), got {fold}")
+    if hp["num_workers"] < 0:
+        raise ConfigError(f"data.num_workers must be >= 0, got {hp['num_workers']}")
+    if hp["synthetic"] < 0:
+        raise ConfigError(f"data.synthetic must be >= 0, got {hp['synthetic']}")
+    if hp["synthetic"] > len(hp["symbols"]) ** length:  # file names are labels: each one once
+        raise ConfigError(
+            f"data.synthetic: {hp['synthetic']} captchas need as many distinct labels, but "
+            f"{len(hp['symbols'])} symbols make only {len(hp['symbols']) ** length} of length {length}"
+        )
+    # Here, not when setup() reads them: before the Trainer and its logger start a run for nothing.
+    folders = {"test_dir": hp["test_dir"]} | ({} if hp["synthetic"] else {"dir": hp["dir"]})
+    for key, folder in folders.items():
+        if folder is not None:
+            check_folder(key, folder)
+
+
+def check_folder(key: str, folder: str) -> None:
+    if folder == "":  # Path("") is the current folder
+        raise DataError(f"data.{key} is empty; name a folder of images")
+    if not Path(folder).is_dir():
+        what = "is a file, not a folder of images" if Path(folder).exists() else "data folder not found"
+        raise DataError(f"data.{key}: {what}: {folder}")
+
+
+class CaptchaDataModule(L.LightningDataModule):
+    """Any folder of filename-labelled captchas, decoded once and held in memory as tensors.
+
+    `synthetic > 0` first generates that many captchas into a folder of their own inside `dir`
+    (once, from `synthetic_seed`: `seed` draws the split, so a seed sweep trains on one set)."""
+
+    def __init__(
+        self,
+        dir: str = "data/captcha_v2",
+        symbols: str = CAPTCHA_V2,
+        length: int = 5,
+        max_length: int | None = None,
+        test_dir: str | None = None,
+        val_fraction: float = 0.2,
+        test_fraction: float = 0.1,
+        batch_size: int = 32,
+        eval_batch_size: int = 256,
+        seed: int = 0,
+        synthetic: int = 0,
+        synthetic_seed: int = 0,
+        num_workers: int = 0,
+        folds: int = 0,
+        fold: int = 0,
+    ):
+        super().__init__()
+        self.save_hyperparameters()
+        check_settings(self.hparams)
+        self.charset = Charset(symbols)
+        self.splits: dict[str, LabelledImages] = {}
+        self.source: dict = {}  # which images were split (set by setup)
+
+    def _synthetic(self) -> tuple:
+        hp = self.hparams
+        return hp.dir, hp.synthetic, hp.synthetic_seed, hp.symbols, hp.length, IMAGE_SIZE
+
+    def prepare_data(self) -> None:
+        if self.hparams.synthetic:
+            ensure_synthetic(*self._synthetic())
+
+    @property
+    def folder(self) -> str:
+        """The images' folder: `dir`, or with `synthetic` the set's own folder inside it."""
+        return str(set_folder(*self._synthetic())) if self.hparams.synthetic else self.hparams.dir
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.splits:
+            return  # decoded once per process, whatever the stage
+        hp, folder = self.hparams, self.folder
+        data = self._read(folder)
+        # The split permutes these names in this order: with the seed and fractions (the
+        # checkpoint's data settings) they decide it, so a checkpoint keeps them (state_dict).
+        digest = hashlib.sha1("\n".join(data.names).encode("utf-8", "surrogateescape")).hexdigest()[:16]
+        self.source = {"images": len(data), "names_sha1": digest}
+        test_fraction = 0.0 if hp.test_dir else hp.test_fraction
+        idx = split_indices(len(data), hp.seed, hp.val_fraction, test_fraction, hp.folds, hp.fold)
+        self.splits = {name: data.subset(i) for name, i in idx.items()}
+        if hp.test_dir:
+            self.splits["test"] = self._read(hp.test_dir)
+        if len(self.splits["train"]) == 0:
+            raise DataError(f"{folder}: {len(data)} usable images leave none for training")
+        if len(self.splits["val"]) == 0:  # no best.ckpt would be written, and the val bests be NaN
+            setting = f"data.folds={hp.folds}" if hp.folds else f"data.val_fraction={hp.val_fraction}"
+            raise DataError(f"{folder}: {len(data)} usable images leave none for validation at {setting}")
+        log.info("data %s: %s", folder, ", ".join(f"{k} {len(v)}" for k, v in self.splits.items()))
+
+    def state_dict(self) -> dict:
+        return dict(self.source)  # Lightning stores it under the class name (training.resume.images_changed)
+
+    def _read(self, folder: str) -> LabelledImages:
+        return load_folder(folder, self.charset, self.hparams.length, max_length=self.hparams.max_length)
+
+    def replace_test(self, folder: str) -> None:
+        """After setup: `folder`'s images as the test split, train and val left as they were split
+        (eval.py scoring another test set for a run that held out part of its folder)."""
+        check_folder("test_dir", folder)
+        self.splits["test"] = self._read(folder)
+        log.info("test split replaced: %d images from %s", len(self.splits["test"]), folder)
+
+    def _loader(self, split: str, train: bool = False) -> DataLoader:
+        data = self.splits[split]
+        return DataLoader(
+            TensorDataset(data.images, data.targets),
+            batch_size=self.hparams.batch_size if train else self.hparams.eval_batch_size,
+            shuffle=train,
+            num_workers=self.hparams.num_workers,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", train=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val")
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test")
+
+    def has_split(self, split: str) -> bool:
+        return len(self.splits.get(split, ())) > 0

@@ -1,0 +1,143 @@
+"""Decoding captcha images (files, bytes, arrays, PIL images) into the (H, W) uint8 grayscale pixels
+every net reads. Without PyTorch: the ONNX Runtime reader never imports it; labelled.py turns
+folders of these into tensors."""
+
+import io
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+import PIL.Image
+
+from captcha_lab.errors import DataError
+
+
+def quiet_opencv() -> None:
+    """For the command-line entry points: an unreadable file is reported once, by name, in our
+    own warning (labelled.load_folder) or error (predict.py); OpenCV's "[ WARN ] ... PNG input
+    buffer is incomplete" only repeats it. Process-wide, hence not done on import."""
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
+IMAGE_SIZE = (50, 200)  # (H, W), as in the report
+# What `to_gray` reads: a path, or pixels already in memory.
+Image = str | Path | np.ndarray | PIL.Image.Image
+MAX_PIXELS = 50_000_000  # refuse decompression bombs long before they reach memory
+
+
+class ImageError(Exception):
+    pass
+
+
+def decode_gray(data: bytes | np.ndarray, size: tuple[int, int] = IMAGE_SIZE) -> np.ndarray:
+    """Encoded image bytes -> (H, W) uint8 grayscale, resized to `size` only when needed."""
+    buf = np.frombuffer(data, np.uint8) if isinstance(data, bytes) else data
+    if buf.size == 0:
+        raise ImageError("empty file")
+    try:  # read only the header first: a decompression bomb is refused before it is decoded
+        with PIL.Image.open(io.BytesIO(buf.tobytes())) as header:
+            w, h = header.size
+    except PIL.Image.DecompressionBombError:
+        raise ImageError(f"more pixels than the limit of {MAX_PIXELS}") from None
+    except (OSError, SyntaxError, ValueError):
+        raise ImageError("not a readable image") from None
+    if w * h > MAX_PIXELS:
+        raise ImageError(f"{w}x{h} pixels is more than the limit of {MAX_PIXELS}")
+    # cv2's grayscale read is what the report used; alpha (all opaque in captcha_v2) is dropped.
+    img = cv2.imdecode(buf, cv2.IMREAD_GRAYSCALE)
+    if img is None:
+        raise ImageError("not a readable image")
+    if img.shape != size:
+        img = cv2.resize(img, (size[1], size[0]), interpolation=cv2.INTER_AREA)
+    return img
+
+
+def read_gray(path: str | Path, size: tuple[int, int] = IMAGE_SIZE) -> np.ndarray:
+    try:
+        return decode_gray(np.fromfile(path, np.uint8), size)
+    except ImageError as e:
+        raise ImageError(f"{path}: {e}") from None
+    except OSError as e:  # a broken link, no permission: skipped and named like a corrupt file
+        raise ImageError(f"{path}: cannot be opened ({e.strerror or e})") from None
+
+
+def to_floats(images: list[np.ndarray]) -> np.ndarray:
+    """uint8 (H, W) images -> (N, 1, H, W) float32 in [0, 1], what every net reads."""
+    x = np.stack(images)[:, None].astype(np.float32)
+    x /= 255
+    return x
+
+
+CONTROL_ESCAPES = {c: f"\\x{c:02x}" for c in [*range(32), 127]}
+
+
+def printable(name: str | Path) -> str:
+    """A file name that is not UTF-8 (its bytes kept as surrogates) with those bytes escaped
+    (2345\\xff.png): a UTF-8 log file or terminal would fail on the surrogates. Control
+    characters too (a\\x09b.png): a tab or newline would split predict.py's `path<TAB>text` lines."""
+    return os.fsencode(name).decode("utf-8", "backslashreplace").translate(CONTROL_ESCAPES)
+
+
+def list_images(folder: str | Path) -> list[Path]:
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DataError(f"data folder not found: {folder}")
+    # Not is_file(): a broken link must be counted as unreadable, not silently left out.
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and not p.is_dir())
+    if not files:
+        raise DataError(f"no image files ({', '.join(sorted(IMAGE_SUFFIXES))}) in {folder}")
+    return files
+
+
+# PIL modes a PNG holds as they are (PngImagePlugin's write modes, less the packed L;n and P;n).
+PNG_MODES = {"1", "L", "LA", "P", "RGB", "RGBA", "I;16", "I;16B"}
+
+
+def to_gray(item: Image, size: tuple[int, int] = IMAGE_SIZE) -> np.ndarray:
+    """Any image -> (H, W) uint8 exactly as training saw it: arrays and PIL images go through
+    the same PNG decode as files, so colour conversion and resizing match bit for bit."""
+    if isinstance(item, str | Path):
+        return read_gray(item, size)
+    if isinstance(item, PIL.Image.Image) and item.mode in ("I", "F"):
+        # 32-bit pixels have no PNG form and no one scale: read by the array rules, so that a
+        # 0..255 mode F image is refused rather than clipped to white.
+        item = PIL.Image.fromarray(to_uint8(np.asarray(item), f"a mode {item.mode} image"))
+    if isinstance(item, np.ndarray):
+        try:  # (H, W), (H, W, 3) RGB or (H, W, 4) RGBA, with or without axes of 1
+            item = PIL.Image.fromarray(to_uint8(item, f"a {item.dtype} array").squeeze())
+        except TypeError:
+            raise ImageError(f"a {item.shape} array is not an (H, W), (H, W, 3) or (H, W, 4) image") from None
+    if not isinstance(item, PIL.Image.Image):
+        raise ImageError(f"cannot read a {type(item).__name__} as an image")
+    return decode_gray(png_bytes(item), size)
+
+
+def to_uint8(pixels: np.ndarray, what: str) -> np.ndarray:
+    """Floats are taken as [0, 1], other integers as 0..255 (as cv2/PIL give them). Out of range
+    is refused, not clipped: a 0..255 float image clipped to [0, 1] would read as a blank one."""
+    if pixels.dtype == np.uint8:
+        return pixels
+    floats = np.issubdtype(pixels.dtype, np.floating)
+    if not floats and not np.issubdtype(pixels.dtype, np.integer):  # bool, complex, object
+        raise ImageError(f"{what} must hold integers 0..255 or floats in [0, 1]")
+    if pixels.size:
+        low, high = pixels.min(), pixels.max()
+        if not 0 <= low <= high <= (1 if floats else 255):  # NaN fails too
+            raise ImageError(f"{what} must hold {'floats in [0, 1]' if floats else '0..255'}, found {low:g}..{high:g}")
+    return (pixels * 255).round().astype(np.uint8) if floats else pixels.astype(np.uint8)
+
+
+def png_bytes(image: PIL.Image.Image) -> bytes:
+    """`image` as a PNG; other modes (CMYK, YCbCr, RGBX, PA...) go through RGB, which PNG holds."""
+    buf, mode = io.BytesIO(), image.mode
+    try:
+        if mode.startswith("I;16") and mode not in PNG_MODES:  # I;16L/N: kept at 16 bits, not clipped to 8
+            image = PIL.Image.fromarray(np.asarray(image).astype(np.uint16))
+        elif mode not in PNG_MODES:
+            image = image.convert("RGB")
+        image.save(buf, format="PNG")
+    except (OSError, ValueError) as e:  # a mode PIL cannot convert, an empty image, a truncated lazy file
+        raise ImageError(f"cannot read a mode {mode} PIL image ({e})") from None
+    return buf.getvalue()

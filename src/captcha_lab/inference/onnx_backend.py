@@ -1,0 +1,83 @@
+"""Reading captchas on ONNX Runtime from a checkpoint's exported net (inference.export): the same
+reads as torch_backend.Predictor, without importing PyTorch, whose import would be most of a
+short job's start-up."""
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+from captcha_lab.data.images import to_floats
+from captcha_lab.errors import CaptchaLabError, first_line
+from captcha_lab.inference.onnx_format import INPUTS, META_KEYS, OUTPUTS, sha256
+from captcha_lab.inference.reader import BATCH_SIZE, Reader
+
+DECODINGS = ("ctc", "per_position")  # models.decoding's families
+ERROR_LOGS_ONLY = 3  # ORT's severity levels: 0 verbose .. 4 fatal
+
+
+class OnnxError(CaptchaLabError):
+    pass
+
+
+class OnnxPredictor(Reader):
+    def __init__(self, session: ort.InferenceSession, batch_size: int = BATCH_SIZE):
+        meta = session.get_modelmeta().custom_metadata_map
+        super().__init__(meta["symbols"], int(meta["length"]), batch_size)
+        self.session = session
+        self.ctc = meta["decoding"] == "ctc"
+        self.checkpoint_sha256 = meta["checkpoint_sha256"]
+
+    @classmethod
+    def from_file(cls, path: str | Path, batch_size: int = BATCH_SIZE, checkpoint: str | Path | None = None):
+        """`checkpoint`: refuse an export of any other checkpoint (say, a best.ckpt that a resumed
+        run has replaced since)."""
+        options = ort.SessionOptions()
+        options.log_severity_level = ERROR_LOGS_ONLY
+        try:
+            session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        except Exception as e:  # ORT raises its own classes (InvalidProtobuf, Fail, NoSuchFile...)
+            raise OnnxError(f"{path}: not a readable ONNX model ({first_line(e)})") from None
+        meta = session.get_modelmeta().custom_metadata_map
+        missing = set(META_KEYS) - set(meta)
+        if missing:
+            raise OnnxError(f"{path}: not a captcha-lab export (no {', '.join(sorted(missing))} in it)")
+        graph = ([i.name for i in session.get_inputs()], [o.name for o in session.get_outputs()])
+        if graph != (INPUTS, OUTPUTS) or meta["decoding"] not in DECODINGS:
+            raise OnnxError(
+                f"{path}: not a graph captcha-lab exports (inputs, outputs {graph}; decoding {meta['decoding']!r})"
+            )
+        try:
+            predictor = cls(session, batch_size)
+            same = checkpoint is None or predictor.checkpoint_sha256 == sha256(checkpoint)
+        except (ValueError, OSError) as e:  # a length that is no number, empty symbols; an unreadable checkpoint
+            raise OnnxError(f"{path}: {first_line(e)}") from None
+        if not same:
+            raise OnnxError(
+                f"{path} is not the export of {checkpoint} as it is now (another checkpoint's, or that one "
+                f"has changed since); export it again: python -m captcha_lab.cli.export {checkpoint}"
+            )
+        return predictor
+
+    def read(self, x: np.ndarray) -> tuple[list[str], list[float]]:
+        """(B, 1, H, W) float32 images in [0, 1] -> B texts and B confidences."""
+        best, index = self.session.run(OUTPUTS, {INPUTS[0]: x})  # (B, T) each
+        return self.texts(index), np.exp(best.sum(-1)).tolist()
+
+    def read_pixels(self, images: Sequence[np.ndarray]) -> tuple[list[str], list[float]]:
+        return self.read(to_floats(list(images)))
+
+    def read_all(self, x: np.ndarray) -> tuple[list[str], list[float]]:
+        """(N, 1, H, W) float32 images in [0, 1], `batch_size` at a time (as Predictor.read_all)."""
+        return self.batched(x, self.read)
+
+    def texts(self, index: np.ndarray) -> list[str]:
+        """(B, T) best classes -> B texts; CTC as models.decoding.greedy_decode: merge repeats,
+        drop blanks (the last class), cut at `width`."""
+        if not self.ctc:
+            return [self.charset.decode(row) for row in index]
+        blank = len(self.charset)
+        previous = np.pad(index, ((0, 0), (1, 0)), constant_values=blank)[:, :-1]
+        keep = (index != blank) & (index != previous)
+        return [self.charset.decode(row[mask][: self.width]) for row, mask in zip(index, keep, strict=True)]

@@ -1,0 +1,23 @@
+"""What an ONNX export and its reader agree on, without importing either's runtime: where the
+export lives, its metadata keys, and the checkpoint hash that ties it to its checkpoint."""
+
+import hashlib
+from pathlib import Path
+
+# Metadata the export writes and the reader requires, all strings.
+META_KEYS = ("checkpoint_sha256", "symbols", "length", "decoding")
+INPUTS, OUTPUTS = ["images"], ["best", "index"]
+
+
+def onnx_path(checkpoint: str | Path) -> Path:
+    """Where a checkpoint's ONNX export lives: beside it (checkpoints/best.ckpt -> best.onnx)."""
+    return Path(checkpoint).with_suffix(".onnx")
+
+
+def sha256(path: str | Path) -> str:
+    """What an export records of its checkpoint, so that a replaced checkpoint is noticed."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

@@ -1,0 +1,158 @@
+"""The training system: loss, metrics and optimizer around any net from captcha_lab.models."""
+
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torchmetrics import MaxMetric, MeanMetric, MinMetric
+
+from captcha_lab.data.charset import PAD, Charset
+from captcha_lab.models.base import CaptchaNet
+from captcha_lab.models.checkpoint import load_net_and_hparams
+from captcha_lab.training.metrics import captcha_metrics, ckpt_score
+
+OptimizerFactory = Callable[..., torch.optim.Optimizer]
+# Called as factory(optimizer, total_steps=N), e.g. a partial of OneCycleLR or warmup_cosine.
+SchedulerFactory = Callable[..., torch.optim.lr_scheduler.LRScheduler]
+SPLITS = ("train", "val", "test")
+
+
+class CaptchaSystem(L.LightningModule):
+    """Loss and decoding are the net's own (its family in models.decoding): this class adds the
+    optimizer, the schedule, augmentation and the metrics, whatever the net."""
+
+    def __init__(
+        self,
+        net: CaptchaNet,
+        symbols: str,
+        optimizer: OptimizerFactory | None = None,
+        scheduler: SchedulerFactory | None = None,
+        augment: nn.Module | None = None,
+        label_smoothing: float = 0.0,
+    ):
+        super().__init__()
+        if label_smoothing and not net.label_smoothing:
+            raise ValueError(f"label_smoothing: {net.decoding} decoding has none, got {label_smoothing}")
+        # Only plain values go into hparams (and checkpoints): the net is rebuilt from its spec.
+        self.save_hyperparameters(ignore=["net", "optimizer", "scheduler", "augment"])
+        self.hparams["net_spec"] = net.spec
+        self.net = net
+        self.charset = Charset(symbols)
+        self.optimizer_factory = optimizer or partial(torch.optim.Adam, lr=1e-3)
+        self.scheduler_factory = scheduler
+        self.augment = augment  # parameter-free, so checkpoints do not depend on it
+        self.num_classes, self.length = net.spec["num_classes"], net.spec["length"]
+        # Training accuracy (with dropout on, as Keras reports it) is for the report's accuracy
+        # plot: no per-position scores. ModuleDict keys may not be "train" (an nn.Module method),
+        # hence the suffixes.
+        positions = {"train": 0, "val": self.length, "test": self.length}
+        self.metrics = nn.ModuleDict(
+            {f"{s}_metrics": captcha_metrics(self.num_classes, positions[s], f"{s}/") for s in SPLITS}
+        )
+        self.losses = nn.ModuleDict({f"{s}_loss": MeanMetric() for s in SPLITS})
+        self.val_seq_acc_best, self.val_loss_best = MaxMetric(), MinMetric()
+        for best in (self.val_seq_acc_best, self.val_loss_best):
+            best.persistent(True)  # saved in checkpoints, so a resumed run keeps its bests
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)  # (B, L, C) logits, or (B, T, C + 1) for CTC nets
+
+    def loss(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return self.net.loss(logits, target, self.hparams.label_smoothing)
+
+    def decode(self, logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Logits -> (B, L + 1) symbol indices padded with PAD, and (B,) confidences."""
+        # One column more than the longest label, so a too-long read stays wrong.
+        return self.net.decode(logits, self.length + 1)
+
+    def _as_classes(self, index: torch.Tensor) -> torch.Tensor:
+        # (B, <= L + 1) padded with PAD -> (B, L + 1) with the metrics' 'no character' class.
+        index = F.pad(index, (0, self.length + 1 - index.shape[1]), value=PAD)
+        return torch.where(index == PAD, self.num_classes, index)
+
+    def training_step(self, batch, batch_idx):
+        x, y = batch
+        if self.augment is not None:
+            x = self.augment(x)
+        logits = self(x)
+        loss = self.loss(logits, y)
+        self._update("train", logits.detach(), y, loss.detach())
+        return loss
+
+    def _update(self, split: str, logits: torch.Tensor, y: torch.Tensor, loss: torch.Tensor) -> None:
+        # update(), not __call__: no per-batch value is computed or logged, which would cost a
+        # metric computation per step; _log_epoch logs the epoch's values once.
+        self.losses[f"{split}_loss"].update(loss, weight=len(y))
+        self.metrics[f"{split}_metrics"].update(self._as_classes(self.decode(logits)[0]), self._as_classes(y))
+
+    def _eval_step(self, batch, split: str) -> None:
+        x, y = batch
+        logits = self(x)
+        self._update(split, logits, y, self.loss(logits, y))
+
+    @property
+    def logged_names(self) -> set[str]:
+        """Every metric name this system logs: what a callback may monitor."""
+        names = {f"{split}/loss" for split in SPLITS} | {"val/seq_acc_best", "val/loss_best", "val/ckpt_score"}
+        return names.union(*(m.keys() for m in self.metrics.values()))
+
+    def validation_step(self, batch, batch_idx):
+        self._eval_step(batch, "val")
+
+    def test_step(self, batch, batch_idx):
+        self._eval_step(batch, "test")
+
+    def _log_global(self, name: str, value: torch.Tensor, prog_bar: bool = False) -> None:
+        # Metrics' compute() gathers every rank's counts, so under DDP each rank holds the same
+        # global value. Syncing it again with max keeps it exact (a mean of equal float32 numbers
+        # over 3+ ranks can move the last bit), is a no-op on one device, and stops Lightning's
+        # warning that epoch-level values are logged without sync_dist.
+        self.log(name, value, prog_bar=prog_bar, sync_dist=True, reduce_fx="max")
+
+    def _log_epoch(self, split: str) -> dict[str, torch.Tensor]:
+        loss, metrics = self.losses[f"{split}_loss"], self.metrics[f"{split}_metrics"]
+        if loss.update_count == 0:
+            # An epoch without batches here: resumed from interrupted.ckpt saved during the
+            # epoch's validation, after its last training batch. Logging would write NaN and zeros.
+            return {}
+        values = {f"{split}/loss": loss.compute(), **metrics.compute()}
+        loss.reset()
+        metrics.reset()
+        for name, value in values.items():  # the progress bar shows the train loss
+            self._log_global(name, value, prog_bar=name == "train/loss")
+        return values
+
+    def on_train_epoch_end(self) -> None:
+        self._log_epoch("train")
+
+    def on_validation_epoch_end(self) -> None:
+        values = self._log_epoch("val")
+        if values and not self.trainer.sanity_checking:
+            self.val_seq_acc_best(values["val/seq_acc"])
+            self.val_loss_best(values["val/loss"])
+            self._log_global("val/seq_acc_best", self.val_seq_acc_best.compute(), prog_bar=True)
+            self._log_global("val/loss_best", self.val_loss_best.compute())
+            self._log_global("val/ckpt_score", ckpt_score(values["val/seq_acc"], values["val/char_acc"]))
+
+    def on_test_epoch_end(self) -> None:
+        self._log_epoch("test")
+
+    def configure_optimizers(self):
+        optimizer = self.optimizer_factory(self.parameters())
+        if self.scheduler_factory is None:
+            return optimizer
+        scheduler = self.scheduler_factory(optimizer, total_steps=int(self.trainer.estimated_stepping_batches))
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+
+def load_system(
+    path: str | Path, map_location: str | torch.device = "cpu", symbols: str | None = None, kind: str | None = None
+) -> "CaptchaSystem":
+    """A trained CaptchaSystem in eval mode; `symbols`/`kind`, when given, must match the checkpoint's.
+    Its loss is the one it trained with (label smoothing included), as metrics.json reports it."""
+    net, hparams = load_net_and_hparams(path, map_location, symbols, kind)
+    return CaptchaSystem(net=net, symbols=hparams["symbols"], label_smoothing=hparams["label_smoothing"]).eval()

@@ -1,0 +1,239 @@
+"""train.py's config: every option composes and builds; bad values and user errors fail as one clear line."""
+
+from pathlib import Path
+
+import lightning as L
+import pytest
+import torch
+from hydra.errors import ConfigCompositionException
+from hydra.utils import instantiate
+from omegaconf.errors import ConfigKeyError, ValidationError
+
+from captcha_lab.cli.train import build, train, validate
+from captcha_lab.data.images import IMAGE_SIZE
+from captcha_lab.data.synthetic import set_folder
+from captcha_lab.errors import ConfigError
+
+from ..conftest import ROOT
+from .conftest import TINY, run_main, tree_digest, warnings_printed
+
+GROUP_NAMES = (
+    "charset",
+    "data",
+    "model",
+    "activation",
+    "optimizer",
+    "scheduler",
+    "augment",
+    "trainer",
+    "logger",
+    "callbacks",
+    "experiment",
+)
+GROUPS = {g: sorted(p.stem for p in (ROOT / "conf" / g).glob("*.yaml")) for g in GROUP_NAMES}
+
+
+def test_every_group_has_options():
+    assert all(GROUPS[g] for g in GROUPS if g != "experiment"), GROUPS
+
+
+# Each option of every group once: the groups that can go together in rounds (round i takes
+# option i, or option i mod n of a group with n), trainers and experiments alone.
+TOGETHER = [g for g in GROUP_NAMES if g not in ("trainer", "experiment")]
+ROUNDS = [
+    *([f"{g}={GROUPS[g][i % len(GROUPS[g])]}" for g in TOGETHER] for i in range(max(map(len, GROUPS.values())))),
+    *([f"{g}={o}"] for g in ("trainer", "experiment") for o in GROUPS[g]),
+]
+
+
+@pytest.mark.parametrize("overrides", ROUNDS, ids=" ".join)
+def test_every_option_composes_and_instantiates(make_cfg, overrides):
+    cfg = make_cfg(*overrides)
+    if cfg.trainer.accelerator == "gpu" and not torch.cuda.is_available():
+        # Build the rest; a GPU trainer can only be instantiated where there is a GPU.
+        instantiate(cfg.model, num_classes=len(cfg.charset.symbols), length=cfg.data.length)
+        return
+    datamodule, system, trainer = build(cfg)
+    assert isinstance(trainer, L.Trainer)
+    if cfg.scheduler:  # needs a fitting trainer for its step count: see test_scheduler_steps
+        assert callable(system.scheduler_factory)
+    else:
+        assert isinstance(system.configure_optimizers(), torch.optim.Optimizer)
+    assert datamodule.hparams.symbols == cfg.charset.symbols
+
+
+def test_the_rounds_take_every_option():
+    taken = {o for overrides in ROUNDS for o in overrides}
+    assert taken == {f"{g}={o}" for g in GROUP_NAMES for o in GROUPS[g]}
+
+
+def test_report_command_sets(make_cfg):
+    cfg = make_cfg("optimizer=sgd", "lr=1e-4", "activation=tanh")
+    _, system, _ = build(cfg)
+    opt = system.configure_optimizers()
+    assert isinstance(opt, torch.optim.SGD) and opt.defaults["lr"] == 1e-4 and opt.defaults["momentum"] == 0.9
+    assert any(isinstance(m, torch.nn.Tanh) for m in system.net.trunk)
+    assert "sgd-lr0.0001-tanh" in cfg.run_name
+
+
+def test_activation_reaches_the_crnn_and_the_report_sweeps_need_no_dash_m(make_cfg):
+    _, system, _ = build(make_cfg("model=crnn", "activation=tanh"))
+    assert any(isinstance(m, torch.nn.Tanh) for m in system.net.trunk.modules())
+    for name in ("report_optimizers", "report_lr", "report_activations"):
+        cfg = make_cfg(f"experiment={name}")  # `train.py experiment=report_lr` trained one default job
+        assert str(cfg.hydra.mode).endswith("MULTIRUN") and cfg.hydra.sweeper.params, name
+
+
+@pytest.mark.parametrize(
+    "override,error,match",
+    [
+        ("lrr=1e-3", ConfigCompositionException, "lrr"),  # a misspelt key
+        ("optimizer=adamm", ConfigCompositionException, "adamm"),  # an unknown choice
+        ("lr=abc", (ConfigCompositionException, ValidationError, ConfigKeyError), "lr"),  # a wrong type
+    ],
+)
+def test_misspelt_keys_unknown_choices_and_wrong_types_fail(make_cfg, override, error, match):
+    with pytest.raises(error, match=match):
+        make_cfg(override)
+
+
+@pytest.mark.parametrize("override,key", [("lr=-1", "lr"), ("batch_size=0", "batch_size"), ("epochs=0", "epochs")])
+def test_out_of_range_values_fail_before_data(make_cfg, override, key):
+    with pytest.raises(ConfigError, match=f"^{key} must be"):
+        validate(make_cfg(override))
+
+
+def test_trainer_max_epochs_follows_epochs(make_cfg):
+    # Lightning asserted an int only once fit had started (a traceback after the logger began).
+    with pytest.raises(ConfigError, match=r"^trainer.max_epochs follows epochs=; set that instead \(got abc\)$"):
+        validate(make_cfg("trainer.max_epochs=abc"))
+
+
+@pytest.mark.parametrize(
+    "overrides,message",
+    [
+        (["model.fused=abc"], "model: fused must be true or false, got 'abc'"),
+        (["model.head_activation=relu"], "model: head_activation must be one of"),
+        (["+model.depth=3"], "model: .*unexpected keyword argument 'depth'"),
+        (["model.hidden=0"], r"model: hidden must be an integer >= 1, got 0$"),  # a reshape error at the first step
+        (["model.dropout=1.5"], r"model: dropout must be a number in \[0, 1\), got 1.5$"),
+        (["data.test_fraction=2"], r"data.test_fraction must be in \[0, 1\), got 2"),  # raised inside instantiate
+        (["data.fold=2"], "data.fold=2 needs data.folds > 1"),  # would be ignored: five equal 'folds'
+        (["model=crnn", "label_smoothing=0.1"], r"label_smoothing: model=crnn \(ctc\) has none"),
+        (["model=crnn", "model.rnn_layers=0"], r"model: rnn_layers must be an integer >= 1, got 0$"),
+        # Checked before the Trainer, which needs no GPU for it; on one, the first backward failed.
+        (["model=crnn", "trainer=gpu", "trainer.deterministic=true"], "trainer.deterministic=true: ctc's CUDA"),
+        # Lightning's own checks of the Trainer's arguments (a MisconfigurationException traceback).
+        (["trainer.devices=0"], r"trainer: `Trainer\(devices=0\)` value is not a valid input"),
+        (["model=crnn", "model.channels=[]"], r"model: channels must list at least one conv's width"),
+        (["model=crnn", "model.width_halvings=4"], r"model: width_halvings must be at most len\(channels\) = 3"),
+        # The generator would loop forever for labels it cannot make; it raised a traceback.
+        (["data.synthetic=30", "data.length=1"], "data.synthetic: 30 captchas need as many distinct labels, but 19"),
+        # Built only when fit starts (partials): each ended in a traceback after the logger began.
+        (["optimizer=sgd", "optimizer.momentum=-1"], "optimizer: Invalid momentum value: -1"),
+        (["optimizer.eps=abc"], "optimizer: "),
+        (["scheduler=onecycle", "scheduler.pct_start=2"], "scheduler: Expected float between 0 and 1 pct_start"),
+        (["augment=light", "augment.degrees=abc"], "augment: degrees must be a number >= 0, got 'abc'$"),
+        (["augment=light", "augment.erase=2"], r"augment: erase must be a number in \[0, 1\], got 2$"),
+        # The data would be encoded with other characters than the net and its checkpoint read.
+        (["data.symbols=yxwpnmgfedcb8765432"], "data.symbols: 'yxwpnmgfedcb8765432' differs from charset.symbols"),
+        # Lightning would stop with a traceback at the end of the first epoch.
+        (
+            ["callbacks.checkpoint.monitor=val/seq_ac"],
+            r"callbacks.checkpoint.monitor: 'val/seq_ac' is not logged; one of \[",
+        ),
+        (
+            ["callbacks=early_stop", "callbacks.early_stopping.monitor=val/los"],
+            "callbacks.early_stopping.monitor: 'val/los'",
+        ),
+    ],
+)
+def test_bad_values_fail_with_one_line(make_cfg, overrides, message):
+    with pytest.raises(ConfigError, match=f"^{message}"):
+        build(make_cfg(*overrides))
+
+
+def user_error_dirs(root: Path) -> Path:
+    """Folders that are no data: empty, text only, an unreadable image, a synthetic set whose
+    manifest is not JSON (returned)."""
+    (root / "empty").mkdir()
+    (root / "text").mkdir()
+    (root / "text" / "readme.md").write_text("x")
+    (root / "bad").mkdir()
+    (root / "bad" / "2b827.png").write_bytes(b"")
+    # data.synthetic=5's set, with a manifest that is not JSON.
+    manifest = set_folder(root / "syn", 5, 0, "2345678bcdefgmnpwxy", 5, IMAGE_SIZE) / "manifest.json"
+    manifest.parent.mkdir(parents=True)
+    manifest.write_text("{bad")
+    return manifest
+
+
+def test_user_errors_are_one_clear_line_and_leave_earlier_runs_alone(make_cfg, tmp_path, one_epoch_run, capsys):
+    manifest = user_error_dirs(tmp_path)
+    last, real = one_epoch_run / "checkpoints" / "last.ckpt", ["data=captcha_v2"]
+    cases = [  # (overrides, what the one line on stderr starts with); each exits 2
+        (["+lrr=1"], "error: lrr: no such key (+lrr= adds one that nothing reads); the keys: lr, batch_size,"),
+        ([*real, "data.dir="], "error: data.dir is empty; name a folder of images"),
+        (["lr=-1"], "error: lr must be a positive number, got -1.0"),
+        (["batch_size=0"], "error: batch_size must be at least 1, got 0"),
+        (["epochs=0"], "error: epochs must be at least 1, got 0"),
+        ([*real, f"data.test_dir={tmp_path}/nope"], f"error: data.test_dir: data folder not found: {tmp_path}/nope"),
+        ([*real, f"data.dir={tmp_path}/empty"], f"error: no image files (.bmp, .gif, .jpeg, .jpg, .png, .tif, "
+                                                f".tiff, .webp) in {tmp_path}/empty"),
+        ([*real, f"data.dir={tmp_path}/text"], "error: no image files"),
+        ([f"ckpt_path={tmp_path}/none.ckpt"], f"error: ckpt_path: no checkpoint file at {tmp_path}/none.ckpt"),
+        ([f"ckpt_path={last}", "charset=report36"], f"error: {last}: trained on charset '2345678bcdefgmnpwxy'"),
+        ([f"ckpt_path={last}", "model.hidden=32"], f"error: {last}: holds another net (model.hidden=64 there, 32 "
+                                                   "here)"),
+        ([f"ckpt_path={last}", "activation=tanh"], f"error: {last}: holds another net (model.activation='relu' "
+                                                   "there, "),
+        ([f"ckpt_path={last}", "data.length=4"], f"error: {last}: trained on another split (data.length=5 there, 4 "
+                                                 "here)"),
+        (["data.length=abc"], "error: data.length must be an integer, got 'abc'"),
+        (["data.test_fraction=1.5"], "error: data.test_fraction must be in [0, 1), got 1.5"),
+        (["data.synthetic=5", f"data.dir={tmp_path}/text"], f"error: {tmp_path}/text holds files not made by"),
+        (["data.synthetic=5", f"data.dir={tmp_path}/syn"], f"error: {manifest}: not a"),
+        (["data.synthetic=5", f"data.dir={tmp_path}/text/readme.md"], f"error: {tmp_path}/text/readme.md: cannot"),
+        (["data.synthetic=5", f"data.dir={tmp_path}/text/readme.md/x"], f"error: {tmp_path}/text/readme.md/x: "),
+        ([f"ckpt_path={last}"], f"error: epochs=1: {last} has trained 1; nothing left to train"),
+    ]  # fmt: skip
+    before = tree_digest(one_epoch_run)
+    for overrides, expected in cases:
+        with pytest.raises(SystemExit) as stopped, warnings_printed():  # as a process prints them
+            train(make_cfg(*overrides))
+        stderr = capsys.readouterr().err
+        lines = [line for line in stderr.splitlines() if line.strip()]
+        assert (stopped.value.code, "Traceback" not in stderr) == (2, True), (overrides, stderr)
+        assert len(lines) == 1 and lines[0].startswith(expected), (overrides, stderr)
+    assert tree_digest(one_epoch_run) == before
+
+
+def test_command_line_errors_are_hydras_short_message_or_one_line_also_in_the_runs_log(tmp_path, tiny_dir):
+    # Through hydra.main: its own messages (exit 1), a multirun's failed job, and the run's train.log.
+    user_error_dirs(tmp_path)
+    real = ["data=captcha_v2"]
+    cases = [  # (overrides, exit code, what stderr's first line must say)
+        (["lrr=1"], 1, "Could not override 'lrr'"),
+        (["optimizer=adamm"], 1, "Could not find 'optimizer/adamm'"),
+        (["lr=abc"], 1, "Error merging override lr=abc"),
+        ([*real, f"data.dir={tmp_path}/nope"], 2, f"error: data.dir: data folder not found: {tmp_path}/nope"),
+        ([*real, f"data.dir={tmp_path}/bad"], 2, f"error: no usable captcha images in {tmp_path}/bad"),
+        (["-m", "trainer=ddp_cpu"], 2, "error: 1 sweep job(s) failed (0_synthetic-report_cnn-adam-lr0.001-relu); "
+                                       "the first: trainer: DDP cannot run inside a multirun (-m, or an"),
+    ]  # fmt: skip
+    runs = [tmp_path / f"run{i}" for i in range(len(cases))]
+    for (overrides, code, expected), run in zip(cases, runs, strict=True):
+        # -m first; each case's overrides after the tiny set's, so they win.
+        argv = [*(a for a in overrides if a == "-m"), f"data.dir={tiny_dir}", *TINY]
+        argv += [*(a for a in overrides if a != "-m"), f"hydra.run.dir={run}", f"hydra.sweep.dir={run}"]
+        got_code, stderr = run_main("train.py", *argv)
+        assert (got_code, "Traceback" not in stderr) == (code, True), (overrides, stderr)
+        lines = [line for line in stderr.splitlines() if line.strip()]
+        if code == 2:  # ours: exactly one line
+            assert len(lines) == 1 and lines[0].startswith(expected), (overrides, stderr)
+        else:  # Hydra's: a short message whose first line names the key
+            assert expected in lines[0], (overrides, stderr)
+    # A missing folder stops the run before its logger starts: no TensorBoard run for nothing.
+    assert not list(runs[3].rglob("events.out.tfevents*"))
+    assert f"error: data.dir: data folder not found: {tmp_path}/nope" in (runs[3] / "train.log").read_text()
+    assert "could not be read: " in (runs[4] / "train.log").read_text()  # warnings reach the run's log

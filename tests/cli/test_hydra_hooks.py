@@ -1,0 +1,99 @@
+"""Hydra callbacks of train.py: earlier runs and sweeps kept, resumes in place, failed sweep jobs named."""
+
+import pytest
+from omegaconf import OmegaConf
+
+from captcha_lab.cli.hydra_hooks import FailedJobs, KeepEarlierRuns
+
+from .conftest import TINY, run_main, tree_digest
+
+
+@pytest.mark.slow
+def test_a_reused_run_or_sweep_dir_is_refused_before_hydra_rewrites_it(tmp_path, tiny_dir):
+    # Through hydra.main, which runs the hook before it writes the dir's .hydra/ and train.log.
+    # Named after ${run_name} like the default run dir, which resolves only once Hydra's config is set.
+    run_arg, run = (
+        f"hydra.run.dir={tmp_path}/run_${{run_name}}",
+        tmp_path / "run_synthetic-report_cnn-adam-lr0.001-relu",
+    )
+    sweep, base = tmp_path / "sweep", [f"data.dir={tiny_dir}", *TINY, "~logger"]
+    first, first_err = run_main("train.py", *base, run_arg)
+    assert first == 0 and "KeepEarlierRuns" not in first_err  # Hydra turns a hook's exception into a warning
+    swept, sweep_err = run_main("train.py", "-m", *base, f"hydra.sweep.dir={sweep}")
+    assert swept == 0 and "KeepEarlierRuns" not in sweep_err
+    before = tree_digest(run), tree_digest(sweep)
+    # A rerun (here with another seed) would have rewritten .hydra/config.yaml, which eval.py reads.
+    run_again, run_err = run_main("train.py", *base, "seed=1", run_arg)
+    sweep_again, sweep_err = run_main("train.py", "-m", *base, "lr=1e-4", f"hydra.sweep.dir={sweep}")
+    assert (run_again, sweep_again) == (2, 2)
+    held = f"error: hydra.run.dir: {run} already holds a run (checkpoints/best.ckpt); "
+    own = f"({run}/checkpoints/...)"
+    assert run_err.strip() == held + f"choose another, or resume it with a checkpoint of its own {own}"
+    assert sweep_err.strip().startswith(f"error: hydra.sweep.dir: {sweep} already holds a sweep (multirun.yaml)")
+    assert (tree_digest(run), tree_digest(sweep)) == before
+    # Resuming in place (a requeued SLURM job) is allowed; one the resume's checks refuse (here
+    # another split) leaves the run's own .hydra/ config, which eval.py reads, as it was.
+    resume = [f"ckpt_path={run}/checkpoints/last.ckpt", run_arg]
+    refused, refused_err = run_main("train.py", *base, "seed=1", *resume)
+    resumed, _ = run_main("train.py", *base, "epochs=2", *resume)
+    assert refused == 2 and "trained on another split" in refused_err and resumed == 0
+    assert {k: v for k, v in tree_digest(run).items() if k.startswith(".hydra/") and "resume-" not in k} == {
+        k: v for k, v in before[0].items() if k.startswith(".hydra/")
+    }
+    assert "epochs=2" in (run / ".hydra" / "resume-2" / "overrides.yaml").read_text()
+
+
+def test_failed_sweep_jobs_are_named_in_job_order(tmp_path, capsys):
+    jobs = [("10_b", "second"), ("2_a", "first"), ("3_c", None), ("11/d", "nested"), ("9/e", "nested")]
+    for job, message in jobs:
+        (tmp_path / job).mkdir(parents=True)
+        if message:
+            (tmp_path / job / "error.txt").write_text(message + "\n")
+    with pytest.raises(SystemExit) as stop:
+        FailedJobs().on_multirun_end(OmegaConf.create({"hydra": {"sweep": {"dir": str(tmp_path)}}}))
+    assert stop.value.code == 2
+    assert capsys.readouterr().err == "error: 4 sweep job(s) failed (2_a, 9/e, 10_b, 11/d); the first: first\n"
+
+
+def test_a_sweep_dir_holding_jobs_at_any_depth_is_refused(make_cfg, tmp_path, capsys):
+    # A hydra.sweep.subdir with `/` (e.g. `${optimizer}/${lr}`) puts the jobs deeper; optuna
+    # writes no multirun.yaml, so the jobs themselves show that a sweep ran there.
+    sweep = tmp_path / "sweep"
+    config = make_cfg(f"hydra.sweep.dir={sweep}")
+    (sweep / "adam" / "0.001" / "checkpoints").mkdir(parents=True)
+    KeepEarlierRuns().on_multirun_start(config)  # no checkpoint yet: a sweep may start there
+    (sweep / "adam" / "0.001" / "checkpoints" / "last.ckpt").write_bytes(b"")
+    with pytest.raises(SystemExit):
+        KeepEarlierRuns().on_multirun_start(config)
+    held = "already holds a sweep (adam/0.001/checkpoints/last.ckpt)"
+    assert capsys.readouterr().err == f"error: hydra.sweep.dir: {sweep} {held}; choose another dir\n"
+
+
+def test_a_run_dir_holding_a_sweep_and_a_sweep_dir_holding_a_run_are_refused(make_cfg, tmp_path, capsys):
+    sweep, run = tmp_path / "sweep", tmp_path / "done"
+    (sweep / "0_job" / "checkpoints").mkdir(parents=True)
+    (sweep / "0_job" / "checkpoints" / "best.ckpt").write_bytes(b"")
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "checkpoints" / "last.ckpt").write_bytes(b"")
+    for hook, key, folder, held in [
+        ("on_run_start", "hydra.run.dir", sweep, "a sweep (0_job/checkpoints/best.ckpt)"),
+        ("on_run_start", "hydra.run.dir", tmp_path, "a sweep (done/checkpoints/last.ckpt)"),  # a folder of runs
+        ("on_multirun_start", "hydra.sweep.dir", run, "a run (checkpoints/last.ckpt)"),
+    ]:
+        with pytest.raises(SystemExit):
+            getattr(KeepEarlierRuns(), hook)(make_cfg(f"{key}={folder}"))
+        assert capsys.readouterr().err == f"error: {key}: {folder} already holds {held}; choose another dir\n"
+
+
+def test_a_resume_in_place_writes_its_config_beside_the_runs_own(make_cfg, tmp_path):
+    run = tmp_path / "done"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "checkpoints" / "last.ckpt").write_bytes(b"")
+    for k in (1, 2):
+        config = make_cfg(f"hydra.run.dir={run}", f"ckpt_path={run}/checkpoints/last.ckpt")
+        KeepEarlierRuns().on_run_start(config)  # allowed: ckpt_path is inside the run dir
+        assert config.hydra.output_subdir == f".hydra/resume-{k}"  # .hydra/config.yaml stays the run's
+        (run / config.hydra.output_subdir).mkdir(parents=True)
+    ddp_rank = make_cfg(f"hydra.run.dir={run}", f"ckpt_path={run}/checkpoints/last.ckpt", "hydra.output_subdir=null")
+    KeepEarlierRuns().on_run_start(ddp_rank)
+    assert ddp_rank.hydra.output_subdir is None

@@ -1,0 +1,265 @@
+"""predict.py's job (cli.predict): what it prints and exits with, its refusals (inputs, CSV outputs, backends),
+which backend reads, and what it imports."""
+
+import csv
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+import PIL.Image
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+from captcha_lab.cli.predict import InputError, expand_inputs, run
+from captcha_lab.data.charset import CAPTCHA_V2
+from captcha_lab.inference.export import write_onnx
+from captcha_lab.inference.torch_backend import Predictor
+from captcha_lab.models.crnn import CRNN
+from captcha_lab.models.report_cnn import ReportCNN
+
+from ..conftest import ROOT, run_script
+
+
+class Job(NamedTuple):
+    lines: list[str]  # its stdout
+    modules: set[str]  # the top-level modules the process had imported by the job's end
+    err: str
+
+
+@pytest.fixture(scope="module")
+def stale_ckpt(tmp_path_factory, tiny_run) -> Path:
+    """As after a resumed run that was stopped: best.ckpt replaced, best.onnx from before."""
+    stale = tmp_path_factory.mktemp("stale")
+    shutil.copy(tiny_run / "checkpoints" / "best.ckpt", stale / "best.ckpt")
+    write_onnx(ReportCNN(num_classes=19), CAPTCHA_V2, "0" * 64, stale / "best.onnx")
+    return stale / "best.ckpt"
+
+
+@pytest.fixture(scope="module")
+def jobs(tiny_run, tiny_dir, stale_ckpt) -> dict[str, Job]:
+    """cli.predict.run in one fresh process, one job after another: "onnx" (auto: the run's export), "stale" (auto,
+    one image, stale_ckpt), "torch" (backend=torch). In that order: what "onnx" leaves unimported shows what "stale"
+    imported."""
+    ckpt, one = str(tiny_run / "checkpoints" / "best.ckpt"), str(sorted(tiny_dir.glob("*.png"))[0])
+    cfgs = {
+        "onnx": {"ckpt_path": ckpt, "input": str(tiny_dir), "backend": "auto"},
+        "stale": {"ckpt_path": str(stale_ckpt), "input": one, "backend": "auto"},
+        "torch": {"ckpt_path": ckpt, "input": str(tiny_dir), "backend": "torch"},
+    }
+    code = (
+        "import sys; from omegaconf import OmegaConf; from captcha_lab.cli.predict import run\n"
+        f"for cfg in {list(cfgs.values())!r}:\n"
+        "    run(OmegaConf.merge(OmegaConf.create(cfg), {'output': None}))\n"
+        "    print('--', *sorted({m.split('.')[0] for m in sys.modules}), flush=True)\n"
+        "    print('--', file=sys.stderr, flush=True)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    ends = [i for i, line in enumerate(lines) if line.startswith("-- ")]
+    starts, errs = [0, *(i + 1 for i in ends[:-1])], done.stderr.split("--\n")[:-1]
+    return {
+        name: Job(lines[start:end], set(lines[end].split()[1:]), err)
+        for name, start, end, err in zip(cfgs, starts, ends, errs, strict=True)
+    }
+
+
+def test_predict_path_imports_neither_lightning_nor_torchvision(jobs):
+    # Each costs seconds of predict.py's start-up (issue 5: one image in <= 3 s); numba, ~0.7 s, is
+    # imported only when the report net's CPU kernel first runs. torch only for backend=torch.
+    assert "captcha_lab" in jobs["onnx"].modules
+    assert not {"torch", "lightning", "numba"} & jobs["onnx"].modules
+    assert not {"lightning", "torchvision", "torchmetrics", "hydra", "numba"} & jobs["torch"].modules
+
+
+def test_train_exports_best_onnx_and_predict_reads_it_without_torch(jobs):
+    # `import torch` is most of a PyTorch start-up (issue 5).
+    assert "torch" not in jobs["onnx"].modules and "torch" in jobs["torch"].modules
+    onnx_lines, torch_lines = jobs["onnx"].lines, jobs["torch"].lines
+    assert len(onnx_lines) == 80
+    # Same texts; confidences printed to 4 digits may differ in the last one.
+    assert [line.split("\t")[:2] for line in onnx_lines] == [line.split("\t")[:2] for line in torch_lines]
+    onnx_conf = [float(line.split("\t")[2]) for line in onnx_lines]
+    assert onnx_conf == pytest.approx([float(line.split("\t")[2]) for line in torch_lines], rel=1e-3)
+
+
+def test_predict_reads_a_few_images_without_starting_the_kernel(jobs, tiny_run, tiny_dir):
+    # numba's import and start-up (~0.7 s) would be a quarter of predict.py on one image.
+    assert "numba" not in jobs["torch"].modules
+    # Its reads are those of Predictor(kernel=False), which reads as the kernels do (tests/inference).
+    images = sorted(tiny_dir.glob("*.png"))
+    reads = Predictor.from_checkpoint(tiny_run / "checkpoints" / "best.ckpt", kernel=False).predict(images)
+    expected = [[str(p), r.text] for p, r in zip(images, reads, strict=True)]
+    assert [line.split("\t")[:2] for line in jobs["torch"].lines] == expected
+
+
+def test_a_stale_export_is_skipped_with_a_warning_or_refused(jobs, stale_ckpt, tiny_dir, capsys):
+    stale = jobs["stale"]
+    assert "torch" in stale.modules and len(stale.lines) == 1  # read with PyTorch ("onnx" had not imported it)
+    assert stale.err.startswith("warning: ") and "is not the export of" in stale.err and "with PyTorch" in stale.err
+    image = sorted(tiny_dir.glob("*.png"))[0]
+    with pytest.raises(SystemExit):
+        run(OmegaConf.create({"ckpt_path": str(stale_ckpt), "input": str(image), "backend": "onnx"}))
+    assert "error: " in capsys.readouterr().err
+
+
+def test_predict_cli_bad_file_and_exit_code(tmp_path, tiny_run, tiny_dir):
+    images = tmp_path / "in"
+    shutil.copytree(tiny_dir, images)
+    (images / "broken.png").write_bytes(b"not an image")
+    out_csv = tmp_path / "pred.csv"
+    ckpt = tiny_run / "checkpoints" / "best.ckpt"
+    # batch_size=16: the broken file and the good ones spread over several batches.
+    done = run_script("predict.py", f"ckpt_path={ckpt}", f"input={images}", f"output={out_csv}", "batch_size=16")
+    assert done.returncode == 1
+    errors = done.stderr.strip().splitlines()
+    assert len(errors) == 1 and "broken.png" in errors[0] and "Traceback" not in done.stderr
+    lines = [line.split("\t") for line in done.stdout.strip().splitlines()]
+    good = sorted(p for p in images.glob("*.png") if p.name != "broken.png")
+    assert [Path(p) for p, _, _ in lines] == good  # input order, every readable file
+    assert all(len(t) == 5 and 0 <= float(c) <= 1 for _, t, c in lines)
+    with open(out_csv) as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == len(good) + 1 and [r["path"] for r in rows if r["error"]] == [str(images / "broken.png")]
+
+    predictor = Predictor.from_checkpoint(ckpt)
+    assert [p.text for p in predictor.predict(good)] == [t for _, t, _ in lines]
+
+
+def test_predict_single_file_and_no_match(tmp_path, tiny_run, tiny_dir, capsys):
+    ckpt = tiny_run / "checkpoints" / "best.ckpt"
+    cfg = OmegaConf.create({"ckpt_path": str(ckpt), "batch_size": 4, "device": "cpu", "output": None})
+    one = sorted(tiny_dir.glob("*.png"))[0]
+    assert run(OmegaConf.merge(cfg, {"input": str(one)})) == 0
+    assert capsys.readouterr().out.startswith(f"{one}\t")
+    with pytest.raises(SystemExit) as exit_info:
+        run(OmegaConf.merge(cfg, {"input": str(tmp_path / "nothing*.png")}))
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err.startswith("error: input: no file, folder or glob match")
+    with pytest.raises(SystemExit):
+        run(OmegaConf.merge(cfg, {"input": "???"}))
+    assert capsys.readouterr().err.startswith("error: input is required")
+    bad_values = [
+        ({"input": ""}, "error: input is required"),  # `input=`: not the current folder
+        ({"ckpt_path": str(tmp_path / "none.ckpt")}, f"error: ckpt_path: no checkpoint file at {tmp_path}/none.ckpt"),
+        ({"inputs": "x.png"}, "error: inputs: no such key (+inputs= adds one that nothing reads); the keys: ckpt_"),
+        ({"batch_size": "abc"}, "error: batch_size: Value 'abc'"),
+        ({"batch_size": 0}, "error: batch_size must be at least 1"),
+        ({"device": "gpu"}, "error: device: 'gpu' is not usable here (Expected one of cpu"),  # not the checkpoint's
+        ({"device": "mps"}, "error: device: 'mps' is not usable here"),
+        ({"output": str(tmp_path / "no" / "x.csv")}, "error: output: cannot write a CSV file at"),  # before reading
+    ]
+    for bad, message in bad_values:
+        with pytest.raises(SystemExit):
+            run(OmegaConf.merge(cfg, {"input": str(one), **bad}))
+        captured = capsys.readouterr()
+        assert captured.err.startswith(message) and not captured.out
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        ({"backend": "onnx", "ckpt_path": "OTHER"}, "error: backend=onnx: no "),
+        ({"backend": "onnx", "device": "cuda"}, "error: backend: onnx reads on the CPU only"),
+        ({"backend": "onnxx"}, "error: backend: Invalid value 'onnxx'"),
+        ({"ckpt_path": "ONNX"}, "error: ckpt_path: "),  # the export itself, which README names
+    ],
+)
+def test_backend_errors_are_one_line(tmp_path, tiny_run, tiny_dir, capsys, overrides, message):
+    other = tmp_path / "other.ckpt"  # a checkpoint without an export beside it
+    shutil.copy(tiny_run / "checkpoints" / "best.ckpt", other)
+    cfg = {"ckpt_path": str(tiny_run / "checkpoints" / "best.ckpt"), "input": str(tiny_dir), **overrides}
+    named = {"OTHER": str(other), "ONNX": str(tiny_run / "checkpoints" / "best.onnx")}
+    cfg["ckpt_path"] = named.get(cfg["ckpt_path"], cfg["ckpt_path"])
+    with pytest.raises(SystemExit):
+        run(OmegaConf.create(cfg))
+    captured = capsys.readouterr()
+    assert captured.err.startswith(message) and len(captured.err.splitlines()) == 1 and not captured.out
+
+
+def test_expand_inputs_order_and_errors(tmp_path, tiny_dir):
+    files = sorted(tiny_dir.glob("*.png"))
+    assert expand_inputs(str(tiny_dir)) == files
+    assert expand_inputs(str(tiny_dir / "2*.png")) == [p for p in files if p.name.startswith("2")]
+    with pytest.raises(InputError, match="no image files"):
+        expand_inputs(str(tmp_path))
+    with pytest.raises(InputError, match="no file, folder or glob match"):
+        expand_inputs(str(tmp_path / "missing.png"))
+
+
+def tiny_net() -> CRNN:
+    torch.manual_seed(0)
+    return CRNN(num_classes=len(CAPTCHA_V2), channels=(4,), width_halvings=1, hidden=8, context=0, rnn="none").eval()
+
+
+@pytest.fixture
+def files(tmp_path) -> dict[str, Path]:
+    """A loadable checkpoint of an untrained tiny net, a folder of two images, and links to both (a symlink, a hard
+    link): enough for the refusals, no training."""
+    net = tiny_net()
+    ckpt = tmp_path / "best.ckpt"
+    state = {f"net.{k}": v for k, v in net.state_dict().items()}
+    torch.save({"hyper_parameters": {"net_spec": net.spec, "symbols": CAPTCHA_V2}, "state_dict": state}, ckpt)
+    images = tmp_path / "in"
+    images.mkdir()
+    rng = np.random.default_rng(0)
+    for name in ("a.png", "b.png"):
+        PIL.Image.fromarray(rng.integers(0, 256, (50, 200), dtype=np.uint8)).save(images / name)
+    (tmp_path / "link.csv").symlink_to(ckpt)
+    os.link(images / "a.png", tmp_path / "a.csv")
+    os.link(images / "b.png", tmp_path / "hard.csv")
+    return {"ckpt": ckpt, "images": images, "image": images / "a.png", "root": tmp_path}
+
+
+def predict_cfg(files, **keys):
+    base = {"ckpt_path": str(files["ckpt"]), "input": str(files["images"]), "batch_size": 4, "device": "cpu"}
+    return OmegaConf.create({**base, **keys})
+
+
+@pytest.mark.parametrize(
+    ("input_key", "output", "named"),
+    [
+        ("images", "best.ckpt", "not a .csv file name"),  # e.g. a run's checkpoint or metrics.json
+        ("image", "in/a.png", "not a .csv file name"),
+        ("images", "link.csv", "the checkpoint"),  # a symlink to it
+        ("image", "a.csv", "the input image"),  # a hard link to the one input file
+        ("image", "in/../a.csv", "the input image"),  # by another spelling
+        ("images", "hard.csv", "the input image"),  # a hard link to a folder's image
+    ],
+)
+def test_output_that_is_no_csv_or_the_checkpoint_or_an_input_is_refused(files, capsys, input_key, output, named):
+    before = {p: p.read_bytes() for p in files["root"].rglob("*") if p.is_file()}
+    out = files["root"] / output
+    with pytest.raises(SystemExit) as exit_info:
+        run(predict_cfg(files, input=str(files[input_key]), output=str(out)))
+    captured = capsys.readouterr()
+    assert exit_info.value.code == 2 and not captured.out  # refused before any image is read
+    assert captured.err.startswith(f"error: output: {out} is {named}") and len(captured.err.splitlines()) == 1
+    assert {p: p.read_bytes() for p in before} == before  # nothing written over
+
+
+def test_output_over_an_earlier_csv_is_still_written(files, capsys):
+    out = files["root"] / "predictions.csv"
+    out.write_text("an earlier run's CSV\n")
+    assert run(predict_cfg(files, output=str(out))) == 0
+    lines = out.read_text().splitlines()
+    assert lines[0] == "path,text,confidence,error" and len(lines) == 3
+    assert len(capsys.readouterr().out.splitlines()) == 2
+
+
+def test_a_file_name_that_is_not_utf8_reaches_the_csv_as_its_bytes(files, capsys):
+    odd = os.fsdecode(b"2345\xff.png")  # its byte 0xff kept as a surrogate
+    (files["images"] / "a.png").rename(files["images"] / odd)
+    (files["images"] / os.fsdecode(b"bad\xff.png")).write_bytes(b"not an image")
+    out = files["root"] / "predictions.csv"
+    out.write_text("an earlier run's CSV\n")
+    assert run(predict_cfg(files, output=str(out))) == 1  # the unreadable one
+    assert os.fsencode(str(files["images"] / odd)) in out.read_bytes()
+    captured = capsys.readouterr()  # the terminal gets the byte escaped: a UTF-8 stream cannot hold it
+    assert "2345\\xff.png\t" in captured.out and "bad\\xff.png: not a readable image" in captured.err
+    assert not list(files["root"].glob("*.tmp"))  # written aside, then moved over the earlier CSV

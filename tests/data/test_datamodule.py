@@ -1,0 +1,80 @@
+"""The data module: seeded splits, a test folder, empty splits refused, one synthetic set per sweep."""
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from captcha_lab.data.datamodule import CaptchaDataModule, split_indices
+from captcha_lab.data.synthetic import MANIFEST, ensure_synthetic
+from captcha_lab.errors import DataError
+
+
+def test_split_is_seeded_disjoint_and_sized():
+    a, b, c = (split_indices(1070, s, 0.2, 0.1) for s in (0, 0, 1))
+    assert [len(a[k]) for k in ("test", "val", "train")] == [107, 193, 770]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert not torch.equal(a["val"], c["val"])
+    assert len(torch.cat(list(a.values())).unique()) == 1070
+
+
+def test_same_seed_same_split_other_seed_other_split(tiny_dir):
+    def val_names(seed):
+        dm = CaptchaDataModule(dir=str(tiny_dir), seed=seed)
+        dm.setup("fit")
+        return dm.splits["val"].names
+
+    assert val_names(0) == val_names(0)
+    assert val_names(0) != val_names(1)
+
+
+@pytest.fixture(scope="module")
+def test_set(tmp_path_factory) -> Path:
+    """10 captchas of another seed, as a separate test folder."""
+    return ensure_synthetic(tmp_path_factory.mktemp("test"), n=10, seed=5)
+
+
+def test_datamodule_test_dir_replaces_held_out_fraction(tiny_dir, test_set):
+    dm = CaptchaDataModule(dir=str(tiny_dir), test_dir=str(test_set), batch_size=8)
+    dm.setup("fit")
+    assert {k: len(v) for k, v in dm.splits.items()} == {"test": 10, "val": 16, "train": 64}
+    x, y = next(iter(dm.train_dataloader()))
+    assert x.shape == (8, 1, 50, 200) and x.dtype == torch.float32 and y.shape == (8, 5)
+
+
+def test_replace_test_keeps_train_and_val_as_split_with_the_held_out_test(tiny_dir, test_set, tmp_path):
+    dm = CaptchaDataModule(dir=str(tiny_dir))
+    dm.setup("fit")
+    before = {k: dm.splits[k].targets for k in ("train", "val")}
+    dm.replace_test(str(test_set))
+    assert {k: len(v) for k, v in dm.splits.items()} == {"test": 10, "val": 14, "train": 58}
+    assert all(torch.equal(dm.splits[k].targets, v) for k, v in before.items())
+    with pytest.raises(DataError, match=f"^data.test_dir: data folder not found: {tmp_path}/nope$"):
+        dm.replace_test(str(tmp_path / "nope"))
+    (tmp_path / "notes.txt").write_text("a file, not a folder")
+    with pytest.raises(DataError, match=f"^data.test_dir: is a file, not a folder of images: {tmp_path}/notes.txt$"):
+        dm.replace_test(str(tmp_path / "notes.txt"))
+
+
+@pytest.mark.parametrize(
+    "settings, named",
+    [({"val_fraction": 0.001}, "data.val_fraction=0.001"), ({"folds": 79, "fold": 78}, "data.folds=79")],
+)
+def test_an_empty_validation_split_is_refused(tiny_dir, settings, named):
+    dm = CaptchaDataModule(dir=str(tiny_dir), test_fraction=0.05, **settings)  # 76 images left
+    with pytest.raises(DataError, match=f"^{tiny_dir}: 80 usable images leave none for validation at {named}$"):
+        dm.setup("fit")
+
+
+def test_seed_sweep_shares_one_synthetic_set(tmp_path):
+    # `seed` draws the split; the set has its own seed, so jobs of a seed sweep neither regenerate
+    # it one after another nor delete it under each other.
+    def prepare(**kw):
+        dm = CaptchaDataModule(dir=str(tmp_path / "s"), synthetic=6, **kw)
+        dm.prepare_data()
+        return dm.folder, (Path(dm.folder) / MANIFEST).stat().st_mtime_ns
+
+    first = prepare(seed=0)
+    assert prepare(seed=1) == first
+    assert prepare(seed=1, synthetic_seed=1)[0] != first[0]
+    assert prepare(seed=2) == first  # the other set did not replace it

@@ -1,0 +1,41 @@
+"""The CRNN: output frames, spec rebuild, its activation, and each frame's field of view."""
+
+import pytest
+import torch
+
+from captcha_lab.models.crnn import CRNN
+from captcha_lab.models.registry import build_net
+
+
+@pytest.mark.parametrize("rnn", ["gru", "none"])
+def test_crnn_shapes_and_spec_rebuild(rnn):
+    net = CRNN(num_classes=19, length=6, channels=(8, 16, 16), hidden=16, rnn=rnn)
+    out = net(torch.rand(2, 1, 50, 200))
+    assert out.shape == (2, 25, 20)  # 200 px / 2^3 frames, 19 symbols + blank
+    twin = build_net(net.spec)
+    twin.load_state_dict(net.state_dict())
+    assert twin.spec == net.spec
+
+
+def test_crnn_activation_is_its_conv_blocks():
+    def kinds(net):
+        return {type(m) for m in net.modules() if type(m) in (torch.nn.ReLU, torch.nn.Tanh)}
+
+    tanh = CRNN(num_classes=19, channels=(8,), width_halvings=1, hidden=16, context=1, activation="tanh")
+    assert kinds(tanh) == {torch.nn.Tanh} and build_net(tanh.spec).spec["activation"] == "tanh"
+    with pytest.raises(ValueError, match="unknown activation 'tanhh'"):
+        CRNN(num_classes=19, activation="tanhh")
+
+
+@pytest.mark.parametrize("context, frames", [(0, (1, 3)), (3, (7, 11))])
+def test_frame_convs_let_each_frame_see_a_whole_character(context, frames):
+    # One 8-px frame of a 15-px-wide trunk view cannot see a ~30-px character; 3 context convs
+    # (kernel 3, 8 px apart) widen it to 63 px. Measured: which frames a one-column edit reaches.
+    torch.manual_seed(0)
+    net = CRNN(num_classes=19, channels=(8, 8, 8), hidden=16, context=context, rnn="none").eval()
+    x = torch.rand(1, 1, 50, 200)
+    edited = x.clone()
+    edited[..., 100] = 1 - edited[..., 100]
+    with torch.no_grad():
+        changed = (net(edited) - net(x)).abs().amax(-1)[0] > 1e-6  # (T,)
+    assert frames[0] <= int(changed.sum()) <= frames[1]

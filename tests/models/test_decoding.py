@@ -1,0 +1,39 @@
+"""Decoding families: greedy CTC decoding and the CTC loss on hand-made frames."""
+
+import torch
+import torch.nn.functional as F
+
+from captcha_lab.data.charset import PAD
+from captcha_lab.models.decoding import ctc_loss, greedy_decode
+
+BLANK = 3  # 3 symbols + blank
+
+
+def frames(*path: int) -> torch.Tensor:
+    """One sequence whose best path is `path`: (1, T, 4) log-probabilities."""
+    logits = torch.full((1, len(path), BLANK + 1), -10.0)
+    logits[0, torch.arange(len(path)), torch.tensor(path)] = 10.0
+    return F.log_softmax(logits, -1)
+
+
+def test_greedy_merges_repeats_and_drops_blanks():
+    decoded, confidence = greedy_decode(frames(BLANK, 0, 0, BLANK, 1, 1, 1, BLANK), width=4)
+    assert decoded.tolist() == [[0, 1, PAD, PAD]]
+    assert 0.99 < confidence.item() <= 1.0
+
+
+def test_greedy_keeps_repeats_split_by_a_blank():
+    decoded, _ = greedy_decode(frames(2, 2, BLANK, 2, 0, BLANK, 0), width=5)
+    assert decoded.tolist() == [[2, 2, 0, 0, PAD]]
+
+
+def test_greedy_all_blank_is_empty_and_long_reads_are_cut():
+    assert greedy_decode(frames(BLANK, BLANK), width=2)[0].tolist() == [[PAD, PAD]]
+    assert greedy_decode(frames(0, 1, 2, 0, 1), width=3)[0].tolist() == [[0, 1, 2]]
+
+
+def test_ctc_loss_prefers_the_right_label_and_ignores_padding():
+    log_probs = frames(BLANK, 0, BLANK, 0, 1)
+    right, wrong = torch.tensor([[0, 0, 1, PAD]]), torch.tensor([[1, 0, 0, PAD]])
+    assert ctc_loss(log_probs, right) < 0.01 < ctc_loss(log_probs, wrong)
+    torch.testing.assert_close(ctc_loss(log_probs, right), ctc_loss(log_probs, right[:, :3]))

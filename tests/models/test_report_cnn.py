@@ -1,0 +1,75 @@
+"""The report's CNN: shapes, Keras sigmoid heads, spec rebuild, layer order, heads, overfitting."""
+
+import torch
+import torch.nn.functional as F
+
+from captcha_lab.models.registry import build_net
+from captcha_lab.models.report_cnn import Heads, ReportCNN
+
+
+def test_trunk_and_head_shapes():
+    net = ReportCNN(num_classes=19)
+    x = torch.rand(3, 1, 50, 200)
+    assert net.trunk(x).shape == (3, 32, 7, 25)
+    assert net(x).shape == (3, 5, 19)
+    assert net.heads.hidden.in_features == 5600
+
+
+def test_sigmoid_heads_match_keras_categorical_crossentropy():
+    net = ReportCNN(num_classes=4, head_activation="sigmoid")
+    logits = torch.randn(2, 5, 4)
+    p = torch.sigmoid(logits)
+    keras = torch.log(p / p.sum(-1, keepdim=True))  # Keras normalises sigmoid outputs to sum 1
+    torch.testing.assert_close(net.log_probs(logits), keras)
+    softmax = ReportCNN(num_classes=4)
+    torch.testing.assert_close(softmax.log_probs(logits), F.log_softmax(logits, -1))
+
+
+def test_spec_rebuilds_the_same_net():
+    net = ReportCNN(num_classes=7, activation="elu", hidden=8)
+    twin = build_net(net.spec)
+    assert twin.spec == net.spec
+    twin.load_state_dict(net.state_dict())  # same parameter shapes
+
+
+def test_one_batch_overfits():
+    # The loss is below 0.03 after 9 steps; 20 leave a wide margin.
+    torch.manual_seed(0)
+    net = ReportCNN(num_classes=19, dropout=0.0)
+    x, y = torch.rand(8, 1, 50, 200), torch.randint(0, 19, (8, 5))
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+    for _ in range(20):
+        opt.zero_grad()
+        loss = net.loss(net(x), y)
+        loss.backward()
+        opt.step()
+    assert loss.item() < 0.05
+    with torch.no_grad():  # still train mode: BN's slow Keras momentum leaves running stats behind
+        assert (net(x).argmax(-1) == y).all()
+
+
+def test_pooling_before_monotonic_activation_matches_report_order():
+    torch.manual_seed(0)
+    net = ReportCNN(num_classes=19, activation="elu")
+    conv1, pool1, act1, conv2, pool2, act2, *rest = net.trunk
+    report_order = torch.nn.Sequential(conv1, act1, pool1, conv2, act2, pool2, *rest)
+    x = torch.rand(4, 1, 50, 200).contiguous(memory_format=torch.channels_last)
+    ours, theirs = net.trunk(x), report_order(x)
+    assert torch.equal(ours, theirs)
+    (g_ours,) = torch.autograd.grad(ours.square().sum(), conv1.weight)
+    (g_theirs,) = torch.autograd.grad(theirs.square().sum(), conv1.weight)
+    torch.testing.assert_close(g_ours, g_theirs)
+
+
+def test_batched_heads_equal_separate_dense_heads():
+    torch.manual_seed(0)
+    heads = Heads(features=40, hidden=8, num_classes=6, length=5, activation="tanh", dropout=0.5).eval()
+    z = torch.randn(3, 40)
+    for i in range(5):
+        dense1, dense2 = torch.nn.Linear(40, 8), torch.nn.Linear(8, 6)
+        with torch.no_grad():
+            dense1.weight.copy_(heads.hidden.weight[i * 8 : (i + 1) * 8])
+            dense1.bias.copy_(heads.hidden.bias[i * 8 : (i + 1) * 8])
+            dense2.weight.copy_(heads.weight[i].T)
+            dense2.bias.copy_(heads.bias[i])
+        torch.testing.assert_close(heads(z)[:, i], dense2(torch.tanh(dense1(z))))

@@ -1,0 +1,58 @@
+"""Resume checks (ckpt_path=): the checkpoint must fit the system and split the same images."""
+
+import shutil
+
+import pytest
+import torch
+
+from captcha_lab.cli.train import build
+from captcha_lab.data.datamodule import CaptchaDataModule
+from captcha_lab.models.checkpoint import CheckpointError
+from captcha_lab.training.resume import check_resumable
+
+from ..models.fake_checkpoints import fake_checkpoint
+
+
+def test_resuming_with_another_charset_is_a_clear_error(make_cfg, tmp_path):
+    path = fake_checkpoint(make_cfg, tmp_path / "v2.ckpt")
+    _, system36, _ = build(make_cfg("charset=report36"))
+    with pytest.raises(CheckpointError, match="trained on charset"):
+        check_resumable(path, system36)
+
+
+def test_resuming_on_another_split_is_a_clear_error(make_cfg, tmp_path):
+    datamodule, system, _ = build(make_cfg())
+    path, data = fake_checkpoint(make_cfg, tmp_path / "run.ckpt"), dict(datamodule.hparams)
+    torch.save({**torch.load(path, weights_only=True), "datamodule_hyper_parameters": data}, path)
+
+    def resumable(**changes) -> int:
+        return check_resumable(path, system, CaptchaDataModule(**{**data, **changes}))
+
+    assert resumable(batch_size=8, dir=data["dir"] + "/.") == 0  # same split
+    for key, value in [("seed", 1), ("val_fraction", 0.3), ("dir", str(tmp_path))]:
+        # seed 1 would put most of seed 0's test images into its training split
+        with pytest.raises(CheckpointError, match=rf"run.ckpt: trained on another split \(data.{key}=.* there, "):
+            resumable(**{key: value})
+    assert resumable(num_workers=2) == 0
+
+
+def test_resuming_after_the_folder_changed_is_a_clear_error(make_cfg, tmp_path, tiny_dir):
+    # Same settings, one image fewer: every split reshuffles, and test images would be trained on.
+    folder = tmp_path / "captchas"
+    shutil.copytree(tiny_dir, folder)
+    cfg = make_cfg(f"data.dir={folder}", "data.synthetic=0")
+    datamodule, system, _ = build(cfg)
+    datamodule.setup("fit")
+    path = fake_checkpoint(make_cfg, tmp_path / "run.ckpt")
+    saved = {**torch.load(path, weights_only=True), "datamodule_hyper_parameters": dict(datamodule.hparams)}
+    torch.save({**saved, "CaptchaDataModule": datamodule.state_dict()}, path)  # where Lightning puts it
+    assert datamodule.state_dict()["images"] == len(list(tiny_dir.glob("*.png")))
+    again, _, _ = build(cfg)
+    assert check_resumable(path, system, again) == 0 and again.source == datamodule.source  # it reads them
+    sorted(folder.glob("*.png"))[3].unlink()
+    fewer, _, _ = build(cfg)
+    n = datamodule.state_dict()["images"]
+    with pytest.raises(
+        CheckpointError, match=rf"run.ckpt: its run split {n} usable images of .*, which now holds {n - 1}: "
+    ):
+        check_resumable(path, system, fewer)
