@@ -49,7 +49,7 @@ copy_job "$heads" $S/report_activations/5_relu-sigmoid_heads \
   activation=relu model.head_activation=sigmoid experiment=report_activations epochs=$E "$P"
 for s in report_optimizers report_lr report_activations; do
   [ -d $S/$s ] || continue
-  $PY -m captcha_lab.plots $S/$s
+  $PY -m captcha_lab.cli.replot $S/$s
   mkdir -p docs/studies/e$E/$s
   cp $S/$s/summary.md $S/$s/curves.md $S/$s/val_*.png docs/studies/e$E/$s/
 done
