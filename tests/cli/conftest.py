@@ -80,7 +80,12 @@ def run_main(script: str, *argv: str) -> tuple[int, str]:
     err, code = io.StringIO(), 0
     with logging_restored(), contextlib.redirect_stderr(err), warnings_printed():
         try:
-            with mock.patch.object(sys, "argv", [script, *argv]):
+            # Hydra shows its full traceback instead of its short message under a tracer (a
+            # debugger, or pytest-cov's coverage): a plain process has none.
+            with (
+                mock.patch.object(sys, "argv", [script, *argv]),
+                mock.patch("hydra._internal.utils.is_under_debugger", return_value=False),
+            ):
                 runpy.run_path(str(ROOT / script), run_name="__main__")
         except SystemExit as e:
             code = e.code or 0
