@@ -9,6 +9,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from captcha_lab.data.charset import CAPTCHA_V2, Charset
 from captcha_lab.data.images import IMAGE_SIZE
 from captcha_lab.data.labelled import LabelledImages, load_folder
+from captcha_lab.data.labels import CONVENTIONS
 from captcha_lab.data.synthetic import ensure_synthetic, set_folder
 from captcha_lab.errors import ConfigError, DataError
 
@@ -56,6 +57,8 @@ def check_settings(hp: dict) -> None:
     """One line naming the data.* key, before any data is read (types first: comparing a string
     would fail with a TypeError that names nothing)."""
     check_types(hp)
+    if hp["labels"] not in CONVENTIONS:
+        raise ConfigError(f"data.labels must be one of {', '.join(CONVENTIONS)}, got {hp['labels']!r}")
     if not 0 < hp["val_fraction"] < 1:
         raise ConfigError(f"data.val_fraction must be in (0, 1), got {hp['val_fraction']}")
     if not 0 <= hp["test_fraction"] < 1:
@@ -97,7 +100,8 @@ def check_folder(key: str, folder: str) -> None:
 
 
 class CaptchaDataModule(L.LightningDataModule):
-    """Any folder of filename-labelled captchas, decoded once and held in memory as tensors.
+    """Any folder of labelled captchas (labels: see data.labels), decoded once and held in memory
+    as tensors.
 
     `synthetic > 0` first generates that many captchas into a folder of their own inside `dir`
     (once, from `synthetic_seed`: `seed` draws the split, so a seed sweep trains on one set)."""
@@ -106,6 +110,7 @@ class CaptchaDataModule(L.LightningDataModule):
         self,
         dir: str = "data/captcha_v2",
         symbols: str = CAPTCHA_V2,
+        labels: str = "auto",
         length: int = 5,
         max_length: int | None = None,
         test_dir: str | None = None,
@@ -165,7 +170,8 @@ class CaptchaDataModule(L.LightningDataModule):
         return dict(self.source)  # Lightning stores it under the class name (training.resume.images_changed)
 
     def _read(self, folder: str) -> LabelledImages:
-        return load_folder(folder, self.charset, self.hparams.length, max_length=self.hparams.max_length)
+        hp = self.hparams
+        return load_folder(folder, self.charset, hp.length, max_length=hp.max_length, labels=hp.labels)
 
     def replace_test(self, folder: str) -> None:
         """After setup: `folder`'s images as the test split, train and val left as they were split

@@ -1,6 +1,5 @@
-"""Reading filename-labelled captcha folders into memory, as tensors."""
+"""Reading folders of labelled captchas into memory, as tensors (data.labels says where the labels are)."""
 
-import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -9,10 +8,9 @@ import numpy as np
 import torch
 
 from captcha_lab.data.charset import PAD, Charset
-from captcha_lab.data.images import IMAGE_SIZE, ImageError, list_images, printable, read_gray, to_floats
+from captcha_lab.data.images import IMAGE_SIZE, ImageError, list_images, read_gray, to_floats
+from captcha_lab.data.labels import labels_of, warn_skipped
 from captcha_lab.errors import DataError
-
-log = logging.getLogger(__name__)
 
 
 def to_tensor(images: list[np.ndarray]) -> torch.Tensor:
@@ -33,30 +31,23 @@ class LabelledImages:
         return LabelledImages(self.images[index], self.targets[index], [self.names[i] for i in index.tolist()])
 
 
-def _warn_skipped(reason: str, names: list[str]) -> None:
-    if names:
-        shown = ", ".join(map(printable, names[:5])) + (", ..." if len(names) > 5 else "")
-        log.warning("skipped %d file(s) %s: %s", len(names), reason, shown)
-
-
 def _padded(indices: list[int], length: int) -> list[int]:
     return indices + [PAD] * (length - len(indices))
 
 
 def load_folder(
-    folder: str | Path, charset: Charset, length: int, size=IMAGE_SIZE, max_length: int | None = None
+    folder: str | Path,
+    charset: Charset,
+    length: int,
+    size=IMAGE_SIZE,
+    max_length: int | None = None,
+    labels: str = "auto",
 ) -> LabelledImages:
-    """Decode every image of a folder once; the file name (without suffix) is the label. Labels
-    of `length` to `max_length` (default: exactly `length`) symbols are kept."""
+    """Decode every labelled image of a folder once; `labels` is the convention (data.labels).
+    Labels of `length` to `max_length` (default: exactly `length`) symbols are kept."""
     max_length = max_length or length
     files = list_images(folder)
-    bad_chars = [p.name for p in files if charset.unknown(p.stem)]
-    bad_length = [p.name for p in files if not charset.unknown(p.stem) and not length <= len(p.stem) <= max_length]
-    bad = set(bad_chars) | set(bad_length)
-    wanted = f"{length}" if max_length == length else f"{length} to {max_length}"
-    _warn_skipped("with characters outside the charset", bad_chars)
-    _warn_skipped(f"whose label is not {wanted} characters long", bad_length)
-    files = [p for p in files if p.name not in bad]
+    kept = _usable(labels_of(Path(folder), files, labels), charset, length, max_length)
 
     def read(path):
         try:
@@ -65,15 +56,25 @@ def load_folder(
             return e
 
     with ThreadPoolExecutor(4) as pool:  # cv2 decodes without the GIL
-        decoded = list(pool.map(read, files))
-    unreadable = [str(d) for d in decoded if isinstance(d, ImageError)]
-    _warn_skipped("that could not be read", unreadable)
-    ok = [(p, d) for p, d in zip(files, decoded, strict=True) if not isinstance(d, ImageError)]
+        decoded = list(pool.map(read, kept))
+    warn_skipped("that could not be read", [str(d) for d in decoded if isinstance(d, ImageError)])
+    ok = [(p, d) for p, d in zip(kept, decoded, strict=True) if not isinstance(d, ImageError)]
     if not ok:
-        expected = f"labels of {wanted} symbols from {charset.symbols!r}"
-        raise DataError(f"no usable captcha images in {folder} ({expected})")
+        wanted = f"{length}" if max_length == length else f"{length} to {max_length}"
+        raise DataError(f"no usable captcha images in {folder} (labels of {wanted} symbols from {charset.symbols!r})")
     return LabelledImages(
         images=to_tensor([d for _, d in ok]),
-        targets=torch.tensor([_padded(charset.encode(p.stem), max_length) for p, _ in ok], dtype=torch.long),
+        targets=torch.tensor([_padded(charset.encode(kept[p]), max_length) for p, _ in ok], dtype=torch.long),
         names=[p.name for p, _ in ok],
     )
+
+
+def _usable(labels: dict[Path, str], charset: Charset, length: int, max_length: int) -> dict[Path, str]:
+    """The files whose label the charset can write at an allowed length; counted warnings for the rest."""
+    bad_chars = [p.name for p, label in labels.items() if charset.unknown(label)]
+    bad_length = [p.name for p, t in labels.items() if not charset.unknown(t) and not length <= len(t) <= max_length]
+    wanted = f"{length}" if max_length == length else f"{length} to {max_length}"
+    warn_skipped("with characters outside the charset", bad_chars)
+    warn_skipped(f"whose label is not {wanted} characters long", bad_length)
+    bad = set(bad_chars) | set(bad_length)
+    return {p: label for p, label in labels.items() if p.name not in bad}

@@ -10,7 +10,7 @@ from captcha_lab.training.system import CaptchaSystem
 # What decides which images are train, val and test. A resume must draw the same split, or it
 # would test on images it trained on before (ckpt_init= starts afresh from the weights instead).
 SPLIT_KEYS = (
-    "dir test_dir seed val_fraction test_fraction folds fold length max_length synthetic synthetic_seed".split()
+    "dir test_dir labels seed val_fraction test_fraction folds fold length max_length synthetic synthetic_seed".split()
 )
 
 
