@@ -38,6 +38,7 @@ def split_metrics(system: CaptchaSystem, data: LabelledImages, split: str, batch
 @torch.inference_mode()
 def read_texts(system: CaptchaSystem, images: torch.Tensor, batch_size: int) -> list[str]:
     """(N, 1, H, W) images -> N texts, `batch_size` at a time, decoded as the readers decode."""
+    system.eval()  # as the readers put their nets: no dropout in the reads
     texts = []
     for batch in images.split(batch_size):
         index, _ = system.decode(system(batch))

@@ -60,7 +60,7 @@ def load_folder(
     warn_skipped("that could not be read", [str(d) for d in decoded if isinstance(d, ImageError)])
     ok = [(p, d) for p, d in zip(kept, decoded, strict=True) if not isinstance(d, ImageError)]
     if not ok:
-        wanted = f"{length}" if max_length == length else f"{length} to {max_length}"
+        wanted = _lengths(length, max_length)
         raise DataError(f"no usable captcha images in {folder} (labels of {wanted} symbols from {charset.symbols!r})")
     return LabelledImages(
         images=to_tensor([d for _, d in ok]),
@@ -73,8 +73,11 @@ def _usable(labels: dict[Path, str], charset: Charset, length: int, max_length: 
     """The files whose label the charset can write at an allowed length; counted warnings for the rest."""
     bad_chars = [p.name for p, label in labels.items() if charset.unknown(label)]
     bad_length = [p.name for p, t in labels.items() if not charset.unknown(t) and not length <= len(t) <= max_length]
-    wanted = f"{length}" if max_length == length else f"{length} to {max_length}"
     warn_skipped("with characters outside the charset", bad_chars)
-    warn_skipped(f"whose label is not {wanted} characters long", bad_length)
+    warn_skipped(f"whose label is not {_lengths(length, max_length)} characters long", bad_length)
     bad = set(bad_chars) | set(bad_length)
     return {p: label for p, label in labels.items() if p.name not in bad}
+
+
+def _lengths(length: int, max_length: int) -> str:
+    return f"{length}" if max_length == length else f"{length} to {max_length}"

@@ -151,7 +151,7 @@ class CaptchaSystem(L.LightningModule):
 
 def load_system(
     path: str | Path, map_location: str | torch.device = "cpu", symbols: str | None = None, kind: str | None = None
-) -> "CaptchaSystem":
+) -> CaptchaSystem:
     """A trained CaptchaSystem in eval mode; `symbols`/`kind`, when given, must match the checkpoint's.
     Its loss is the one it trained with (label smoothing included), as metrics.json reports it."""
     net, hparams = load_net_and_hparams(path, map_location, symbols, kind)
