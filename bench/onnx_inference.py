@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from captcha_lab.cli.process import reuse_freed_memory
-from captcha_lab.data.images import ImageError, list_images, read_gray, to_floats
+from captcha_lab.data.images import ImageError, list_images, read_image, to_floats
 from captcha_lab.inference.onnx_backend import OnnxPredictor
 from captcha_lab.inference.reader import BATCH_SIZE
 
@@ -26,7 +26,7 @@ from captcha_lab.inference.reader import BATCH_SIZE
 def readable(paths: list[Path]) -> Iterator[np.ndarray]:
     for path in paths:
         try:
-            yield read_gray(path)
+            yield read_image(path)
         except ImageError as e:  # as predict.py: named, and the others are still read
             print(f"skipped: {e}", file=sys.stderr)
 

@@ -108,7 +108,7 @@ def test_report_cnn_refuses_variable_length(make_cfg, capsys):
     cfg = make_cfg("data.max_length=6")
     with pytest.raises(SystemExit):
         train(cfg)
-    assert "data.max_length" in capsys.readouterr().err
+    assert "labels of 5 to 6 symbols, but model=report_cnn reads one length" in capsys.readouterr().err
 
 
 def test_ckpt_init_starts_from_trained_weights(make_cfg, one_epoch_run):

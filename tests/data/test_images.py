@@ -4,7 +4,7 @@ import cv2
 import numpy as np
 import pytest
 
-from captcha_lab.data.images import MAX_PIXELS, ImageError, read_gray
+from captcha_lab.data.images import MAX_PIXELS, ImageError, read_image
 
 from .image_files import png_header, save
 
@@ -12,7 +12,7 @@ from .image_files import png_header, save
 @pytest.mark.parametrize("name,mode", [("2b827.png", "RGBA"), ("2b827.jpg", "RGB"), ("2b827.png", "L")])
 def test_any_mode_reads_as_gray_50x200(tmp_path, name, mode):
     arr = save(tmp_path / name, mode)
-    img = read_gray(tmp_path / name)
+    img = read_image(tmp_path / name)
     assert img.shape == (50, 200) and img.dtype == np.uint8
     if mode == "L":
         np.testing.assert_array_equal(img, arr)
@@ -23,7 +23,7 @@ def test_any_mode_reads_as_gray_50x200(tmp_path, name, mode):
 
 def test_wrong_size_is_resized(tmp_path):
     save(tmp_path / "2b827.png", "L", size=(400, 100))
-    assert read_gray(tmp_path / "2b827.png").shape == (50, 200)
+    assert read_image(tmp_path / "2b827.png").shape == (50, 200)
 
 
 @pytest.mark.parametrize(
@@ -39,4 +39,37 @@ def test_bad_image_is_refused_with_its_name(tmp_path, data, reason):
     path = tmp_path / "2b827.png"
     path.write_bytes(data)
     with pytest.raises(ImageError, match=f"^{path}: {reason}"):
-        read_gray(path)
+        read_image(path)
+
+
+def every_mode(tmp_path, rgb: np.ndarray) -> dict[str, "Path"]:  # noqa: F821
+    """The same picture as a 1-bit, palette, RGBA and 16-bit PNG and a CMYK JPEG."""
+    from PIL import Image
+
+    image = Image.fromarray(rgb)
+    files = {
+        "1": image.convert("1", dither=Image.Dither.NONE),
+        "P": image.convert("P", palette=Image.Palette.ADAPTIVE),
+        "RGBA": image.convert("RGBA"),
+        "I;16": Image.fromarray(np.asarray(image.convert("L")).astype(np.uint16) * 257),
+    }
+    paths = {mode: tmp_path / f"{i}.png" for i, mode in enumerate(files)}
+    for mode, picture in files.items():
+        picture.save(paths[mode])
+    paths["CMYK"] = tmp_path / "cmyk.jpg"
+    image.convert("CMYK").save(paths["CMYK"], quality=95)
+    return paths
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_every_image_mode_reads_at_any_size_and_channels(tmp_path, channels):
+    # Two flat colours: every mode keeps them (the 1-bit one as black and white).
+    rgb = np.zeros((30, 70, 3), np.uint8)
+    rgb[:, 35:] = (230, 200, 40)
+    for mode, path in every_mode(tmp_path, rgb).items():
+        img = read_image(path, (50, 120), channels)
+        assert img.shape == ((50, 120) if channels == 1 else (50, 120, 3)) and img.dtype == np.uint8, mode
+        left, right = img[:, :50].astype(int), img[:, 70:].astype(int)
+        assert left.max() <= 12 and right.min() >= (150 if mode in ("1", "I;16") or channels == 1 else 30), mode
+    colour = read_image(every_mode(tmp_path, rgb)["RGBA"], (30, 70), 3)
+    np.testing.assert_array_equal(colour[0, -1], (230, 200, 40))  # RGB order, not cv2's BGR

@@ -46,8 +46,8 @@ def test_export_reads_like_pytorch(tmp_path, make_net):
     net = make_net().eval()
     write_onnx(net, CAPTCHA_V2, "0" * 64, tmp_path / "net.onnx")
     images = noise(7)
-    ours = Predictor(net, CAPTCHA_V2, batch_size=3).predict_gray(images)
-    onnx = OnnxPredictor.from_file(tmp_path / "net.onnx", batch_size=3).predict_gray(images)
+    ours = Predictor(net, CAPTCHA_V2, batch_size=3).predict_pixels(images)
+    onnx = OnnxPredictor.from_file(tmp_path / "net.onnx", batch_size=3).predict_pixels(images)
     assert [p.text for p in onnx] == [p.text for p in ours]
     assert len({p.confidence for p in ours}) == len(images)
     assert [p.confidence for p in onnx] == pytest.approx([p.confidence for p in ours], rel=1e-4)

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from captcha_lab.data.charset import Charset
-from captcha_lab.data.images import ImageError, read_gray
+from captcha_lab.data.images import ImageError, read_image
 from captcha_lab.inference.torch_backend import Predictor
 from captcha_lab.models.crnn import CRNN
 from captcha_lab.models.report_cnn import ReportCNN
@@ -16,7 +16,7 @@ from captcha_lab.models.report_cnn import ReportCNN
 def test_predictor_accepts_paths_arrays_and_pil(tiny_run, tiny_dir):
     predictor = Predictor.from_checkpoint(tiny_run / "checkpoints" / "best.ckpt", batch_size=2)
     path = sorted(tiny_dir.glob("*.png"))[0]
-    gray = read_gray(path)  # (50, 200) uint8
+    gray = read_image(path)  # (50, 200) uint8
     rgb = np.array(PIL.Image.open(path).convert("RGB"))  # (50, 200, 3)
     big = PIL.Image.open(path).convert("RGBA").resize((400, 100))
     as_int = gray.astype(np.int64)  # e.g. numpy arithmetic: integers 0..255, not [0, 1]
@@ -47,8 +47,10 @@ def test_predictor_decodes_argmax_with_confidence():
     for pos, idx in enumerate(Charset(SYMBOLS).encode("2b827")):
         logits[0, pos, idx] = 10.0
     net.forward = lambda x: logits
-    texts, confidence = Predictor(net, SYMBOLS).read(torch.zeros(1, 1, 50, 200))
-    assert texts == ["2b827"] and 0.99 < confidence.item() <= 1.0
+    (read,) = Predictor(net, SYMBOLS).read(torch.zeros(1, 1, 50, 200))
+    assert read.text == "2b827" and 0.99 < read.confidence <= 1.0
+    assert len(read.char_confidences) == 5 and min(read.char_confidences) > 0.99
+    assert read.confidence == pytest.approx(np.prod(read.char_confidences))
 
 
 def test_predictor_reads_variable_length_labels():
@@ -60,15 +62,16 @@ def test_predictor_reads_variable_length_labels():
         for k, index in enumerate(charset.encode(text)):
             logits[row, 3 * k + 1, index], logits[row, 3 * k + 1, blank] = 10.0, -10.0
     net.forward = lambda x: logits
-    texts, confidence = Predictor(net, SYMBOLS).read(torch.zeros(4, 1, 50, 200))
-    assert texts == labels and (confidence > 0.99).all()
+    reads = Predictor(net, SYMBOLS).read(torch.zeros(4, 1, 50, 200))
+    assert [r.text for r in reads] == labels and all(r.confidence > 0.99 for r in reads)
+    # One confidence per character read, taken at the frame that wrote it.
+    assert [len(r.char_confidences) for r in reads] == [len(t) for t in labels]
 
 
 def test_predictor_read_all_batches_in_order():
     torch.manual_seed(0)
     predictor = Predictor(ReportCNN(num_classes=19), SYMBOLS, batch_size=2)
     x = torch.rand(5, 1, 50, 200)  # 2 + 2 + 1
-    texts, confidences = predictor.read_all(x)
-    whole_texts, whole_confidences = predictor.read(x)
-    assert texts == whole_texts and len(texts) == 5
-    torch.testing.assert_close(torch.tensor(confidences), whole_confidences)
+    batched, whole = predictor.read_all(x), predictor.read(x)
+    assert [p.text for p in batched] == [p.text for p in whole] and len(batched) == 5
+    assert [p.confidence for p in batched] == pytest.approx([p.confidence for p in whole], rel=1e-5)

@@ -29,7 +29,8 @@ def test_resuming_on_another_split_is_a_clear_error(make_cfg, tmp_path):
         return check_resumable(path, system, CaptchaDataModule(**{**data, **changes}))
 
     assert resumable(batch_size=8, dir=data["dir"] + "/.") == 0  # same split
-    for key, value in [("seed", 1), ("val_fraction", 0.3), ("dir", str(tmp_path))]:
+    other = shutil.copytree(data["dir"], tmp_path / "other")
+    for key, value in [("seed", 1), ("val_fraction", 0.3), ("dir", str(other))]:
         # seed 1 would put most of seed 0's test images into its training split
         with pytest.raises(CheckpointError, match=rf"run.ckpt: trained on another split \(data.{key}=.* there, "):
             resumable(**{key: value})

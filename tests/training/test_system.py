@@ -3,6 +3,7 @@
 import torch
 
 from captcha_lab.data.augment import Augment
+from captcha_lab.data.charset import UNKNOWN, Charset
 from captcha_lab.models.report_cnn import ReportCNN
 from captcha_lab.training.system import CaptchaSystem
 
@@ -22,3 +23,21 @@ def test_only_training_batches_are_augmented():
     system.validation_step((x, y), 0)
     assert not torch.equal(seen[0], x)  # training batches are augmented
     assert torch.equal(seen[1], x)  # validation batches are not
+
+
+def test_a_test_label_with_an_unwritable_symbol_is_a_misread_without_loss():
+    symbols = "2345678bcdefgmnpwxy"
+    system = CaptchaSystem(ReportCNN(num_classes=19), symbols=symbols)
+    y = torch.tensor([[0, 1, 2, 3, 4], [0, 1, 2, 3, UNKNOWN], [5, 6, 7, 8, 9]])  # row 1: a symbol not in symbols
+    logits = torch.full((3, 5, 19), -20.0)
+    logits[[0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2], list(range(5)) * 3, [0, 1, 2, 3, 4] * 2 + [5, 6, 7, 8, 9]] = (
+        20
+    )
+    system.net.forward = lambda batch: logits
+    system.eval()
+    system.test_step((torch.zeros(3, 1, 50, 200), y), 0)
+    scores = system.metrics["test_metrics"].compute()
+    assert scores["test/seq_acc"] == torch.tensor(2 / 3)  # read everything it could; still wrong
+    assert scores["test/char_acc"] == torch.tensor(14 / 15)
+    assert system.losses["test_loss"].compute() < 1e-3  # the two writable rows only
+    assert Charset(symbols).texts(y)[1] == "2345\ufffd"

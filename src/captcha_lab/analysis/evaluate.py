@@ -23,6 +23,7 @@ from torchmetrics.classification import (  # noqa: E402
 )
 
 from captcha_lab.atomic import writing  # noqa: E402
+from captcha_lab.data.charset import UNKNOWN_SYMBOL  # noqa: E402
 from captcha_lab.data.labelled import LabelledImages  # noqa: E402
 from captcha_lab.training.system import CaptchaSystem  # noqa: E402
 
@@ -51,13 +52,16 @@ MISSING = "∅"  # the class of a character absent from a read or label shorter 
 
 def aligned_classes(symbols: str, truths: list[str], preds: list[str], missing: bool) -> tuple[torch.Tensor, ...]:
     """(N,) label and (N,) read class indices, position by position over every pair up to the
-    longer one's end: class len(symbols) (MISSING) marks where the shorter of the two has ended."""
+    longer one's end: class len(symbols) (MISSING) marks where the shorter of the two has ended.
+    A label's symbol that the net cannot write has no row to count in: seq_acc counts it wrong."""
     index = {None: len(symbols), **{s: i for i, s in enumerate(symbols)}}
     target, pred = [], []
     for t, p in zip(truths, preds, strict=True):
         if len(t) != len(p) and not missing:  # fixed heads read their label's length
             raise ValueError(f"read {p!r} of label {t!r}: reads of another length need missing=True")
         for a, b in itertools.zip_longest(t, p):  # None past the shorter one's end
+            if a == UNKNOWN_SYMBOL:
+                continue
             target.append(index[a])
             pred.append(index[b])
     return torch.tensor(target, dtype=torch.long), torch.tensor(pred, dtype=torch.long)

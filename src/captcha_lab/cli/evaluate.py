@@ -45,7 +45,7 @@ def eval_data_config(cfg: DictConfig, net) -> tuple[DictConfig, str | None]:
     run_config = Path(cfg.ckpt_path).resolve().parent.parent / ".hydra" / "config.yaml"
     keys = override_keys()
     if "data" in keys:
-        data = cfg.data.copy()
+        data = with_net_input(cfg.data.copy(), net)
         longest = net.spec["length"]
         if net.variable_length:  # reads up to `longest` characters
             if type(data.length) is int:  # else the data module's checks name the bad value
@@ -65,6 +65,7 @@ def eval_data_config(cfg: DictConfig, net) -> tuple[DictConfig, str | None]:
             "anew, or data=... names another data config"
         )
     data = OmegaConf.create(OmegaConf.to_container(OmegaConf.load(run_config).data, resolve=True))
+    data = with_net_input(data, net)
     held_out = data.get("test_dir") is None  # the run's test split came out of its folder
     for key in keys:  # resolved above against the run's own seed and charset
         if key.startswith("data."):
@@ -73,6 +74,13 @@ def eval_data_config(cfg: DictConfig, net) -> tuple[DictConfig, str | None]:
         test_dir, data.test_dir = data.test_dir, None
         return data, test_dir
     return data, None
+
+
+def with_net_input(data: DictConfig, net) -> DictConfig:
+    """Images prepared as the net was trained on them, whatever folder they come from."""
+    data.height, data.width = net.spec["image_size"]
+    data.channels = net.spec["in_channels"]
+    return data
 
 
 def check_run_split(ckpt_path: str, datamodule, other_test_dir: str | None) -> None:

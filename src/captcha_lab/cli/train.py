@@ -127,12 +127,21 @@ def on_cuda(accelerator: str) -> bool:
 def build(cfg: DictConfig):
     if cfg.data.get("symbols", cfg.charset.symbols) != cfg.charset.symbols:  # labels would mean other characters
         raise ConfigError(f"data.symbols: {cfg.data.symbols!r} differs from charset.symbols {cfg.charset.symbols!r}")
-    datamodule = make("data", cfg.data)
-    length = cfg.data.get("max_length") or cfg.data.length  # the longest label
-    net = make("model", cfg.model, num_classes=len(cfg.charset.symbols), length=length)
+    datamodule = make("data", cfg.data)  # reads dir's labels where charset=auto or data.length/width=null
+    net = make(
+        "model",
+        cfg.model,
+        num_classes=len(datamodule.charset),
+        length=datamodule.max_length,  # the longest label
+        image_size=datamodule.image_size,
+        in_channels=cfg.data.channels,
+    )
     kind = net.spec["kind"]
-    if not net.variable_length and length != cfg.data.length:
-        raise ConfigError(f"data.max_length: model={kind} reads one length; labels of several need a CTC net (crnn)")
+    if not net.variable_length and datamodule.length != datamodule.max_length:
+        raise ConfigError(
+            f"data.length: labels of {datamodule.length} to {datamodule.max_length} symbols, but model={kind} reads"
+            " one length; use a CTC net (model=crnn), or keep one length with data.length=N"
+        )
     if cfg.label_smoothing and not net.label_smoothing:
         raise ConfigError(f"label_smoothing: model={kind} ({net.decoding}) has none; got {cfg.label_smoothing}")
     deterministic = cfg.trainer.get("deterministic") is True and on_cuda(cfg.trainer.get("accelerator", "auto"))
@@ -146,7 +155,7 @@ def build(cfg: DictConfig):
     check_factories(net, optimizer, scheduler)
     system = CaptchaSystem(
         net=net,
-        symbols=cfg.charset.symbols,
+        symbols=datamodule.charset.symbols,
         optimizer=optimizer,
         scheduler=scheduler,
         augment=make("augment", cfg.augment) if cfg.augment else None,

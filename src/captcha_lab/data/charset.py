@@ -4,6 +4,8 @@ from dataclasses import dataclass
 CAPTCHA_V2 = "2345678bcdefgmnpwxy"
 REPORT36 = "abcdefghijklmnopqrstuvwxyz0123456789"
 PAD = -1  # target index after the end of a label shorter than the longest
+UNKNOWN = -2  # target index of a test label's symbol outside the charset: never read right
+UNKNOWN_SYMBOL = "\ufffd"  # how such a symbol is written in texts
 
 
 @dataclass(frozen=True)
@@ -20,11 +22,14 @@ class Charset:
     def unknown(self, text: str) -> set[str]:
         return set(text) - set(self.symbols)
 
-    def encode(self, text: str) -> list[int]:
+    def encode(self, text: str, unknown: bool = False) -> list[int]:
+        """Symbol indices; `unknown`: UNKNOWN for a symbol outside the charset instead of a ValueError."""
+        if unknown:
+            return [self.symbols.find(c) if c in self.symbols else UNKNOWN for c in text]
         return [self.symbols.index(c) for c in text]
 
     def decode(self, indices) -> str:
-        return "".join(self.symbols[int(i)] for i in indices)
+        return "".join(UNKNOWN_SYMBOL if int(i) == UNKNOWN else self.symbols[int(i)] for i in indices)
 
     def texts(self, index) -> list[str]:
         """(B, W) symbol indices padded with PAD (decoded reads or targets) -> B strings."""

@@ -6,14 +6,16 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
+from captcha_lab.data import inferred
 from captcha_lab.data.charset import CAPTCHA_V2, Charset
-from captcha_lab.data.images import IMAGE_SIZE
-from captcha_lab.data.labelled import LabelledImages, load_folder
+from captcha_lab.data.images import CHANNELS, IMAGE_SIZE
+from captcha_lab.data.labelled import LabelledImages, load_folder, scan_labels
 from captcha_lab.data.labels import CONVENTIONS
 from captcha_lab.data.synthetic import ensure_synthetic, set_folder
 from captcha_lab.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
+SYNTHETIC_LENGTH = 5  # generated labels, where data.length is null: captcha_v2's
 
 
 def split_indices(
@@ -35,7 +37,7 @@ def split_indices(
 
 def check_types(hp: dict) -> None:
     ints = [
-        "length",
+        "height",
         "batch_size",
         "eval_batch_size",
         "seed",
@@ -45,7 +47,7 @@ def check_types(hp: dict) -> None:
         "fold",
         "num_workers",
     ]
-    for key in ints + (["max_length"] if hp["max_length"] is not None else []):
+    for key in ints + [k for k in ("length", "max_length", "width") if hp[k] is not None]:
         if not isinstance(hp[key], int) or isinstance(hp[key], bool):
             raise ConfigError(f"data.{key} must be an integer, got {hp[key]!r}")
     for key in ("val_fraction", "test_fraction"):
@@ -63,12 +65,13 @@ def check_settings(hp: dict) -> None:
         raise ConfigError(f"data.val_fraction must be in (0, 1), got {hp['val_fraction']}")
     if not 0 <= hp["test_fraction"] < 1:
         raise ConfigError(f"data.test_fraction must be in [0, 1), got {hp['test_fraction']}")
-    for key in ("batch_size", "eval_batch_size", "length"):
-        if hp[key] < 1:
+    for key in ("batch_size", "eval_batch_size", "length", "max_length"):
+        if hp[key] is not None and hp[key] < 1:
             raise ConfigError(f"data.{key} must be >= 1, got {hp[key]}")
     length, max_length, folds, fold = hp["length"], hp["max_length"], hp["folds"], hp["fold"]
-    if max_length is not None and max_length < length:
+    if max_length is not None and length is not None and max_length < length:
         raise ConfigError(f"data.max_length must be >= data.length ({length}), got {max_length}")
+    check_geometry(hp)
     if folds == 1 or folds < 0:
         raise ConfigError(f"data.folds must be 0 (one split) or at least 2, got {folds}")
     if fold and folds < 2:  # it would be ignored: every "fold" the same split
@@ -79,16 +82,36 @@ def check_settings(hp: dict) -> None:
         raise ConfigError(f"data.num_workers must be >= 0, got {hp['num_workers']}")
     if hp["synthetic"] < 0:
         raise ConfigError(f"data.synthetic must be >= 0, got {hp['synthetic']}")
-    if hp["synthetic"] > len(hp["symbols"]) ** length:  # file names are labels: each one once
-        raise ConfigError(
-            f"data.synthetic: {hp['synthetic']} captchas need as many distinct labels, but "
-            f"{len(hp['symbols'])} symbols make only {len(hp['symbols']) ** length} of length {length}"
-        )
+    if hp["synthetic"]:
+        check_synthetic(hp)
     # Here, not when setup() reads them: before the Trainer and its logger start a run for nothing.
     folders = {"test_dir": hp["test_dir"]} | ({} if hp["synthetic"] else {"dir": hp["dir"]})
     for key, folder in folders.items():
         if folder is not None:
             check_folder(key, folder)
+
+
+def check_geometry(hp: dict) -> None:
+    if hp["height"] < 8:
+        raise ConfigError(f"data.height must be >= 8 pixels, got {hp['height']}")
+    if hp["width"] is not None and hp["width"] < 8:
+        raise ConfigError(f"data.width must be >= 8 pixels or null (from the images' aspect), got {hp['width']}")
+    if hp["channels"] not in CHANNELS:
+        raise ConfigError(f"data.channels must be 1 (grayscale) or 3 (RGB), got {hp['channels']!r}")
+
+
+def check_synthetic(hp: dict) -> None:
+    """Generated captchas need their alphabet named: there are no labels to read it from."""
+    symbols, length = hp["symbols"], hp["length"] or SYNTHETIC_LENGTH
+    if symbols == inferred.AUTO:
+        raise ConfigError(
+            "charset: data.synthetic generates captchas, so name their alphabet (e.g. charset=captcha_v2)"
+        )
+    if hp["synthetic"] > len(symbols) ** length:  # file names are labels: each one once
+        raise ConfigError(
+            f"data.synthetic: {hp['synthetic']} captchas need as many distinct labels, but "
+            f"{len(symbols)} symbols make only {len(symbols) ** length} of length {length}"
+        )
 
 
 def check_folder(key: str, folder: str) -> None:
@@ -111,8 +134,11 @@ class CaptchaDataModule(L.LightningDataModule):
         dir: str = "data/captcha_v2",
         symbols: str = CAPTCHA_V2,
         labels: str = "auto",
-        length: int = 5,
+        length: int | None = None,
         max_length: int | None = None,
+        height: int = IMAGE_SIZE[0],
+        width: int | None = None,
+        channels: int = 1,
         test_dir: str | None = None,
         val_fraction: float = 0.2,
         test_fraction: float = 0.1,
@@ -128,13 +154,49 @@ class CaptchaDataModule(L.LightningDataModule):
         super().__init__()
         self.save_hyperparameters()
         check_settings(self.hparams)
-        self.charset = Charset(symbols)
         self.splits: dict[str, LabelledImages] = {}
         self.source: dict = {}  # which images were split (set by setup)
+        self.found: dict[Path, str] | None = None  # dir's labels, scanned once
+        self._infer()
+
+    def _infer(self) -> None:
+        """Alphabet, label lengths and input size: as set, or (null, charset=auto) from dir's labels
+        and images, before any net is built (its classes, heads and input depend on them)."""
+        hp = self.hparams
+        explicit = hp.symbols != inferred.AUTO
+        if not hp.synthetic and not (explicit and hp.length is not None and hp.width is not None):
+            self.found = scan_labels(hp.dir, hp.labels)
+        self.charset = Charset(hp.symbols if explicit else inferred.alphabet(self.found))
+        # As the system's: Lightning logs both (hparams_initial), and refuses two values of one key.
+        self.save_hyperparameters({**hp, "symbols": self.charset.symbols})
+        self.length, longest = self._lengths()
+        self.max_length = hp.max_length or longest
+        width = hp.width or (4 * hp.height if hp.synthetic else inferred.width_for(list(self.found), hp.height))
+        self.image_size = (hp.height, width)
+        lengths = f"{self.length}" if self.length == self.max_length else f"{self.length} to {self.max_length}"
+        log.info(
+            "data: alphabet %r (%d symbols%s), labels of %s symbols, images %dx%d (HxW), %s",
+            self.charset.symbols,
+            len(self.charset),
+            "" if explicit else ", from the labels",
+            lengths,
+            *self.image_size,
+            "grayscale" if hp.channels == 1 else "RGB",
+        )
+
+    def _lengths(self) -> tuple[int, int]:
+        """data.length, or (null) the shortest and longest label the alphabet can write."""
+        hp = self.hparams
+        if hp.length is not None or hp.synthetic:
+            return (hp.length or SYNTHETIC_LENGTH,) * 2
+        writable = {p: t for p, t in self.found.items() if not self.charset.unknown(t)}
+        if not writable:
+            raise DataError(f"{hp.dir}: no label can be written with the symbols {self.charset.symbols!r}")
+        return inferred.lengths(writable)
 
     def _synthetic(self) -> tuple:
         hp = self.hparams
-        return hp.dir, hp.synthetic, hp.synthetic_seed, hp.symbols, hp.length, IMAGE_SIZE
+        return hp.dir, hp.synthetic, hp.synthetic_seed, hp.symbols, self.length, IMAGE_SIZE
 
     def prepare_data(self) -> None:
         if self.hparams.synthetic:
@@ -158,7 +220,7 @@ class CaptchaDataModule(L.LightningDataModule):
         idx = split_indices(len(data), hp.seed, hp.val_fraction, test_fraction, hp.folds, hp.fold)
         self.splits = {name: data.subset(i) for name, i in idx.items()}
         if hp.test_dir:
-            self.splits["test"] = self._read(hp.test_dir)
+            self.splits["test"] = self._read(hp.test_dir, test=True)
         if len(self.splits["train"]) == 0:
             raise DataError(f"{folder}: {len(data)} usable images leave none for training")
         if len(self.splits["val"]) == 0:  # no best.ckpt would be written, and the val bests be NaN
@@ -169,15 +231,20 @@ class CaptchaDataModule(L.LightningDataModule):
     def state_dict(self) -> dict:
         return dict(self.source)  # Lightning stores it under the class name (training.resume.images_changed)
 
-    def _read(self, folder: str) -> LabelledImages:
+    def _read(self, folder: str, test: bool = False) -> LabelledImages:
+        """`test`: a test folder of its own, whose labels may hold symbols that the training
+        folder's do not (each such image a misread)."""
         hp = self.hparams
-        return load_folder(folder, self.charset, hp.length, max_length=hp.max_length, labels=hp.labels)
+        found = self.found if folder == hp.dir else None
+        return load_folder(
+            folder, self.charset, self.length, self.image_size, self.max_length, hp.labels, hp.channels, found, test
+        )
 
     def replace_test(self, folder: str) -> None:
         """After setup: `folder`'s images as the test split, train and val left as they were split
         (eval.py scoring another test set for a run that held out part of its folder)."""
         check_folder("test_dir", folder)
-        self.splits["test"] = self._read(folder)
+        self.splits["test"] = self._read(folder, test=True)
         log.info("test split replaced: %d images from %s", len(self.splits["test"]), folder)
 
     def _loader(self, split: str, train: bool = False) -> DataLoader:

@@ -1,6 +1,6 @@
-"""Decoding captcha images (files, bytes, arrays, PIL images) into the (H, W) uint8 grayscale pixels
-every net reads. Without PyTorch: the ONNX Runtime reader never imports it; labelled.py turns
-folders of these into tensors."""
+"""Decoding captcha images (files, bytes, arrays, PIL images) into the uint8 pixels every net
+reads: (H, W) grayscale, or (H, W, 3) RGB for nets of 3 channels. Without PyTorch: the ONNX
+Runtime reader never imports it; labelled.py turns folders of these into tensors."""
 
 import io
 import os
@@ -22,8 +22,9 @@ def quiet_opencv() -> None:
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 IMAGE_SIZE = (50, 200)  # (H, W), as in the report
-# What `to_gray` reads: a path, or pixels already in memory.
-Image = str | Path | np.ndarray | PIL.Image.Image
+CHANNELS = (1, 3)  # grayscale, RGB
+# What `to_pixels` reads: a path, encoded bytes, or pixels already in memory.
+Image = str | Path | bytes | np.ndarray | PIL.Image.Image
 MAX_PIXELS = 50_000_000  # refuse decompression bombs long before they reach memory
 
 
@@ -31,8 +32,9 @@ class ImageError(Exception):
     pass
 
 
-def decode_gray(data: bytes | np.ndarray, size: tuple[int, int] = IMAGE_SIZE) -> np.ndarray:
-    """Encoded image bytes -> (H, W) uint8 grayscale, resized to `size` only when needed."""
+def decode_image(data: bytes | np.ndarray, size: tuple[int, int] = IMAGE_SIZE, channels: int = 1) -> np.ndarray:
+    """Encoded image bytes -> (H, W) uint8 grayscale (channels=1) or (H, W, 3) RGB, resized to
+    `size` only when needed."""
     buf = np.frombuffer(data, np.uint8) if isinstance(data, bytes) else data
     if buf.size == 0:
         raise ImageError("empty file")
@@ -46,26 +48,39 @@ def decode_gray(data: bytes | np.ndarray, size: tuple[int, int] = IMAGE_SIZE) ->
     if w * h > MAX_PIXELS:
         raise ImageError(f"{w}x{h} pixels is more than the limit of {MAX_PIXELS}")
     # cv2's grayscale read is what the report used; alpha (all opaque in captcha_v2) is dropped.
-    img = cv2.imdecode(buf, cv2.IMREAD_GRAYSCALE)
+    img = cv2.imdecode(buf, cv2.IMREAD_GRAYSCALE if channels == 1 else cv2.IMREAD_COLOR)
     if img is None:
         raise ImageError("not a readable image")
-    if img.shape != size:
+    if channels == 3:
+        img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+    if img.shape[:2] != tuple(size):
         img = cv2.resize(img, (size[1], size[0]), interpolation=cv2.INTER_AREA)
     return img
 
 
-def read_gray(path: str | Path, size: tuple[int, int] = IMAGE_SIZE) -> np.ndarray:
+def read_image(path: str | Path, size: tuple[int, int] = IMAGE_SIZE, channels: int = 1) -> np.ndarray:
     try:
-        return decode_gray(np.fromfile(path, np.uint8), size)
+        return decode_image(np.fromfile(path, np.uint8), size, channels)
     except ImageError as e:
         raise ImageError(f"{path}: {e}") from None
     except OSError as e:  # a broken link, no permission: skipped and named like a corrupt file
         raise ImageError(f"{path}: cannot be opened ({e.strerror or e})") from None
 
 
+def image_size(path: str | Path) -> tuple[int, int] | None:
+    """(H, W) from the file's header alone, or None where it cannot be read."""
+    try:
+        with PIL.Image.open(path) as header:
+            return header.size[::-1]
+    except (OSError, SyntaxError, ValueError, PIL.Image.DecompressionBombError):
+        return None
+
+
 def to_floats(images: list[np.ndarray]) -> np.ndarray:
-    """uint8 (H, W) images -> (N, 1, H, W) float32 in [0, 1], what every net reads."""
-    x = np.stack(images)[:, None].astype(np.float32)
+    """uint8 (H, W) or (H, W, 3) images -> (N, C, H, W) float32 in [0, 1], what every net reads."""
+    x = np.stack(images)
+    x = x[:, None] if x.ndim == 3 else x.transpose(0, 3, 1, 2)
+    x = x.astype(np.float32)
     x /= 255
     return x
 
@@ -95,11 +110,13 @@ def list_images(folder: str | Path) -> list[Path]:
 PNG_MODES = {"1", "L", "LA", "P", "RGB", "RGBA", "I;16", "I;16B"}
 
 
-def to_gray(item: Image, size: tuple[int, int] = IMAGE_SIZE) -> np.ndarray:
-    """Any image -> (H, W) uint8 exactly as training saw it: arrays and PIL images go through
+def to_pixels(item: Image, size: tuple[int, int] = IMAGE_SIZE, channels: int = 1) -> np.ndarray:
+    """Any image -> uint8 pixels exactly as training saw them: arrays and PIL images go through
     the same PNG decode as files, so colour conversion and resizing match bit for bit."""
     if isinstance(item, str | Path):
-        return read_gray(item, size)
+        return read_image(item, size, channels)
+    if isinstance(item, bytes):
+        return decode_image(item, size, channels)
     if isinstance(item, PIL.Image.Image) and item.mode in ("I", "F"):
         # 32-bit pixels have no PNG form and no one scale: read by the array rules, so that a
         # 0..255 mode F image is refused rather than clipped to white.
@@ -111,7 +128,7 @@ def to_gray(item: Image, size: tuple[int, int] = IMAGE_SIZE) -> np.ndarray:
             raise ImageError(f"a {item.shape} array is not an (H, W), (H, W, 3) or (H, W, 4) image") from None
     if not isinstance(item, PIL.Image.Image):
         raise ImageError(f"cannot read a {type(item).__name__} as an image")
-    return decode_gray(png_bytes(item), size)
+    return decode_image(png_bytes(item), size, channels)
 
 
 def to_uint8(pixels: np.ndarray, what: str) -> np.ndarray:

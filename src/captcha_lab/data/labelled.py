@@ -1,5 +1,6 @@
 """Reading folders of labelled captchas into memory, as tensors (data.labels says where the labels are)."""
 
+import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -8,19 +9,21 @@ import numpy as np
 import torch
 
 from captcha_lab.data.charset import PAD, Charset
-from captcha_lab.data.images import IMAGE_SIZE, ImageError, list_images, read_gray, to_floats
+from captcha_lab.data.images import IMAGE_SIZE, ImageError, list_images, read_image, to_floats
 from captcha_lab.data.labels import labels_of, warn_skipped
 from captcha_lab.errors import DataError
 
+log = logging.getLogger(__name__)
+
 
 def to_tensor(images: list[np.ndarray]) -> torch.Tensor:
-    """uint8 (H, W) images -> (N, 1, H, W) float32 in [0, 1]."""
+    """uint8 (H, W) or (H, W, 3) images -> (N, C, H, W) float32 in [0, 1]."""
     return torch.from_numpy(to_floats(images))
 
 
 @dataclass
 class LabelledImages:
-    images: torch.Tensor  # (N, 1, H, W) float32 in [0, 1]
+    images: torch.Tensor  # (N, C, H, W) float32 in [0, 1]
     targets: torch.Tensor  # (N, L) int64 symbol indices; shorter labels padded with PAD
     names: list[str]  # file names, for error reports and misread grids
 
@@ -42,16 +45,21 @@ def load_folder(
     size=IMAGE_SIZE,
     max_length: int | None = None,
     labels: str = "auto",
+    channels: int = 1,
+    found: dict[Path, str] | None = None,
+    keep_unknown: bool = False,
 ) -> LabelledImages:
-    """Decode every labelled image of a folder once; `labels` is the convention (data.labels).
-    Labels of `length` to `max_length` (default: exactly `length`) symbols are kept."""
+    """Decode every labelled image of a folder once, at `size` (H, W) and `channels`; `labels` is
+    the convention (data.labels), `found` the labels scan_labels already found there. Labels of
+    `length` to `max_length` (default: exactly `length`) symbols are kept; `keep_unknown` (a test
+    set) keeps those with symbols outside the charset too, as targets no read can match."""
     max_length = max_length or length
-    files = list_images(folder)
-    kept = _usable(labels_of(Path(folder), files, labels), charset, length, max_length)
+    found = found if found is not None else scan_labels(folder, labels)
+    kept = _usable(found, charset, length, max_length, keep_unknown)
 
     def read(path):
         try:
-            return read_gray(path, size)
+            return read_image(path, size, channels)
         except ImageError as e:
             return e
 
@@ -64,15 +72,30 @@ def load_folder(
         raise DataError(f"no usable captcha images in {folder} (labels of {wanted} symbols from {charset.symbols!r})")
     return LabelledImages(
         images=to_tensor([d for _, d in ok]),
-        targets=torch.tensor([_padded(charset.encode(kept[p]), max_length) for p, _ in ok], dtype=torch.long),
+        targets=torch.tensor([_padded(charset.encode(kept[p], True), max_length) for p, _ in ok], dtype=torch.long),
         names=[p.name for p, _ in ok],
     )
 
 
-def _usable(labels: dict[Path, str], charset: Charset, length: int, max_length: int) -> dict[Path, str]:
+def scan_labels(folder: str | Path, labels: str = "auto") -> dict[Path, str]:
+    """Each image file's label, by the convention `labels` (data.labels), without decoding any."""
+    return labels_of(Path(folder), list_images(folder), labels)
+
+
+def _usable(
+    labels: dict[Path, str], charset: Charset, length: int, max_length: int, keep_unknown: bool = False
+) -> dict[Path, str]:
     """The files whose label the charset can write at an allowed length; counted warnings for the rest."""
     bad_chars = [p.name for p, label in labels.items() if charset.unknown(label)]
-    bad_length = [p.name for p, t in labels.items() if not charset.unknown(t) and not length <= len(t) <= max_length]
+    bad_length = [p.name for p, t in labels.items() if not length <= len(t) <= max_length]
+    if keep_unknown and bad_chars:
+        log.warning(
+            "%d label(s) hold symbols the model cannot write, scored as misreads: %s",
+            len(bad_chars),
+            ", ".join(bad_chars[:3]) + (", ..." if len(bad_chars) > 3 else ""),
+        )
+        bad_chars = []
+    bad_length = [name for name in bad_length if name not in bad_chars]
     warn_skipped("with characters outside the charset", bad_chars)
     warn_skipped(f"whose label is not {_lengths(length, max_length)} characters long", bad_length)
     bad = set(bad_chars) | set(bad_length)

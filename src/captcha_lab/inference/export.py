@@ -27,7 +27,7 @@ class ExportError(CaptchaLabError):
 
 
 class Reads(nn.Module):
-    """The exported graph: (B, 1, H, W) images in [0, 1] -> (B, T) best log-probabilities and
+    """The exported graph: (B, C, H, W) images in [0, 1] -> (B, T) best log-probabilities and
     their classes (report_cnn: T = length; crnn: T frames, blank the last class). The rest of
     decoding is numpy's (OnnxPredictor.texts): CTC's merge of repeats is no tensor op."""
 
@@ -76,7 +76,7 @@ def write_onnx(net: CaptchaNet, symbols: str, checkpoint_sha256: str, out: str |
         # dynamo=False: the torch.export-based exporter needs onnxscript and takes seconds longer.
         torch.onnx.export(
             Reads(net),
-            (torch.zeros(2, 1, *net.spec["image_size"]),),
+            (torch.zeros(2, net.spec["in_channels"], *net.spec["image_size"]),),
             buf,
             dynamo=False,
             opset_version=OPSET,

@@ -2,13 +2,11 @@
 reads as torch_backend.Predictor, without importing PyTorch, whose import would be most of a
 short job's start-up."""
 
-from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
 
-from captcha_lab.data.images import to_floats
 from captcha_lab.errors import CaptchaLabError, first_line
 from captcha_lab.inference.onnx_format import INPUTS, META_KEYS, OUTPUTS, sha256
 from captcha_lab.inference.reader import BATCH_SIZE, Reader
@@ -24,9 +22,10 @@ class OnnxError(CaptchaLabError):
 class OnnxPredictor(Reader):
     def __init__(self, session: ort.InferenceSession, batch_size: int = BATCH_SIZE):
         meta = session.get_modelmeta().custom_metadata_map
-        super().__init__(meta["symbols"], int(meta["length"]), batch_size)
+        # The graph's input is (batch, C, H, W): the size and channels the net was trained on.
+        channels, height, width = session.get_inputs()[0].shape[1:]
+        super().__init__(meta["symbols"], int(meta["length"]), meta["decoding"], (height, width), channels, batch_size)
         self.session = session
-        self.ctc = meta["decoding"] == "ctc"
         self.checkpoint_sha256 = meta["checkpoint_sha256"]
 
     @classmethod
@@ -60,24 +59,6 @@ class OnnxPredictor(Reader):
             )
         return predictor
 
-    def read(self, x: np.ndarray) -> tuple[list[str], list[float]]:
-        """(B, 1, H, W) float32 images in [0, 1] -> B texts and B confidences."""
+    def best_and_index(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         best, index = self.session.run(OUTPUTS, {INPUTS[0]: x})  # (B, T) each
-        return self.texts(index), np.exp(best.sum(-1)).tolist()
-
-    def read_pixels(self, images: Sequence[np.ndarray]) -> tuple[list[str], list[float]]:
-        return self.read(to_floats(list(images)))
-
-    def read_all(self, x: np.ndarray) -> tuple[list[str], list[float]]:
-        """(N, 1, H, W) float32 images in [0, 1], `batch_size` at a time (as Predictor.read_all)."""
-        return self.batched(x, self.read)
-
-    def texts(self, index: np.ndarray) -> list[str]:
-        """(B, T) best classes -> B texts; CTC as models.decoding.greedy_decode: merge repeats,
-        drop blanks (the last class), cut at `width`."""
-        if not self.ctc:
-            return [self.charset.decode(row) for row in index]
-        blank = len(self.charset)
-        previous = np.pad(index, ((0, 0), (1, 0)), constant_values=blank)[:, :-1]
-        keep = (index != blank) & (index != previous)
-        return [self.charset.decode(row[mask][: self.width]) for row, mask in zip(index, keep, strict=True)]
+        return best, index

@@ -1,6 +1,8 @@
-"""`Reader`: a trained net loaded once, reading batches of captchas (paths, arrays, PIL images)
-through a backend (torch_backend.Predictor on PyTorch, onnx_backend.OnnxPredictor on ONNX
-Runtime). Without PyTorch, so that the ONNX Runtime reader never imports it."""
+"""`Reader`: a trained net loaded once, reading batches of captchas (paths, bytes, arrays, PIL
+images) through a backend (torch_backend.Predictor on PyTorch, onnx_backend.OnnxPredictor on ONNX
+Runtime). Both backends give each frame's best class and its log-probability; the texts and
+confidences are decoded here, once for both. Without PyTorch, so that the ONNX Runtime reader
+never imports it."""
 
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -9,7 +11,7 @@ from typing import NamedTuple
 import numpy as np
 
 from captcha_lab.data.charset import Charset
-from captcha_lab.data.images import Image, ImageError, read_gray, to_gray
+from captcha_lab.data.images import IMAGE_SIZE, Image, ImageError, to_floats, to_pixels
 
 # Images per forward pass: per-call overhead vanishes well before this on both backends, and
 # one batch of float pixels stays small (docs/benchmarks.md compares batch sizes).
@@ -21,42 +23,75 @@ class Prediction(NamedTuple):
     Per position: the product of the per-character probabilities (each position's most likely
     symbol). CTC: the probability of the best frame path, the product of every frame's most
     likely class, blanks and repeats included; other paths also spell the same text, so it is a
-    lower bound on the text's probability (models.decoding.greedy_decode)."""
+    lower bound on the text's probability (models.decoding.greedy_decode).
+    `char_confidences`: each read character's probability (CTC: at the frame that wrote it)."""
 
     text: str
     confidence: float
+    char_confidences: tuple[float, ...]
 
 
 class Reader:
-    """Batches items through a backend; subclasses say how a batch of pixels becomes texts
-    (`read_pixels`)."""
+    """Prepares images as the net was trained on them (size, channels), batches them through a
+    backend (`best_and_index`) and decodes the result."""
 
-    def __init__(self, symbols: str, length: int, batch_size: int = BATCH_SIZE):
+    def __init__(
+        self,
+        symbols: str,
+        length: int,
+        decoding: str,
+        image_size: Sequence[int] = IMAGE_SIZE,
+        channels: int = 1,
+        batch_size: int = BATCH_SIZE,
+    ):
         self.charset = Charset(symbols)
+        self.length = length
         self.width = length + 1  # one more than the longest label: a too-long read stays wrong
+        self.ctc = decoding == "ctc"
+        self.image_size = (int(image_size[0]), int(image_size[1]))
+        self.channels = channels
         self.batch_size = batch_size
 
-    def read_pixels(self, images: Sequence[np.ndarray]) -> tuple[list[str], list[float]]:
-        """(H, W) uint8 images, at most `batch_size` -> their texts and confidences."""
+    def best_and_index(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(B, C, H, W) float32 images in [0, 1] -> (B, T) best log-probabilities and their classes
+        (per position: T = length; CTC: T frames, the blank the last class)."""
         raise NotImplementedError
 
-    def batched(self, x: Sequence, read) -> tuple[list[str], list[float]]:
-        """`read` (a batch -> texts, confidences) over `x`, `batch_size` items at a time."""
-        texts, confidences = [], []
-        for i in range(0, len(x), self.batch_size):
-            batch_texts, batch_confidences = read(x[i : i + self.batch_size])
-            texts += batch_texts
-            confidences += batch_confidences
-        return texts, confidences
+    def prepare(self, item: Image) -> np.ndarray:
+        """One image as the net reads it: uint8 (H, W), or (H, W, 3) RGB. ImageError if unreadable."""
+        return to_pixels(item, self.image_size, self.channels)
 
-    def predict_gray(self, images: Sequence[np.ndarray]) -> list[Prediction]:
-        # Converted a batch at a time: one batch of floats in memory, not all of them.
-        texts, confidences = self.batched(images, self.read_pixels)
-        return [Prediction(t, c) for t, c in zip(texts, confidences, strict=True)]
+    def decode(self, best: np.ndarray, index: np.ndarray) -> list[Prediction]:
+        """(B, T) best log-probabilities and classes -> B predictions. CTC as
+        models.decoding.greedy_decode: merge repeats, drop blanks, cut at `width`."""
+        keep = np.ones(index.shape, bool)
+        if self.ctc:
+            blank = len(self.charset)
+            previous = np.pad(index, ((0, 0), (1, 0)), constant_values=blank)[:, :-1]
+            keep = (index != blank) & (index != previous)
+        probs = np.exp(best.astype(np.float64))
+        return [
+            Prediction(self.charset.decode(row[mask][: self.width]), float(p.prod()), tuple(p[mask][: self.width]))
+            for row, p, mask in zip(index, probs, keep, strict=True)
+        ]
+
+    def read(self, x: np.ndarray) -> list[Prediction]:
+        """(B, C, H, W) float32 images in [0, 1] -> B predictions, in one forward pass."""
+        return self.decode(*self.best_and_index(x))
+
+    def read_all(self, x: np.ndarray) -> list[Prediction]:
+        """(N, C, H, W) float32 images in [0, 1], `batch_size` at a time."""
+        return [p for i in range(0, len(x), self.batch_size) for p in self.read(x[i : i + self.batch_size])]
+
+    def predict_pixels(self, images: Sequence[np.ndarray]) -> list[Prediction]:
+        """Prepared images (`prepare`) -> one prediction each; converted to floats a batch at a
+        time, so one batch of floats is in memory, not all of them."""
+        batches = (images[i : i + self.batch_size] for i in range(0, len(images), self.batch_size))
+        return [p for batch in batches for p in self.read(to_floats(batch))]
 
     def predict(self, items: Sequence[Image]) -> list[Prediction]:
         """One prediction per item, in order; an unreadable item raises ImageError."""
-        return self.predict_gray([to_gray(item) for item in items])
+        return self.predict_pixels([self.prepare(item) for item in items])
 
     def predict_files(self, paths: Sequence[Path]) -> Iterator[tuple[Path, Prediction | ImageError]]:
         """(path, prediction or the error reading it), in input order; one bad file spoils nothing."""
@@ -65,9 +100,9 @@ class Reader:
             decoded: list[np.ndarray | ImageError] = []
             for path in chunk:
                 try:
-                    decoded.append(read_gray(path))
+                    decoded.append(self.prepare(path))
                 except ImageError as e:
                     decoded.append(e)
-            good = iter(self.predict_gray([d for d in decoded if not isinstance(d, ImageError)]))
+            good = iter(self.predict_pixels([d for d in decoded if not isinstance(d, ImageError)]))
             for path, d in zip(chunk, decoded, strict=True):
                 yield path, d if isinstance(d, ImageError) else next(good)

@@ -6,7 +6,7 @@ from torch import nn
 
 from captcha_lab.errors import check_range
 from captcha_lab.models.activations import make_activation
-from captcha_lab.models.base import CaptchaNet
+from captcha_lab.models.base import CaptchaNet, check_image
 from captcha_lab.models.decoding import CTC
 
 RNNS = {"lstm": nn.LSTM, "gru": nn.GRU, "none": None}
@@ -82,9 +82,11 @@ class CRNN(CTC, CaptchaNet):
         dropout: float = 0.0,
         activation: str = "relu",
         image_size: tuple[int, int] = (50, 200),
+        in_channels: int = 1,
     ):
         super().__init__()
         _check_arguments(channels, width_halvings, hidden, context, rnn, rnn_layers, dropout, activation)
+        check_image(image_size, in_channels)
         channels = [int(c) for c in channels]
         # `length` is the longest label: it sizes the per-position metrics, not the net.
         self.spec = dict(
@@ -100,12 +102,13 @@ class CRNN(CTC, CaptchaNet):
             dropout=dropout,
             activation=activation,  # of the conv blocks
             image_size=list(image_size),
+            in_channels=in_channels,
         )
         strides = [(2, 2) if i < width_halvings else (2, 1) for i in range(len(channels))]
         self.trunk = nn.Sequential(
             *(
                 _conv_block(c_in, c_out, s, activation)
-                for c_in, c_out, s in zip([1, *channels], channels, strides, strict=False)
+                for c_in, c_out, s in zip([in_channels, *channels], channels, strides, strict=False)
             )
         )
         h = image_size[0]

@@ -8,7 +8,7 @@ from torch import nn
 
 from captcha_lab.errors import check_range
 from captcha_lab.models.activations import MONOTONIC, make_activation
-from captcha_lab.models.base import CaptchaNet
+from captcha_lab.models.base import CaptchaNet, check_image
 from captcha_lab.models.decoding import PerPosition
 from captcha_lab.models.kernels import conv_pool, fits
 
@@ -50,8 +50,8 @@ class Heads(nn.Module):
         return out.transpose(0, 1)  # (B, L, C)
 
 
-def _report_trunk(activation: str) -> nn.Sequential:
-    """conv16-pool, conv32-pool, conv32-BN-pool: (B, 1, H, W) -> (B, 32, H/8, W/8), rounded up."""
+def _report_trunk(activation: str, in_channels: int) -> nn.Sequential:
+    """conv16-pool, conv32-pool, conv32-BN-pool: (B, C, H, W) -> (B, 32, H/8, W/8), rounded up."""
 
     def block(c_in: int, c_out: int) -> list[nn.Module]:
         conv, act = nn.Conv2d(c_in, c_out, 3, padding=1), make_activation(activation)
@@ -62,7 +62,7 @@ def _report_trunk(activation: str) -> nn.Sequential:
         return [conv, pool, act] if activation in MONOTONIC else [conv, act, pool]
 
     return nn.Sequential(
-        *block(1, 16),
+        *block(in_channels, 16),
         *block(16, 32),
         nn.Conv2d(32, 32, 3, padding=1),
         make_activation(activation),
@@ -89,6 +89,7 @@ class ReportCNN(PerPosition, CaptchaNet):
         hidden: int = 64,
         head_activation: str = "softmax",
         image_size: tuple[int, int] = (50, 200),
+        in_channels: int = 1,
         fused: bool = True,
     ):
         super().__init__()
@@ -98,6 +99,7 @@ class ReportCNN(PerPosition, CaptchaNet):
             raise ValueError(f"fused must be true or false, got {fused!r}")
         check_range("hidden", hidden, 1, integer=True)
         check_range("dropout", dropout, 0, 1)
+        check_image(image_size, in_channels)
         self.spec = dict(
             kind="report_cnn",
             num_classes=num_classes,
@@ -107,12 +109,13 @@ class ReportCNN(PerPosition, CaptchaNet):
             hidden=hidden,
             head_activation=head_activation,
             image_size=list(image_size),
+            in_channels=in_channels,
         )
         self.head_activation = head_activation
         self.fuse_relu = activation == "relu"
         self.use_kernels(fused)
 
-        self.trunk = _report_trunk(activation)
+        self.trunk = _report_trunk(activation, in_channels)
         h, w = image_size
         for _ in range(3):
             h, w = -(-h // 2), -(-w // 2)
@@ -126,7 +129,7 @@ class ReportCNN(PerPosition, CaptchaNet):
         return self.heads(self.features(x).flatten(1))  # (B, 5600) -> (B, L, C) logits
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, 1, H, W) images -> (B, 32, 7, 25) trunk features."""
+        """(B, C, H, W) images -> (B, 32, H/8, W/8) trunk features (7x25 for 50x200)."""
         conv = self.trunk[0]
         if not (self.fused and fits(x, conv)):
             return self.trunk(x)

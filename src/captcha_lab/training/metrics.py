@@ -19,9 +19,10 @@ class PositionAccuracy(MulticlassAccuracy):
 
 def captcha_metrics(num_classes: int, length: int, prefix: str) -> MetricCollection:
     """Metrics on (B, W) index rows where class `num_classes` marks 'no character here' (after the
-    end of a label or of a read). char_acc and acc_posK skip positions the label does not have;
+    end of a label or of a read) and `num_classes + 1` a label's symbol that the net cannot write
+    (never read, so always wrong). char_acc and acc_posK skip positions the label does not have;
     seq_acc needs every position equal, so a read that is too long or too short is wrong."""
-    classes, pad = num_classes + 1, num_classes
+    classes, pad = num_classes + 2, num_classes
     metrics = {
         "char_acc": MulticlassAccuracy(classes, average="micro", ignore_index=pad, validate_args=False),
         "seq_acc": MulticlassExactMatch(classes, validate_args=False),

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 from torchmetrics import MaxMetric, MeanMetric, MinMetric
 
-from captcha_lab.data.charset import PAD, Charset
+from captcha_lab.data.charset import PAD, UNKNOWN, Charset
 from captcha_lab.models.base import CaptchaNet
 from captcha_lab.models.checkpoint import load_net_and_hparams
 from captcha_lab.training.metrics import captcha_metrics, ckpt_score
@@ -70,8 +70,10 @@ class CaptchaSystem(L.LightningModule):
         return self.net.decode(logits, self.length + 1)
 
     def _as_classes(self, index: torch.Tensor) -> torch.Tensor:
-        # (B, <= L + 1) padded with PAD -> (B, L + 1) with the metrics' 'no character' class.
+        # (B, <= L + 1) padded with PAD -> (B, L + 1) with the metrics' 'no character' and
+        # 'unwritable symbol' classes (training.metrics.captcha_metrics).
         index = F.pad(index, (0, self.length + 1 - index.shape[1]), value=PAD)
+        index = torch.where(index == UNKNOWN, self.num_classes + 1, index)
         return torch.where(index == PAD, self.num_classes, index)
 
     def training_step(self, batch, batch_idx):
@@ -87,12 +89,20 @@ class CaptchaSystem(L.LightningModule):
         # update(), not __call__: no per-batch value is computed or logged, which would cost a
         # metric computation per step; _log_epoch logs the epoch's values once.
         self.losses[f"{split}_loss"].update(loss, weight=len(y))
+        self._update_metrics(split, logits, y)
+
+    def _update_metrics(self, split: str, logits: torch.Tensor, y: torch.Tensor) -> None:
         self.metrics[f"{split}_metrics"].update(self._as_classes(self.decode(logits)[0]), self._as_classes(y))
 
     def _eval_step(self, batch, split: str) -> None:
         x, y = batch
         logits = self(x)
-        self._update(split, logits, y, self.loss(logits, y))
+        # A test label with a symbol the net cannot write has no loss: its rows are left out of
+        # it (and only count, as misreads, in the accuracies).
+        writable = (y != UNKNOWN).all(1)  # (B,)
+        if writable.any():
+            self.losses[f"{split}_loss"].update(self.loss(logits[writable], y[writable]), weight=int(writable.sum()))
+        self._update_metrics(split, logits, y)
 
     @property
     def logged_names(self) -> set[str]:

@@ -1,0 +1,41 @@
+"""What charset=auto, data.length=null and data.width=null take from a folder."""
+
+from pathlib import Path
+
+import pytest
+
+from captcha_lab.data import inferred
+from captcha_lab.data.datamodule import CaptchaDataModule
+from captcha_lab.errors import ConfigError
+
+from .image_files import save
+
+
+def test_alphabet_and_lengths_from_labels():
+    labels = {Path("a.png"): "b2a", Path("b.png"): "ZZa 9", Path("c.png"): "2"}
+    assert inferred.alphabet(labels) == " 29Zab"  # sorted, each symbol once
+    assert inferred.lengths(labels) == (1, 5)
+
+
+@pytest.mark.parametrize("size,width", [((70, 30), 120), ((200, 50), 200), ((100, 40), 128), ((40, 40), 48)])
+def test_width_keeps_the_median_aspect_in_whole_frames(tmp_path, size, width):
+    files = [tmp_path / f"{i}.png" for i in range(3)]
+    for f in files:
+        save(f, "L", size=size)
+    save(tmp_path / "odd.png", "L", size=(500, 10))  # one outlier moves no median
+    assert inferred.width_for([*files, tmp_path / "odd.png"], 50) == width
+
+
+def test_datamodule_infers_alphabet_lengths_and_width(mixed_length_dir):
+    dm = CaptchaDataModule(dir=str(mixed_length_dir), symbols="auto")
+    labels = [p.stem for p in mixed_length_dir.glob("*.png")]
+    assert dm.charset.symbols == "".join(sorted(set("".join(labels))))
+    assert (dm.length, dm.max_length, dm.image_size) == (4, 6, (50, 200))
+    assert dm.hparams.symbols == dm.charset.symbols  # what the checkpoint and TensorBoard record
+    pinned = CaptchaDataModule(dir=str(mixed_length_dir), length=5, height=32, width=64)
+    assert (pinned.length, pinned.max_length, pinned.image_size) == (5, 5, (32, 64))
+
+
+def test_synthetic_needs_a_named_alphabet(tmp_path):
+    with pytest.raises(ConfigError, match="^charset: data.synthetic generates captchas"):
+        CaptchaDataModule(dir=str(tmp_path), symbols="auto", synthetic=10)
