@@ -1,19 +1,20 @@
-"""ddddocr's zero-shot accuracy on the validation images of one of our splits, for
-docs/datasets.md: the same images train.py validates on (same folder, labels, charset, length,
-seed and fold), read by ddddocr in its own virtual environment (never a project dependency).
+"""ddddocr's zero-shot accuracy on the validation images of our k-fold splits, for
+docs/datasets.md: the same images train.py validates on in each fold (same folder, labels,
+charset, lengths and seed), read by ddddocr in its own virtual environment (never a project
+dependency).
 
     python3 -m venv /tmp/dddd && /tmp/dddd/bin/pip install ddddocr==1.6.1
     .venv/bin/python bench/ddddocr_zero_shot.py --ddddocr-python /tmp/dddd/bin/python \\
-        --data ../shared/data/seu_auth --symbols abcdefghijklmnopqrstuvwxyz0123456789 --length 4
+        --data ../shared/data/seu_auth
 
 Each ddddocr setting (its default and beta models, each with and without its character range
 limited to the set's symbols) is scored case-insensitively, as ddddocr is used; the best
 setting is its figure."""
 
 import argparse
+import statistics
 import subprocess
 
-from captcha_lab.data.charset import Charset
 from captcha_lab.data.datamodule import CaptchaDataModule
 
 # Runs in ddddocr's venv: paths on stdin, `text` lines out, one per path, in order.
@@ -29,15 +30,16 @@ for line in sys.stdin:
 """
 
 
-def validation_images(args) -> tuple[list[str], list[str]]:
-    """Paths and labels of the split's validation images, as train.py draws them."""
+def validation_images(args, fold: int) -> tuple[list[str], list[str]]:
+    """Paths and labels of one fold's validation images, as train.py draws them."""
     data = CaptchaDataModule(
         dir=args.data, symbols=args.symbols, labels=args.labels, length=args.length,
-        max_length=args.max_length, test_fraction=0.0, folds=args.folds, fold=args.fold, seed=args.seed,
+        max_length=args.max_length, test_fraction=0.0, folds=args.folds, fold=fold, seed=args.seed,
+        width=200,  # images are not read for their pixels here: any width saves the aspect scan
     )  # fmt: skip
     data.setup()
     val = data.splits["val"]
-    return [f"{args.data}/{name}" for name in val.names], Charset(args.symbols).texts(val.targets)
+    return [f"{args.data}/{name}" for name in val.names], data.charset.texts(val.targets)
 
 
 def read(python: str, setting: str, allowed: str, paths: list[str]) -> list[str]:
@@ -49,30 +51,41 @@ def read(python: str, setting: str, allowed: str, paths: list[str]) -> list[str]
     return done.stdout.splitlines()
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description="ddddocr's zero-shot accuracy on one split's validation images.")
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description="ddddocr's zero-shot accuracy on our folds' validation images.")
     parser.add_argument("--ddddocr-python", required=True, help="python of a venv with ddddocr installed")
     parser.add_argument("--data", required=True, help="the folder train.py reads (data.dir)")
-    parser.add_argument("--symbols", required=True, help="charset.symbols of the run")
-    parser.add_argument("--length", type=int, required=True, help="data.length of the run")
+    parser.add_argument("--symbols", default="auto", help="charset.symbols of the runs (auto: from the labels)")
+    parser.add_argument("--length", type=int, default=None, help="data.length of the runs (default: from the labels)")
     parser.add_argument("--max-length", type=int, default=None)
-    parser.add_argument("--labels", default="auto", help="data.labels of the run")
+    parser.add_argument("--labels", default="auto", help="data.labels of the runs")
     parser.add_argument("--folds", type=int, default=5)
-    parser.add_argument("--fold", type=int, default=0)
+    parser.add_argument("--only-folds", type=int, nargs="*", help="score only these folds (default: all)")
     parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args()
-    paths, truths = validation_images(args)
-    allowed = "".join(sorted(set(args.symbols.lower() + args.symbols.upper())))
-    print(f"{args.data}: fold {args.fold} of {args.folds}, {len(paths)} validation images")
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    folds = args.only_folds if args.only_folds else list(range(args.folds))
+    splits = {fold: validation_images(args, fold) for fold in folds}
+    symbols = "".join(sorted(set("".join(t for _, truths in splits.values() for t in truths))))
+    allowed = "".join(sorted(set(symbols.lower() + symbols.upper())))
+    print(f"{args.data}: folds {folds} of {args.folds}, {sum(len(p) for p, _ in splits.values())} validation images")
     scores = {}
     for setting in ("default", "beta"):
         for limit in ("", allowed):
-            reads = read(args.ddddocr_python, setting, limit, paths)
-            right = sum(r.strip().lower() == t.lower() for r, t in zip(reads, truths, strict=True))
-            scores[(setting, bool(limit))] = right / len(truths)
-            print(
-                f"  ddddocr {setting:7s} range {'limited' if limit else 'all    '}: seq_acc {right / len(truths):.4f}"
-            )
+            per_fold = []
+            for paths, truths in splits.values():
+                reads = read(args.ddddocr_python, setting, limit, paths)
+                per_fold.append(
+                    sum(r.strip().lower() == t.lower() for r, t in zip(reads, truths, strict=True)) / len(truths)
+                )
+            scores[(setting, bool(limit))] = statistics.mean(per_fold)
+            spread = statistics.stdev(per_fold) if len(per_fold) > 1 else 0.0
+            cells = " ".join(f"{a:.4f}" for a in per_fold)
+            name = f"{setting:7s} range {'limited' if limit else 'all    '}"
+            print(f"  ddddocr {name}: seq_acc {statistics.mean(per_fold):.4f} ± {spread:.4f} (folds: {cells})")
     (setting, limited), best = max(scores.items(), key=lambda item: item[1])
     print(f"best: {setting}, range {'limited' if limited else 'all'}: {best:.4f}")
 

@@ -1,0 +1,135 @@
+"""Time to accuracy (DAWNBench-style) of training recipes, k-fold cross-validated, side by side in
+one run: each recipe trains every fold with train.py (one process after another, nothing else
+timed meanwhile), then reads each epoch's val/seq_acc and training time (perf/epoch_s) back from
+the runs' TensorBoard events.
+
+    .venv/bin/python bench/time_to_accuracy.py --data ../shared/data/captcha_v2 \\
+        --recipe now="experiment=best" --recipe fast="experiment=fast"
+
+Per recipe it prints each fold's first epoch at or above --target and the training time to it,
+then over the folds: the final val seq_acc and char_acc (mean ± std), the training time per fold,
+and the headline, the k-fold time to accuracy: the first epoch at which the folds' mean val
+seq_acc is at or above --target, and the folds' mean training time to it. --goal-s prints a goal
+line for it, for the recipe named by --goal-recipe (default: the last)."""
+
+import argparse
+import itertools
+import json
+import shlex
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--data", required=True, help="a folder of labelled captchas (data.dir)")
+    p.add_argument("--recipe", action="append", required=True, help='NAME="train.py overrides"; repeatable')
+    p.add_argument("--folds", type=int, default=5)
+    p.add_argument("--only-folds", type=int, nargs="*", help="train only these folds (default: all)")
+    p.add_argument("--target", type=float, default=0.99, help="val seq_acc to reach")
+    p.add_argument("--goal-s", type=float, help="goal: time to target per fold, in seconds")
+    p.add_argument("--goal-recipe", help="the recipe the goal is for (default: the last)")
+    p.add_argument("--out", default="outputs/bench/time_to_accuracy", help="the runs go to a new folder in it")
+    return p.parse_args(argv)
+
+
+def train_fold(name: str, overrides: str, args, fold: int) -> Path:
+    run = Path(args.out) / f"{Path(args.data).name}-{name}" / f"fold{fold}"
+    cmd = [sys.executable, "train.py", f"data.dir={args.data}", *shlex.split(overrides)]
+    cmd += [f"data.folds={args.folds}", f"data.fold={fold}", f"hydra.run.dir={run}", "~callbacks.progress_bar"]
+    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+    if done.returncode != 0:
+        sys.exit(f"{name} fold {fold} failed: {done.stderr.strip().splitlines()[-1:]}")
+    return run
+
+
+def fold_result(run: Path, target: float) -> dict:
+    """A fold's curve: per epoch its val seq_acc and training time so far; its final scores; the
+    first epoch at or above `target` and the training time to it (None: never)."""
+    from captcha_lab.analysis.runs import read_history
+
+    h = read_history(ROOT / run)
+    epochs = sorted(h["perf/epoch_s"])
+    elapsed = dict(zip(epochs, itertools.accumulate(h["perf/epoch_s"][e] for e in epochs), strict=True))
+    acc = h["val/seq_acc"]
+    reached = next(((e, elapsed[e]) for e in epochs if acc.get(e, 0.0) >= target), None)
+    last = max(acc)
+    wall = json.loads((ROOT / run / "timing.json").read_text())["wall_s"]
+    return dict(
+        acc=acc, elapsed=elapsed, seq=acc[last], char=h["val/char_acc"][last], train_s=elapsed[epochs[-1]],
+        wall_s=wall, epochs=last, reached=reached,
+    )  # fmt: skip
+
+
+def mean_curve_reaches(results: list[dict], target: float) -> tuple[int, float] | None:
+    """The first epoch at which the folds' mean val seq_acc is at or above `target`, and the
+    folds' mean training time to it: the k-fold time to accuracy."""
+    common = set.intersection(*(set(r["acc"]) & set(r["elapsed"]) for r in results))
+    for epoch in sorted(common):
+        if statistics.mean(r["acc"][epoch] for r in results) >= target:
+            return epoch, statistics.mean(r["elapsed"][epoch] for r in results)
+    return None
+
+
+def mean_std(values: list[float]) -> str:
+    return f"{statistics.mean(values):.4f} ± {statistics.stdev(values) if len(values) > 1 else 0.0:.4f}"
+
+
+def report(name: str, results: dict[int, dict], target: float) -> dict:
+    print(f"\n## {name}")
+    print(
+        f"| fold | epochs | train s | wall s | epoch at {target} | time to {target} s | final val seq_acc | char_acc |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
+    for fold, r in results.items():
+        epoch, at = r["reached"] or ("never", None)
+        at_s = f"{at:.1f}" if at is not None else "never"
+        row = [fold, r["epochs"], f"{r['train_s']:.1f}", f"{r['wall_s']:.1f}", epoch, at_s, f"{r['seq']:.4f}"]
+        print("| " + " | ".join(map(str, row)) + f" | {r['char']:.4f} |")
+    results = list(results.values())
+    times = [r["reached"][1] for r in results if r["reached"]]
+    mean_reached = mean_curve_reaches(results, target)
+    summary = dict(
+        seq=mean_std([r["seq"] for r in results]),
+        char=mean_std([r["char"] for r in results]),
+        train_s=statistics.mean(r["train_s"] for r in results),
+        mean_reached=mean_reached,
+    )
+    print(f"final val seq_acc {summary['seq']}, char_acc {summary['char']}; training {summary['train_s']:.1f} s/fold")
+    if mean_reached:
+        epoch, at = mean_reached
+        print(f"time to {target} (mean over folds at or above it): epoch {epoch}, {at:.1f} s of training per fold")
+    else:
+        print(f"time to {target} (mean over folds at or above it): never")
+    print(f"folds at or above {target} at some epoch: {len(times)} of {len(results)}")
+    return summary
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    recipes = dict(r.split("=", 1) for r in args.recipe)
+    folds = args.only_folds if args.only_folds else list(range(args.folds))
+    args.out = str(Path(args.out) / time.strftime("%Y-%m-%d_%H-%M-%S"))  # never onto an earlier bench's runs
+    print(f"# time to accuracy on {args.data}, folds {folds}, {time.strftime('%Y-%m-%d %H:%M')}")
+    summaries = {}
+    for name, overrides in recipes.items():
+        runs = {fold: train_fold(name, overrides, args, fold) for fold in folds}
+        results = {fold: fold_result(run, args.target) for fold, run in runs.items()}
+        summaries[name] = report(f"{name}: {overrides}", results, args.target)
+    if args.goal_s is not None:
+        name = args.goal_recipe or list(recipes)[-1]
+        reached = summaries[name]["mean_reached"]
+        met = reached is not None and reached[1] <= args.goal_s
+        print(
+            f"\nGOAL {name}: mean val seq_acc over folds >= {args.target} within {args.goal_s:g} s of training"
+            f" per fold: {'MET' if met else 'NOT MET'}"
+        )
+
+
+if __name__ == "__main__":
+    main()
