@@ -29,11 +29,15 @@ class OnnxPredictor(Reader):
         self.checkpoint_sha256 = meta["checkpoint_sha256"]
 
     @classmethod
-    def from_file(cls, path: str | Path, batch_size: int = BATCH_SIZE, checkpoint: str | Path | None = None):
+    def from_file(
+        cls, path: str | Path, batch_size: int = BATCH_SIZE, checkpoint: str | Path | None = None, threads: int = 0
+    ):
         """`checkpoint`: refuse an export of any other checkpoint (say, a best.ckpt that a resumed
-        run has replaced since)."""
+        run has replaced since). `threads`: per batch (0: ONNX Runtime's default, one per core)."""
         options = ort.SessionOptions()
         options.log_severity_level = ERROR_LOGS_ONLY
+        if threads:
+            options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
         try:
             session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         except Exception as e:  # ORT raises its own classes (InvalidProtobuf, Fail, NoSuchFile...)

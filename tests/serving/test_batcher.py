@@ -1,0 +1,111 @@
+"""The batcher alone, with a stand-in net that reads each image's first pixel as its text."""
+
+import asyncio
+import threading
+
+import numpy as np
+import pytest
+
+from captcha_lab.inference.reader import Prediction
+from captcha_lab.serving.batcher import Batcher, Stopped
+
+
+class Net:
+    def __init__(self, fail_on: int | None = None):
+        self.batches: list[int] = []  # the size of each batch run
+        self.threads: list[str] = []  # and the thread that ran it
+        self.fail_on = fail_on
+
+    def __call__(self, images) -> list[Prediction]:
+        self.batches.append(len(images))
+        self.threads.append(threading.current_thread().name)
+        if any(int(image[0, 0]) == self.fail_on for image in images):
+            raise RuntimeError("the net failed")
+        return [Prediction(str(int(image[0, 0])), 1.0, (1.0,)) for image in images]
+
+
+def image(value: int) -> np.ndarray:
+    return np.full((2, 3), value, np.uint8)
+
+
+def texts(predictions) -> list[str]:
+    return [p.text for p in predictions]
+
+
+async def started(net: Net, max_batch: int, max_wait_s: float = 0.0) -> Batcher:
+    batcher = Batcher(net, max_batch, max_wait_s)
+    await batcher.start()
+    return batcher
+
+
+def test_concurrent_requests_share_batches_and_get_their_own_answers():
+    async def main():
+        net = Net()
+        batcher = await started(net, max_batch=8, max_wait_s=0.05)
+        requests = [[image(i)] if i % 3 else [image(i), image(i + 100)] for i in range(12)]
+        answers = await asyncio.gather(*(batcher.predict(r) for r in requests))
+        await batcher.stop()
+        return net, requests, answers
+
+    net, requests, answers = asyncio.run(main())
+    assert [texts(a) for a in answers] == [[str(int(i[0, 0])) for i in r] for r in requests]
+    assert sum(net.batches) == 16 and max(net.batches) <= 8 and len(net.batches) < len(requests)
+
+
+def test_a_request_larger_than_a_batch_is_run_whole_and_alone():
+    async def main():
+        net = Net()
+        batcher = await started(net, max_batch=2)
+        answers = await asyncio.gather(batcher.predict([image(1)]), batcher.predict([image(i) for i in range(5)]))
+        await batcher.stop()
+        return net, answers
+
+    net, answers = asyncio.run(main())
+    assert [texts(a) for a in answers] == [["1"], ["0", "1", "2", "3", "4"]]
+    assert net.batches == [1, 5]  # whole jobs: the stand-in gets all 5 (a Reader splits them itself)
+
+
+def test_a_failed_batch_fails_its_callers_only_and_the_batcher_goes_on():
+    async def main():
+        batcher = await started(Net(fail_on=7), max_batch=1)
+        results = await asyncio.gather(batcher.predict([image(7)]), batcher.predict([image(8)]), return_exceptions=True)
+        later = await batcher.predict([image(9)])
+        await batcher.stop()
+        return results, later
+
+    (failed, fine), later = asyncio.run(main())
+    assert isinstance(failed, RuntimeError) and texts(fine) == ["8"] and texts(later) == ["9"]
+
+
+def test_stop_answers_what_is_queued_then_refuses():
+    async def main():
+        batcher = await started(Net(), max_batch=64, max_wait_s=10)  # would wait 10 s for a fuller batch
+        waiting = asyncio.gather(*(batcher.predict([image(i)]) for i in range(3)))
+        await asyncio.sleep(0.01)
+        assert batcher.queued() == 3
+        await asyncio.wait_for(batcher.stop(), 5)
+        with pytest.raises(Stopped):
+            await batcher.predict([image(0)])
+        return await waiting
+
+    assert [texts(a) for a in asyncio.run(main())] == [["0"], ["1"], ["2"]]
+
+
+def test_a_lone_image_is_read_on_the_event_loop_and_more_on_the_worker_thread():
+    async def main():
+        net = Net()
+        batcher = await started(net, max_batch=8)
+        await batcher.predict([image(1)])
+        await batcher.predict([image(1), image(2)])
+        await batcher.stop()
+        return net
+
+    net = asyncio.run(main())
+    assert net.batches == [1, 2]
+    assert net.threads[0] == threading.main_thread().name and net.threads[1].startswith("batcher")
+
+
+@pytest.mark.parametrize("max_batch, max_wait_s", [(0, 0.0), (1, -1.0)])
+def test_settings_are_checked(max_batch, max_wait_s):
+    with pytest.raises(ValueError, match="max_batch must be at least 1"):
+        Batcher(Net(), max_batch, max_wait_s)
