@@ -18,15 +18,15 @@ from pathlib import Path
 import numpy as np
 
 from captcha_lab.cli.process import reuse_freed_memory
-from captcha_lab.data.images import ImageError, list_images, read_image, to_floats
+from captcha_lab.data.images import ImageError, list_images, to_floats
 from captcha_lab.inference.onnx_backend import OnnxPredictor
 from captcha_lab.inference.reader import BATCH_SIZE
 
 
-def readable(paths: list[Path]) -> Iterator[np.ndarray]:
+def readable(predictor: OnnxPredictor, paths: list[Path]) -> Iterator[np.ndarray]:
     for path in paths:
         try:
-            yield read_image(path)
+            yield predictor.prepare(path)  # at the net's own size and channels
         except ImageError as e:  # as predict.py: named, and the others are still read
             print(f"skipped: {e}", file=sys.stderr)
 
@@ -39,7 +39,7 @@ def main() -> None:
     args = parser.parse_args()
     reuse_freed_memory()  # as predict.py (process.set_up_for_job)
     predictor = OnnxPredictor.from_file(args.onnx, batch_size=args.batch)
-    images = to_floats(list(readable(list_images(args.data))))  # (N, 1, H, W)
+    images = to_floats(list(readable(predictor, list_images(args.data))))  # (N, C, H, W)
     times = []
     for _ in range(5):
         start = time.perf_counter()

@@ -59,7 +59,8 @@ def test_every_option_composes_and_instantiates(make_cfg, overrides):
         assert callable(system.scheduler_factory)
     else:
         assert isinstance(system.configure_optimizers(), torch.optim.Optimizer)
-    assert datamodule.hparams.symbols == cfg.charset.symbols
+    assert system.charset.symbols == datamodule.hparams.symbols == datamodule.charset.symbols
+    assert cfg.charset.symbols in ("auto", datamodule.charset.symbols)  # auto: the folder's own
 
 
 def test_the_rounds_take_every_option():
@@ -82,6 +83,7 @@ def test_activation_reaches_the_crnn_and_the_report_sweeps_need_no_dash_m(make_c
     for name in ("report_optimizers", "report_lr", "report_activations"):
         cfg = make_cfg(f"experiment={name}")  # `train.py experiment=report_lr` trained one default job
         assert str(cfg.hydra.mode).endswith("MULTIRUN") and cfg.hydra.sweeper.params, name
+        assert str(cfg.hydra.sweeper.params.seed) == "0,1,2", name  # the studies are three seeds per cell
 
 
 @pytest.mark.parametrize(
