@@ -1,4 +1,5 @@
-"""A run's figures and a sweep's overlays (analysis.plots), from what the runs logged, and drawn again (replot)."""
+"""A run's figures and a sweep's overlays (analysis.plots), from what the runs logged, and drawn again (replot);
+a seed sweep's mean lines, bands and mean runs."""
 
 import shutil
 
@@ -7,8 +8,10 @@ import pytest
 
 from captcha_lab.analysis.plots import _plot, plot_run, plot_sweep
 from captcha_lab.analysis.runs import read_history
-from captcha_lab.analysis.sweep import job_labels, replot
+from captcha_lab.analysis.sweep import job_labels, recipe_labels, replot, summarize_sweep
 from captcha_lab.errors import DataError
+
+from .fake_sweep import make_job
 
 
 def test_run_and_sweep_plots(tiny_run, tmp_path):
@@ -42,3 +45,39 @@ def test_epoch_axis_ticks_are_whole_epochs(tmp_path, monkeypatch):
     _plot(tmp_path / "loss.png", "loss", "loss", {"train": {1: 0.5, 2: 0.4, 3: 0.3}})
     ticks = figures[0].axes[0].get_xticks()
     assert len(ticks) and all(t == int(t) for t in ticks), ticks  # not 1.25, 1.5, ...
+
+
+def drawn(monkeypatch) -> list:
+    figures = []
+    monkeypatch.setattr(plt, "close", figures.append)  # keep the figures the plots draw
+    return figures
+
+
+def test_seed_sweep_overlay_has_one_mean_line_with_a_band_per_recipe(tmp_path, monkeypatch):
+    for i, (seed, opt) in enumerate((s, o) for s in range(3) for o in ("adam", "sgd")):
+        curve = [0.1 * (seed + 1) * e for e in range(4)] if opt == "adam" else [0.0] * 4
+        make_job(tmp_path, f"{i}_{opt}", [f"seed={seed}", f"optimizer={opt}"], {}, {"val/seq_acc": curve})
+    figures = drawn(monkeypatch)
+    summarize_sweep(tmp_path)  # labels the jobs by recipe, then plots
+    assert len(figures) == 1  # val/seq_acc only: no other curve was logged
+    ax = figures[0].axes[0]
+    assert [line.get_label() for line in ax.get_lines()] == ["optimizer=adam (mean of 3)", "optimizer=sgd (mean of 3)"]
+    assert list(ax.get_lines()[0].get_ydata()) == pytest.approx([0.0, 0.2, 0.4, 0.6])  # seeds' mean per epoch
+    assert len(ax.collections) == 2 and "min-max" in ax.get_title()  # one band per recipe
+    # The same means for TensorBoard, one run per recipe, each read back like any run.
+    assert sorted(p.name for p in (tmp_path / "mean_runs").iterdir()) == ["optimizer=adam", "optimizer=sgd"]
+    mean = read_history(tmp_path / "mean_runs" / "optimizer=adam")["val/seq_acc"]
+    assert list(mean) == [1, 2, 3, 4] and list(mean.values()) == pytest.approx([0.0, 0.2, 0.4, 0.6])
+
+
+def test_single_seed_sweep_overlay_has_one_line_per_job_and_no_band(tmp_path, monkeypatch):
+    for i, lr in enumerate(("1e-3", "1e-2")):
+        make_job(tmp_path, f"{i}_job", [f"lr={lr}", "epochs=3"], {}, {"val/seq_acc": [0.0, 0.1, 0.2]})
+    figures = drawn(monkeypatch)
+    plot_sweep(tmp_path, recipe_labels({f"{i}_job": f"lr={lr} epochs=3" for i, lr in enumerate(("1e-3", "1e-2"))}))
+    ax = figures[0].axes[0]
+    assert [line.get_label() for line in ax.get_lines()] == ["lr=1e-3", "lr=1e-2"] and not ax.collections
+
+
+def test_a_seed_sweep_of_one_recipe_is_one_line(tmp_path):
+    assert set(recipe_labels({f"{s}_job": f"seed={s} lr=1e-3" for s in range(3)}).values()) == {"all runs"}

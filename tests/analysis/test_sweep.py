@@ -1,10 +1,14 @@
-"""A sweep's summary (analysis.sweep): recipes over folds and seeds, ranking, the per-recipe table; a finite score."""
+"""A sweep's summary (analysis.sweep): recipes over folds and seeds, ranking, the per-recipe table
+with its stuck count; a finite score."""
 
+import csv
 import json
 
 import pytest
 
 from captcha_lab.analysis.sweep import aggregate, collect, write_summary
+
+from .fake_sweep import make_job
 
 
 def test_sweep_aggregate_groups_folds_and_seeds():
@@ -37,3 +41,43 @@ def test_sweep_summary_has_a_per_recipe_table_only_for_repeated_recipes(tmp_path
         (job / "metrics.json").write_text(json.dumps({"val/seq_acc_best": 0.5 + i / 10}))
     assert [r["job"] for r in write_summary(tmp_path)] == ["1_job", "0_job"]
     assert ("Per recipe" in (tmp_path / "summary.md").read_text()) == per_recipe
+
+
+def seed_sweep(sweep):
+    """Two optimizers over seeds 0, 1, 2 (seed first, as the report_* experiments sweep), one
+    SGD seed stuck on the plateau."""
+    scores = {"adam": [0.5, 0.6, 0.7], "sgd": [0.4, 0.005, 0.5]}
+    for i, (seed, opt) in enumerate((s, o) for s in range(3) for o in scores):
+        best = scores[opt][seed]
+        metrics = {"val/seq_acc_best": best, "val/seq_acc": best - 0.1, "test/seq_acc": best / 2, "test/char_acc": 0.8}
+        make_job(sweep, f"{i}_{opt}", [f"seed={seed}", f"optimizer={opt}", "epochs=60"], metrics)
+
+
+def test_seed_sweep_summary_has_mean_and_std_per_setting_and_the_stuck_count(tmp_path):
+    seed_sweep(tmp_path)
+    write_summary(tmp_path)
+    md = (tmp_path / "summary.md").read_text()
+    assert "≤ 0.01" in md  # the stuck rule is in the caption
+    header = next(line for line in md.splitlines() if line.startswith("| recipe"))
+    assert header.split(" | ")[1:4] == ["n", "stuck", "val/seq_acc"]
+    assert "test/seq_acc" in header and "test/char_acc" in header
+    adam = next(line for line in md.splitlines() if line.startswith("| optimizer=adam |"))
+    sgd = next(line for line in md.splitlines() if line.startswith("| optimizer=sgd |"))
+    assert "Common to all recipes: `epochs=60`" in md
+    assert "| 3 | 0 of 3 | 0.5000 ± 0.1000 | 0.6000 ± 0.1000 |" in adam  # val last, then val best
+    assert "| 3 | 1 of 3 |" in sgd and "0.8000 ± 0.0000" in sgd
+    with open(tmp_path / "recipes.csv") as f:
+        recipes = list(csv.DictReader(f))
+    assert [(r["recipe"], r["n"], r["stuck"]) for r in recipes] == [
+        ("optimizer=adam epochs=60", "3", "0"),
+        ("optimizer=sgd epochs=60", "3", "1"),
+    ]
+    assert abs(float(recipes[0]["test/seq_acc mean"]) - 0.3) < 1e-9
+
+
+def test_single_seed_sweep_writes_no_recipe_table_nor_csv(tmp_path):
+    make_job(tmp_path, "0_a", ["lr=1e-3"], {"val/seq_acc_best": 0.5})
+    make_job(tmp_path, "1_b", ["lr=1e-2"], {"val/seq_acc_best": 0.0})
+    write_summary(tmp_path)
+    assert "Per recipe" not in (tmp_path / "summary.md").read_text()
+    assert not (tmp_path / "recipes.csv").exists()

@@ -9,17 +9,26 @@ matplotlib.use("Agg")  # headless: servers, CI and sweeps have no display
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
-from captcha_lab.analysis.runs import job_dirs, job_name, read_history  # noqa: E402
+from captcha_lab.analysis.runs import Points, histories_by_label, mean_and_range, read_history  # noqa: E402
+
+Band = tuple[Points, Points]  # lowest and highest value at each epoch
 
 
-def _plot(path: Path, title: str, ylabel: str, lines: dict[str, dict[int, float]]) -> Path | None:
+def _plot(
+    path: Path, title: str, ylabel: str, lines: dict[str, Points], bands: dict[str, Band] | None = None
+) -> Path | None:
     lines = {label: points for label, points in lines.items() if points}
     if not lines:
         return None
     fig, ax = plt.subplots(figsize=(7, 4.2))
     for label, points in lines.items():
         epochs = sorted(points)
-        ax.plot(epochs, [points[e] for e in epochs], label=label)
+        (line,) = ax.plot(epochs, [points[e] for e in epochs], label=label)
+        if label in (bands or {}):
+            low, high = bands[label]
+            ax.fill_between(
+                epochs, [low[e] for e in epochs], [high[e] for e in epochs], color=line.get_color(), alpha=0.2
+            )
     ax.set(title=title, xlabel="epoch", ylabel=ylabel)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # no epoch 1.5 on a short run's axis
     ax.grid(alpha=0.3)
@@ -44,23 +53,22 @@ def plot_run(run_dir: str | Path) -> list[Path]:
 
 
 def plot_sweep(sweep_dir: str | Path, labels: dict[str, str] | None = None) -> list[Path]:
-    """val_seq_acc.png, val_char_acc.png and val_loss.png: one line per job of a multirun, labelled by `labels`
-    (job dir name -> label, e.g. its overrides) or the job dir name."""
+    """val_seq_acc.png, val_char_acc.png and val_loss.png of a multirun: one line per label of
+    `labels` (job dir name -> label, e.g. its overrides; the job dir name by default). Jobs that
+    share a label (a recipe's seeds or folds) are drawn as their mean with a min-max band."""
     sweep_dir = Path(sweep_dir)
-    labels = labels or {}
-    names = {job_name(sweep_dir, job): job for job in job_dirs(sweep_dir)}
-    histories = {
-        labels.get(name, name): read_history(job)
-        for name, job in names.items()
-        if any(job.glob("events.out.tfevents.*"))
-    }
-    written = [
-        _plot(
-            sweep_dir / f"{tag.replace('/', '_')}.png",
-            f"{tag} vs epoch",
-            tag,
-            {k: h.get(tag, {}) for k, h in histories.items()},
-        )
-        for tag in ("val/seq_acc", "val/char_acc", "val/loss")  # char_acc: seq_acc stays 0 early on
-    ]
+    runs = histories_by_label(sweep_dir, labels or {})
+    written = []
+    for tag in ("val/seq_acc", "val/char_acc", "val/loss"):  # char_acc: seq_acc stays 0 early on
+        lines, bands = {}, {}
+        for label, histories in runs.items():
+            curves = [h.get(tag, {}) for h in histories]
+            if len(histories) == 1:
+                lines[label] = curves[0]
+                continue
+            label = f"{label} (mean of {len(histories)})"
+            lines[label], *band = mean_and_range(curves)
+            bands[label] = tuple(band)
+        title = f"{tag} vs epoch" + (", band: min-max over seeds/folds" if bands else "")
+        written.append(_plot(sweep_dir / f"{tag.replace('/', '_')}.png", title, tag, lines, bands))
     return [p for p in written if p is not None]

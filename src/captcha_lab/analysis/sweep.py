@@ -1,5 +1,6 @@
 """A multirun's tables (summary.csv/.md: one row per job, best first, and mean ± std per recipe
-over folds or seeds; curves.md) and its overlay plots, written at the sweep root."""
+over folds or seeds, also in recipes.csv; curves.md), its overlay plots (a recipe's seeds or folds
+as one mean line with a band) and mean_runs/ (those means for TensorBoard), at the sweep root."""
 
 import csv
 import json
@@ -11,7 +12,7 @@ from pathlib import Path
 import yaml
 
 from captcha_lab.analysis.plots import plot_run, plot_sweep
-from captcha_lab.analysis.runs import job_dirs, job_name, job_order, read_history
+from captcha_lab.analysis.runs import histories_by_label, job_dirs, job_name, job_order, read_history, write_mean_runs
 from captcha_lab.atomic import write_text, writing
 from captcha_lab.errors import DataError
 
@@ -57,19 +58,30 @@ def _cell(value) -> str:
 REPEATS = re.compile(r"(^|\s)(data\.fold|seed)=\S+")  # overrides that only repeat a recipe
 
 
+def recipe_of(overrides: str) -> str:
+    return REPEATS.sub("", overrides).strip()
+
+
 # The last epoch's val scores come first: the honest estimate, as no epoch was picked by them.
-AGGREGATED = ("val/seq_acc", "val/char_acc", "val/seq_acc_best")
+# The test scores are best.ckpt's, the epoch picked on val/seq_acc.
+AGGREGATED = ("val/seq_acc", "val/seq_acc_best", "val/char_acc", "test/seq_acc", "test/char_acc")
+
+# A run whose best val/seq_acc stays at or below this never left the initial plateau, where the
+# model predicts each position's commonest characters and gets (almost) no captcha whole right.
+STUCK_AT = 0.01
 
 
 def aggregate(rows: list[dict], keys: tuple[str, ...] = AGGREGATED) -> list[dict]:
-    """Per recipe (a job's overrides without data.fold= and seed=): the number of jobs and, per
-    key, (mean, sample std): the k-fold / multi-seed estimate. Best mean of the first key first."""
+    """Per recipe (a job's overrides without data.fold= and seed=): the number of jobs `n`, how
+    many of them are `stuck` on the plateau and, per key, (mean, sample std): the k-fold /
+    multi-seed estimate. Best mean of the first key first."""
     groups: dict[str, list[dict]] = {}
     for row in rows:
-        groups.setdefault(REPEATS.sub("", row["overrides"]).strip(), []).append(row)
+        groups.setdefault(recipe_of(row["overrides"]), []).append(row)
     out = []
     for recipe, members in groups.items():
-        group = {"recipe": recipe or "(defaults)", "n": len(members)}
+        stuck = sum(m.get("val/seq_acc_best", math.nan) <= STUCK_AT for m in members)
+        group = {"recipe": recipe or "(defaults)", "n": len(members), "stuck": stuck}
         for key in keys:
             values = [m[key] for m in members if key in m]
             if values:
@@ -83,7 +95,8 @@ def aggregate(rows: list[dict], keys: tuple[str, ...] = AGGREGATED) -> list[dict
 
 
 def write_summary(sweep_dir: str | Path) -> list[dict]:
-    """Write summary.csv and summary.md at the sweep root; jobs without metrics.json are left out."""
+    """Write summary.csv and summary.md at the sweep root (and recipes.csv where a recipe ran
+    over several folds or seeds); jobs without metrics.json are left out."""
     sweep_dir = Path(sweep_dir)
     rows = collect(sweep_dir)
     with writing(sweep_dir / "summary.csv") as f:
@@ -92,27 +105,49 @@ def write_summary(sweep_dir: str | Path) -> list[dict]:
         writer.writerows(rows)
     lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
     lines += ["| " + " | ".join(_cell(r.get(c, "")) for c in COLUMNS) + " |" for r in rows]
-    lines += _recipe_table(aggregate(rows))
+    groups = aggregate(rows)
+    if any(g["n"] > 1 for g in groups):
+        lines += _recipe_table(groups)
+        _write_recipes_csv(sweep_dir / "recipes.csv", groups)
     write_text(sweep_dir / "summary.md", "\n".join(lines) + "\n")
     return rows
 
 
+def _shown(groups: list[dict]) -> list[str]:
+    return [k for k in AGGREGATED if any(k in g for g in groups)]  # no empty test columns
+
+
 def _recipe_table(groups: list[dict]) -> list[str]:
-    """Mean ± std per recipe, where some recipe ran over several folds or seeds."""
-    if all(g["n"] == 1 for g in groups):
-        return []
+    """Mean ± std per recipe over its folds/seeds, with its count of runs stuck on the plateau."""
+    keys = _shown(groups)
+    short = job_labels({g["recipe"]: g["recipe"] for g in groups})  # what sets each recipe apart
+    common = [t for t in groups[0]["recipe"].split() if t not in short[groups[0]["recipe"]].split()]
     lines = [
         "",
-        "Per recipe, mean ± std over its folds/seeds (val/seq_acc: the last epoch's, the honest estimate;"
-        " val/seq_acc_best: the best epoch's, picked on val, so optimistic):",
+        "Per recipe, mean ± std (sample std) over its folds/seeds. val/seq_acc: the last epoch's, the"
+        " honest estimate; val/seq_acc_best: the best epoch's, picked on val, so optimistic; test/*:"
+        f" that best epoch's checkpoint. stuck: runs whose best val/seq_acc stayed ≤ {STUCK_AT}"
+        " (never left the initial plateau), counted in the means:",
         "",
-        "| recipe | n | " + " | ".join(AGGREGATED) + " |",
-        "|---|---|" + "---|" * len(AGGREGATED),
+        "| recipe | n | stuck | " + " | ".join(keys) + " |",
+        "|---|---|---|" + "---|" * len(keys),
     ]
     for g in groups:
-        cells = [f"{g[k][0]:.4f} ± {g[k][1]:.4f}" if k in g else "" for k in AGGREGATED]
-        lines.append(f"| {g['recipe']} | {g['n']} | " + " | ".join(cells) + " |")
+        cells = [f"{g[k][0]:.4f} ± {g[k][1]:.4f}" if k in g else "" for k in keys]
+        lines.append(f"| {short[g['recipe']]} | {g['n']} | {g['stuck']} of {g['n']} | " + " | ".join(cells) + " |")
+    if len(groups) > 1 and common:
+        lines += ["", f"Common to all recipes: `{' '.join(common)}`"]
     return lines
+
+
+def _write_recipes_csv(path: Path, groups: list[dict]) -> None:
+    keys = _shown(groups)
+    with writing(path) as f:
+        writer = csv.writer(f)
+        writer.writerow(["recipe", "n", "stuck"] + [f"{k} {stat}" for k in keys for stat in ("mean", "std")])
+        for g in groups:
+            cells = [v for k in keys for v in g.get(k, ("", ""))]
+            writer.writerow([g["recipe"], g["n"], g["stuck"], *cells])
 
 
 def job_labels(overrides: dict[str, str]) -> dict[str, str]:
@@ -120,6 +155,18 @@ def job_labels(overrides: dict[str, str]) -> dict[str, str]:
     tokens = {job: o.split() for job, o in overrides.items()}
     common = set.intersection(*(set(t) for t in tokens.values())) if len(tokens) > 1 else set()
     return {job: " ".join(t for t in ts if t not in common) or job for job, ts in tokens.items()}
+
+
+def recipe_labels(overrides: dict[str, str]) -> dict[str, str]:
+    """Job dir name -> its recipe's label, shared by the jobs that differ only in seed= or
+    data.fold= (the plots draw them as one mean line); job_labels where no recipe repeats."""
+    recipes = {job: recipe_of(o) for job, o in overrides.items()}
+    if len(set(recipes.values())) == len(recipes):
+        return job_labels(overrides)
+    if len(set(recipes.values())) == 1:  # a seed or fold sweep of one recipe: nothing sets it apart
+        return dict.fromkeys(recipes, "all runs")
+    labels = job_labels(recipes)
+    return {job: recipes[job] or "(defaults)" if label == job else label for job, label in labels.items()}
 
 
 CURVE_COLUMNS = ["val/char_acc", "val/seq_acc", "val/loss", "train/loss"]
@@ -142,12 +189,14 @@ def write_curves(sweep_dir: Path, labels: dict[str, str]) -> None:
 
 
 def summarize_sweep(sweep_dir: str | Path) -> list[dict]:
-    """summary.csv/.md, curves.md and the overlay plots of a multirun; returns its rows, best first."""
+    """summary.csv/.md, curves.md, the overlay plots and mean runs of a multirun; returns its rows, best first."""
     sweep_dir = Path(sweep_dir)
     rows = write_summary(sweep_dir)
-    labels = job_labels({r["job"]: r["overrides"] for r in rows})
-    plot_sweep(sweep_dir, labels)
-    write_curves(sweep_dir, labels)
+    overrides = {r["job"]: r["overrides"] for r in rows}
+    recipes = recipe_labels(overrides)
+    plot_sweep(sweep_dir, recipes)
+    write_mean_runs(sweep_dir, histories_by_label(sweep_dir, recipes))
+    write_curves(sweep_dir, job_labels(overrides))
     return rows
 
 
