@@ -119,8 +119,11 @@ class CRNN(CTC, CaptchaNet):
         self.rnn = _bidirectional(rnn, hidden, rnn_layers, dropout)
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(hidden, num_classes + 1)
+        # oneDNN (CPU) and cuDNN run the trunk's convs, BatchNorms and ReLUs fastest on NHWC.
+        self.to(memory_format=torch.channels_last)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.contiguous(memory_format=torch.channels_last)  # no copy for one channel
         z = self.project(self.trunk(x).flatten(1, 2))  # (B, c, h, T) -> (B, hidden, T)
         if len(self.context):
             z = z + self.context(z)  # residual: the projection's features pass straight through
