@@ -23,7 +23,6 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-STUCK = 0.01
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -67,12 +66,17 @@ def fold_result(run: Path, target: float) -> dict:
     )  # fmt: skip
 
 
+def mean_curve(results: list[dict]) -> dict[int, float]:
+    """The folds' mean val seq_acc at each epoch that every fold validated and timed."""
+    common = set.intersection(*(set(r["acc"]) & set(r["elapsed"]) for r in results))
+    return {epoch: statistics.mean(r["acc"][epoch] for r in results) for epoch in sorted(common)}
+
+
 def mean_curve_reaches(results: list[dict], target: float) -> tuple[int, float] | None:
     """The first epoch at which the folds' mean val seq_acc is at or above `target`, and the
     folds' mean training time to it: the k-fold time to accuracy."""
-    common = set.intersection(*(set(r["acc"]) & set(r["elapsed"]) for r in results))
-    for epoch in sorted(common):
-        if statistics.mean(r["acc"][epoch] for r in results) >= target:
+    for epoch, acc in mean_curve(results).items():
+        if acc >= target:
             return epoch, statistics.mean(r["elapsed"][epoch] for r in results)
     return None
 
@@ -81,13 +85,9 @@ def mean_std(values: list[float]) -> str:
     return f"{statistics.mean(values):.4f} ± {statistics.stdev(values) if len(values) > 1 else 0.0:.4f}"
 
 
-def mean_curve(results: list[dict]) -> str:
-    """The folds' mean val seq_acc at each epoch they all reached, as `epoch: value` pairs."""
-    common = sorted(set.intersection(*(set(r["acc"]) for r in results)))
-    return ", ".join(f"{e}: {statistics.mean(r['acc'][e] for r in results):.3f}" for e in common)
-
-
 def report(name: str, results: dict[int, dict], target: float) -> dict:
+    from captcha_lab.analysis.sweep import STUCK_AT
+
     print(f"\n## {name}")
     print(
         f"| fold | epochs | train s | wall s | epoch at {target} | time to {target} s | final val seq_acc | char_acc |"
@@ -101,8 +101,7 @@ def report(name: str, results: dict[int, dict], target: float) -> dict:
     results = list(results.values())
     times = [r["reached"][1] for r in results if r["reached"]]
     mean_reached = mean_curve_reaches(results, target)
-    # Never left CTC's all-blank plateau: at most one validation captcha right at any epoch.
-    stuck = sum(max(r["acc"].values()) <= STUCK for r in results)
+    stuck = sum(max(r["acc"].values()) <= STUCK_AT for r in results)  # never left the initial plateau
     summary = dict(
         seq=mean_std([r["seq"] for r in results]),
         char=mean_std([r["char"] for r in results]),
@@ -117,8 +116,8 @@ def report(name: str, results: dict[int, dict], target: float) -> dict:
     else:
         print(f"time to {target} (mean over folds at or above it): never")
     print(f"folds at or above {target} at some epoch: {len(times)} of {len(results)}")
-    print(f"folds stuck (best val seq_acc <= {STUCK}): {stuck} of {len(results)}")
-    print(f"mean val seq_acc by epoch: {mean_curve(results)}")
+    print(f"folds stuck (best val seq_acc <= {STUCK_AT}): {stuck} of {len(results)}")
+    print("mean val seq_acc by epoch: " + ", ".join(f"{e}: {acc:.3f}" for e, acc in mean_curve(results).items()))
     return summary
 
 
