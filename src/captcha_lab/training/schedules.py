@@ -5,11 +5,14 @@ import math
 
 import torch
 
+from captcha_lab.errors import check_range
+
 
 def warmup_cosine(
     optimizer: torch.optim.Optimizer, total_steps: int, warmup: float = 0.05
 ) -> torch.optim.lr_scheduler.LRScheduler:
     """Linear warm-up over the first `warmup` fraction of the steps, then cosine decay to 0."""
+    check_range("warmup", warmup, 0, 1, closed=True)  # a fraction of the steps
     warm = max(1, round(total_steps * warmup))
 
     def factor(step: int) -> float:
