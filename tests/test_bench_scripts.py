@@ -25,3 +25,20 @@ def test_bench_script_starts(script, monkeypatch, capsys):
         runpy.run_path(path, run_name="__main__")
     assert stopped.value.code == 0
     assert capsys.readouterr().out.startswith("usage: ")
+
+
+def fold(accs: list[float], epoch_s: float = 1.0) -> dict:
+    """A fold's curve as time_to_accuracy.fold_result gives it: val seq_acc and training time so far, per epoch."""
+    epochs = range(1, len(accs) + 1)
+    return {"acc": dict(zip(epochs, accs, strict=True)), "elapsed": {e: e * epoch_s for e in epochs}}
+
+
+def test_time_to_accuracy_reads_the_folds_mean_curve(monkeypatch):
+    monkeypatch.setattr(sys, "path", [str(ROOT / "bench"), *sys.path])
+    tta = runpy.run_path(str(ROOT / "bench" / "time_to_accuracy.py"))
+    # Neither fold alone decides it: the first fold is at 1.0 from epoch 2, but the mean only
+    # passes 0.99 at epoch 3.
+    folds = [fold([0.0, 1.0, 1.0], epoch_s=2.0), fold([0.0, 0.96, 0.99], epoch_s=1.0)]
+    assert tta["mean_curve"](folds) == pytest.approx({1: 0.0, 2: 0.98, 3: 0.995})
+    assert tta["mean_curve_reaches"](folds, 0.99) == (3, 4.5)  # epoch 3, after (6 + 3) / 2 s
+    assert tta["mean_curve_reaches"](folds, 0.999) is None
