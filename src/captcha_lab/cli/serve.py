@@ -13,6 +13,7 @@ from omegaconf.errors import ConfigKeyError, ValidationError
 from captcha_lab.cli.exits import user_errors
 from captcha_lab.cli.process import set_up_for_job
 from captcha_lab.cli.validation import check_checkpoint_file, check_keys, require
+from captcha_lab.data.images import MAX_PIXELS
 from captcha_lab.errors import ConfigError, first_line
 from captcha_lab.serving.payload import Limits
 from captcha_lab.serving.server import Settings, serve
@@ -55,7 +56,7 @@ RANGES = {
     "batching.max_wait_ms": (0, 1000),
     "limits.max_body_bytes": (1, 2**31),
     "limits.max_images": (1, 4096),
-    "limits.max_pixels": (1, 50_000_000),  # data.images.MAX_PIXELS: refused by any reader above it
+    "limits.max_pixels": (1, MAX_PIXELS),  # any reader refuses an image above it
     "graceful_timeout_s": (0, 3600),
 }
 
