@@ -44,7 +44,6 @@ def labelled_images(ckpt: str, data: str | None) -> tuple[list[bytes], list[str]
         return [p.read_bytes() for p in paths], [p.stem for p in paths], f"{len(paths)} images of {data}"
     from omegaconf import OmegaConf  # the run's data settings, as train.py resolved them
 
-    from captcha_lab.data.charset import Charset
     from captcha_lab.data.datamodule import CaptchaDataModule
 
     cfg = OmegaConf.load(Path(ckpt).parents[1] / ".hydra" / "config.yaml")
@@ -52,7 +51,7 @@ def labelled_images(ckpt: str, data: str | None) -> tuple[list[bytes], list[str]
     datamodule = CaptchaDataModule(**settings)
     datamodule.setup()
     val = datamodule.splits["val"]
-    labels = Charset(settings["symbols"]).texts(val.targets)
+    labels = datamodule.charset.texts(val.targets)  # the folder's alphabet where symbols is "auto"
     folder = Path(datamodule.folder)
     what = f"{len(val)} validation images of {folder.name} (fold {settings['fold']} of {settings['folds']})"
     return [(folder / name).read_bytes() for name in val.names], labels, what
