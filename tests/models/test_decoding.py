@@ -1,5 +1,7 @@
 """Decoding families: greedy CTC decoding and the CTC loss on hand-made frames."""
 
+import itertools
+
 import torch
 import torch.nn.functional as F
 
@@ -30,6 +32,17 @@ def test_greedy_keeps_repeats_split_by_a_blank():
 def test_greedy_all_blank_is_empty_and_long_reads_are_cut():
     assert greedy_decode(frames(BLANK, BLANK), width=2)[0].tolist() == [[PAD, PAD]]
     assert greedy_decode(frames(0, 1, 2, 0, 1), width=3)[0].tolist() == [[0, 1, 2]]
+
+
+def test_greedy_decodes_a_batch_row_by_row():
+    # The batched scatter against the rule written out per row: merge runs, drop blanks, cut.
+    torch.manual_seed(0)
+    log_probs = F.log_softmax(torch.randn(64, 12, BLANK + 1) * 3, -1)
+    for width in (2, 5, 13):
+        decoded, _ = greedy_decode(log_probs, width)
+        for row, path in zip(decoded.tolist(), log_probs.argmax(-1).tolist(), strict=True):
+            read = [k for k, _ in itertools.groupby(path) if k != BLANK][:width]
+            assert row == read + [PAD] * (width - len(read))
 
 
 def test_ctc_loss_prefers_the_right_label_and_ignores_padding():
