@@ -2,36 +2,52 @@
 and the score that picks best.ckpt."""
 
 import torch
-from torchmetrics import MetricCollection
-from torchmetrics.classification import MulticlassAccuracy, MulticlassExactMatch
+from torchmetrics import Metric
+
+from captcha_lab.data.charset import PAD
 
 
-class PositionAccuracy(MulticlassAccuracy):
-    """Accuracy of one character position (the report's per-head 'dense_k accuracy')."""
+class CaptchaAccuracy(Metric):
+    """char_acc, seq_acc and acc_pos1..acc_posN of reads against labels, both (B, W) symbol
+    indices padded with PAD (a label's symbol the net cannot write is UNKNOWN, never read, so
+    always wrong). char_acc and acc_posK skip positions the label does not have; seq_acc needs
+    every position equal, so a read that is too long or too short is wrong. N = `positions`
+    (0: no per-position scores). One set of counts serves all of them: one cheap update per batch,
+    which the training step pays at every step."""
 
-    def __init__(self, position: int, num_classes: int, ignore_index: int | None = None):
-        super().__init__(num_classes=num_classes, average="micro", ignore_index=ignore_index, validate_args=False)
-        self.position = position
+    full_state_update = False
 
-    def update(self, preds: torch.Tensor, target: torch.Tensor) -> None:
-        super().update(preds[:, self.position], target[:, self.position])
+    def __init__(self, width: int, prefix: str, positions: int = 0):
+        super().__init__()
+        self.width, self.prefix, self.positions = width, prefix, positions
+        self.add_state("right", torch.zeros(width, dtype=torch.long), dist_reduce_fx="sum")  # per position
+        self.add_state("count", torch.zeros(width, dtype=torch.long), dist_reduce_fx="sum")
+        self.add_state("sequences_right", torch.zeros((), dtype=torch.long), dist_reduce_fx="sum")
+        self.add_state("sequences", torch.zeros((), dtype=torch.long), dist_reduce_fx="sum")
 
+    @property
+    def names(self) -> list[str]:
+        return [self.prefix + n for n in ("char_acc", "seq_acc")] + [
+            f"{self.prefix}acc_pos{k + 1}" for k in range(self.positions)
+        ]
 
-def captcha_metrics(num_classes: int, length: int, prefix: str) -> MetricCollection:
-    """Metrics on (B, W) index rows where class `num_classes` marks 'no character here' (after the
-    end of a label or of a read) and `num_classes + 1` a label's symbol that the net cannot write
-    (never read, so always wrong). char_acc and acc_posK skip positions the label does not have;
-    seq_acc needs every position equal, so a read that is too long or too short is wrong."""
-    classes, pad = num_classes + 2, num_classes
-    metrics = {
-        "char_acc": MulticlassAccuracy(classes, average="micro", ignore_index=pad, validate_args=False),
-        "seq_acc": MulticlassExactMatch(classes, validate_args=False),
-    }
-    metrics.update({f"acc_pos{i + 1}": PositionAccuracy(i, classes, pad) for i in range(length)})
-    # No compute groups: they share the state of metrics whose states are equal after the first
-    # update, which two positions' accuracies can be by chance (same number right), and would
-    # then report one position's score for both.
-    return MetricCollection(metrics, prefix=prefix, compute_groups=False)
+    def update(self, reads: torch.Tensor, labels: torch.Tensor) -> None:
+        if reads.shape != labels.shape or reads.shape[1] != self.width:
+            raise ValueError(f"reads and labels must both be (B, {self.width}), got {reads.shape} and {labels.shape}")
+        equal, present = reads == labels, labels != PAD  # (B, W)
+        self.right += (equal & present).sum(0)
+        self.count += present.sum(0)
+        self.sequences_right += equal.all(1).sum()
+        self.sequences += len(labels)
+
+    def compute(self) -> dict[str, torch.Tensor]:
+        # A position no label reaches scores 0, as torchmetrics' accuracies do for no samples.
+        def ratio(right, count):
+            return (right / count.clamp(min=1)).float()
+
+        values = [ratio(self.right.sum(), self.count.sum()), ratio(self.sequences_right, self.sequences)]
+        values += [ratio(self.right[k], self.count[k]) for k in range(self.positions)]
+        return dict(zip(self.names, values, strict=True))
 
 
 def ckpt_score(seq_acc: torch.Tensor, char_acc: torch.Tensor) -> torch.Tensor:

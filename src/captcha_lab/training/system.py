@@ -13,7 +13,7 @@ from torchmetrics import MaxMetric, MeanMetric, MinMetric
 from captcha_lab.data.charset import PAD, UNKNOWN, Charset
 from captcha_lab.models.base import CaptchaNet
 from captcha_lab.models.checkpoint import load_net_and_hparams
-from captcha_lab.training.metrics import captcha_metrics, ckpt_score
+from captcha_lab.training.metrics import CaptchaAccuracy, ckpt_score
 
 OptimizerFactory = Callable[..., torch.optim.Optimizer]
 # Called as factory(optimizer, total_steps=N), e.g. a partial of OneCycleLR or warmup_cosine.
@@ -45,13 +45,13 @@ class CaptchaSystem(L.LightningModule):
         self.optimizer_factory = optimizer or partial(torch.optim.Adam, lr=1e-3)
         self.scheduler_factory = scheduler
         self.augment = augment  # parameter-free, so checkpoints do not depend on it
-        self.num_classes, self.length = net.spec["num_classes"], net.spec["length"]
+        self.length = net.spec["length"]
         # Training accuracy (with dropout on, as Keras reports it) is for the report's accuracy
         # plot: no per-position scores. ModuleDict keys may not be "train" (an nn.Module method),
-        # hence the suffixes.
+        # hence the suffixes. Reads are compared one column past the longest label.
         positions = {"train": 0, "val": self.length, "test": self.length}
         self.metrics = nn.ModuleDict(
-            {f"{s}_metrics": captcha_metrics(self.num_classes, positions[s], f"{s}/") for s in SPLITS}
+            {f"{s}_metrics": CaptchaAccuracy(self.length + 1, f"{s}/", positions[s]) for s in SPLITS}
         )
         self.losses = nn.ModuleDict({f"{s}_loss": MeanMetric() for s in SPLITS})
         self.val_seq_acc_best, self.val_loss_best = MaxMetric(), MinMetric()
@@ -69,12 +69,9 @@ class CaptchaSystem(L.LightningModule):
         # One column more than the longest label, so a too-long read stays wrong.
         return self.net.decode(logits, self.length + 1)
 
-    def _as_classes(self, index: torch.Tensor) -> torch.Tensor:
-        # (B, <= L + 1) padded with PAD -> (B, L + 1) with the metrics' 'no character' and
-        # 'unwritable symbol' classes (training.metrics.captcha_metrics).
-        index = F.pad(index, (0, self.length + 1 - index.shape[1]), value=PAD)
-        index = torch.where(index == UNKNOWN, self.num_classes + 1, index)
-        return torch.where(index == PAD, self.num_classes, index)
+    def _padded(self, index: torch.Tensor) -> torch.Tensor:
+        """(B, <= L + 1) reads or labels padded with PAD -> (B, L + 1), as the metrics compare them."""
+        return F.pad(index, (0, self.length + 1 - index.shape[1]), value=PAD)
 
     def training_step(self, batch, batch_idx):
         x, y = batch
@@ -92,7 +89,7 @@ class CaptchaSystem(L.LightningModule):
         self._update_metrics(split, logits, y)
 
     def _update_metrics(self, split: str, logits: torch.Tensor, y: torch.Tensor) -> None:
-        self.metrics[f"{split}_metrics"].update(self._as_classes(self.decode(logits)[0]), self._as_classes(y))
+        self.metrics[f"{split}_metrics"].update(self._padded(self.decode(logits)[0]), self._padded(y))
 
     def _eval_step(self, batch, split: str) -> None:
         x, y = batch
@@ -108,7 +105,7 @@ class CaptchaSystem(L.LightningModule):
     def logged_names(self) -> set[str]:
         """Every metric name this system logs: what a callback may monitor."""
         names = {f"{split}/loss" for split in SPLITS} | {"val/seq_acc_best", "val/loss_best", "val/ckpt_score"}
-        return names.union(*(m.keys() for m in self.metrics.values()))
+        return names.union(*(m.names for m in self.metrics.values()))
 
     def validation_step(self, batch, batch_idx):
         self._eval_step(batch, "val")
