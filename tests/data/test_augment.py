@@ -1,8 +1,9 @@
 """Batch augmentation: shapes and range kept, per-image warps in pixels, off in eval mode."""
 
 import torch
+import torch.nn.functional as F
 
-from captcha_lab.data.augment import Augment
+from captcha_lab.data.augment import Augment, affine_grid
 
 STRONG = dict(degrees=5, translate=0.05, scale=0.08, shear=10, elastic=0.01, noise=0.05, erase=1.0)
 
@@ -49,3 +50,9 @@ def test_rotation_and_shear_are_in_pixels_on_a_wide_image():
     torch.testing.assert_close(slant[:, 1], torch.tensor([0.0, 1.0], dtype=torch.double).expand(256, 2))
     shear = torch.rad2deg(torch.atan(slant[:, 0, 1]))
     assert shear.abs().max() <= 5 and shear.abs().max() > 4.5
+
+
+def test_affine_grid_matches_torch():
+    theta = torch.randn(4, 2, 3, generator=torch.Generator().manual_seed(0))
+    expected = F.affine_grid(theta, [4, 3, 7, 30], align_corners=False)
+    torch.testing.assert_close(affine_grid(theta, 7, 30), expected)

@@ -10,6 +10,17 @@ from torchvision.transforms import v2
 from captcha_lab.errors import check_range
 
 
+def affine_grid(theta: torch.Tensor, h: int, w: int) -> torch.Tensor:
+    """F.affine_grid(theta, (B, C, h, w), align_corners=False) as broadcast products: torch's
+    multiplies every pixel's (x, y, 1) by a 3x2 matrix in a batched matmul, which costs more than
+    the grid_sample it feeds."""
+    x = (torch.arange(w, device=theta.device, dtype=theta.dtype) * 2 + 1) / w - 1  # pixel centres in [-1, 1]
+    y = (torch.arange(h, device=theta.device, dtype=theta.dtype) * 2 + 1) / h - 1
+    t = theta[:, :, :, None, None]  # (B, 2, 3, 1, 1)
+    grid = t[:, :, 0] * x + t[:, :, 1] * y[:, None] + t[:, :, 2]  # (B, 2, H, W)
+    return grid.permute(0, 2, 3, 1)  # (B, H, W, 2): x then y, as grid_sample reads them
+
+
 class Augment(nn.Module):
     """(B, 1, H, W) in [0, 1] -> the same shape and range, each image with its own random warp.
 
@@ -62,7 +73,7 @@ class Augment(nn.Module):
 
     def _warp(self, x: torch.Tensor) -> torch.Tensor:
         n, _, h, w = x.shape
-        grid = F.affine_grid(self._affine(n, h, w, x.device), list(x.shape), align_corners=False)  # (B, H, W, 2)
+        grid = affine_grid(self._affine(n, h, w, x.device), h, w)  # (B, H, W, 2)
         if self.elastic:
             # A smooth random field: coarse 4x16 noise upsampled, so strokes bend rather than tear.
             coarse = torch.randn(n, 2, 4, 16, device=x.device) * self.elastic
