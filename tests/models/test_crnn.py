@@ -1,9 +1,10 @@
-"""The CRNN: output frames, spec rebuild, its activation, and each frame's field of view."""
+"""The CRNN: output frames, spec rebuild, its activation, each frame's field of view, its frame layers."""
 
 import pytest
 import torch
+from torch import nn
 
-from captcha_lab.models.crnn import CRNN
+from captcha_lab.models.crnn import CRNN, FrameConv, FrameNorm
 from captcha_lab.models.registry import build_net
 
 
@@ -39,3 +40,17 @@ def test_frame_convs_let_each_frame_see_a_whole_character(context, frames):
     with torch.no_grad():
         changed = (net(edited) - net(x)).abs().amax(-1)[0] > 1e-6  # (T,)
     assert frames[0] <= int(changed.sum()) <= frames[1]
+
+
+@pytest.mark.parametrize("kernel", [1, 3, 5])
+def test_frame_layers_match_conv1d_and_batchnorm1d_on_frames_last(kernel):
+    torch.manual_seed(0)
+    frame_conv = FrameConv(6, 4, kernel, padding=kernel // 2, bias=True)
+    conv = nn.Conv1d(6, 4, kernel, padding=kernel // 2)
+    conv.load_state_dict(frame_conv.state_dict())  # same parameters, same names
+    z = torch.randn(3, 9, 6, requires_grad=True)  # (B, T, C)
+    out = frame_conv(z)
+    torch.testing.assert_close(out, conv(z.transpose(1, 2)).transpose(1, 2))
+    norm, reference = FrameNorm(4), nn.BatchNorm1d(4)
+    torch.testing.assert_close(norm(out), reference(out.transpose(1, 2)).transpose(1, 2))
+    torch.testing.assert_close(norm.running_var, reference.running_var)

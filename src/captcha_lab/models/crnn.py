@@ -2,6 +2,7 @@
 per-frame logits for CTC."""
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from captcha_lab.errors import check_range
@@ -22,10 +23,32 @@ def _conv_block(c_in: int, c_out: int, stride: tuple[int, int], activation: str)
     )
 
 
+class FrameConv(nn.Conv1d):
+    """A Conv1d (same weights, same result) over frames held as (B, T, C), computed as one matmul
+    of the frames side by side: oneDNN's conv on so short and narrow a sequence costs several
+    times the BLAS matmul, backward most of all. (B, T, C_in) -> (B, T, C_out)."""
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        k, pad = self.kernel_size[0], self.padding[0]
+        if k == 1:
+            return F.linear(z, self.weight[:, :, 0], self.bias)
+        z = F.pad(z, (0, 0, pad, pad))  # zero frames at both ends: (B, T + 2 pad, C_in)
+        frames = z.shape[1] - k + 1
+        window = torch.cat([z[:, i : i + frames] for i in range(k)], 2)  # (B, T, k C_in): tap-major
+        return F.linear(window, self.weight.transpose(1, 2).flatten(1), self.bias)  # weight (out, in, k)
+
+
+class FrameNorm(nn.BatchNorm1d):
+    """BatchNorm1d (same statistics, same state) of (B, T, C) frames."""
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return super().forward(z.flatten(0, 1)).view_as(z)  # over B x T, as BatchNorm1d on (B, C, T)
+
+
 def _frame_block(c_in: int, c_out: int, kernel: int, activation: str) -> nn.Sequential:
     return nn.Sequential(
-        nn.Conv1d(c_in, c_out, kernel, padding=kernel // 2, bias=False),
-        nn.BatchNorm1d(c_out),
+        FrameConv(c_in, c_out, kernel, padding=kernel // 2, bias=False),
+        FrameNorm(c_out),
         make_activation(activation),
     )
 
@@ -124,10 +147,10 @@ class CRNN(CTC, CaptchaNet):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x.contiguous(memory_format=torch.channels_last)  # no copy for one channel
-        z = self.project(self.trunk(x).flatten(1, 2))  # (B, c, h, T) -> (B, hidden, T)
+        x = self.trunk(x)  # (B, c, h, T)
+        z = self.project(x.permute(0, 3, 1, 2).flatten(2))  # (B, T, c h) -> (B, T, hidden)
         if len(self.context):
             z = z + self.context(z)  # residual: the projection's features pass straight through
-        z = z.transpose(1, 2)  # (B, T, hidden)
         if self.rnn is not None:
             z = z + self.rnn(z)[0]  # both directions side by side: (B, T, hidden)
         return self.head(self.dropout(z))  # (B, T, C + 1) logits
