@@ -10,7 +10,8 @@ Per recipe it prints each fold's first epoch at or above --target and the traini
 then over the folds: the final val seq_acc and char_acc (mean ± std), the training time per fold,
 and the headline, the k-fold time to accuracy: the first epoch at which the folds' mean val
 seq_acc is at or above --target, and the folds' mean training time to it. --goal-s prints a goal
-line for it, for the recipe named by --goal-recipe (default: the last)."""
+line for it in seconds, --goal-cut one as a cut from --baseline's whole training per fold (the same
+bar on any CPU), for the recipe named by --goal-recipe (default: the last)."""
 
 import argparse
 import itertools
@@ -33,7 +34,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--only-folds", type=int, nargs="*", help="train only these folds (default: all)")
     p.add_argument("--target", type=float, default=0.99, help="val seq_acc to reach")
     p.add_argument("--goal-s", type=float, help="goal: time to target per fold, in seconds")
-    p.add_argument("--goal-recipe", help="the recipe the goal is for (default: the last)")
+    p.add_argument(
+        "--goal-cut", type=float, help="goal: time to target per fold <= --baseline's whole training per fold / this"
+    )
+    p.add_argument("--baseline", help="the recipe --goal-cut divides (default: the first)")
+    p.add_argument("--goal-recipe", help="the recipe the goals are for (default: the last)")
     p.add_argument("--out", default="outputs/bench/time_to_accuracy", help="the runs go to a new folder in it")
     return p.parse_args(argv)
 
@@ -132,13 +137,26 @@ def main(argv=None) -> None:
         runs = {fold: train_fold(name, overrides, args, fold) for fold in folds}
         results = {fold: fold_result(run, args.target) for fold, run in runs.items()}
         summaries[name] = report(f"{name}: {overrides}", results, args.target)
+    print_goals(summaries, args)
+
+
+def print_goals(summaries: dict[str, dict], args) -> None:
+    """The goal lines: time to target within --goal-s seconds, and within the baseline's whole
+    training cut --goal-cut times (the same bar on a faster or slower CPU), no fold stuck."""
+    name = args.goal_recipe or list(summaries)[-1]
+    reached, stuck = summaries[name]["mean_reached"], summaries[name]["stuck"]
+    bars = []
     if args.goal_s is not None:
-        name = args.goal_recipe or list(recipes)[-1]
-        reached, stuck = summaries[name]["mean_reached"], summaries[name]["stuck"]
-        met = reached is not None and reached[1] <= args.goal_s and not stuck
+        bars.append((args.goal_s, f"{args.goal_s:g} s"))
+    if args.goal_cut is not None:
+        baseline = args.baseline or list(summaries)[0]
+        bar = summaries[baseline]["train_s"] / args.goal_cut
+        bars.append((bar, f"{baseline}'s whole training / {args.goal_cut:g} = {bar:.1f} s"))
+    for bar, words in bars:
+        met = reached is not None and reached[1] <= bar and not stuck
         print(
-            f"\nGOAL {name}: mean val seq_acc over folds >= {args.target} within {args.goal_s:g} s of training"
-            f" per fold, no fold stuck: {'MET' if met else 'NOT MET'}"
+            f"\nGOAL {name}: mean val seq_acc over folds >= {args.target} within {words} of training per fold,"
+            f" no fold stuck: {'MET' if met else 'NOT MET'}"
         )
 
 

@@ -42,3 +42,20 @@ def test_time_to_accuracy_reads_the_folds_mean_curve(monkeypatch):
     assert tta["mean_curve"](folds) == pytest.approx({1: 0.0, 2: 0.98, 3: 0.995})
     assert tta["mean_curve_reaches"](folds, 0.99) == (3, 4.5)  # epoch 3, after (6 + 3) / 2 s
     assert tta["mean_curve_reaches"](folds, 0.999) is None
+
+
+def test_time_to_accuracy_goal_as_a_cut_from_the_baseline(monkeypatch, capsys):
+    monkeypatch.setattr(sys, "path", [str(ROOT / "bench"), *sys.path])
+    tta = runpy.run_path(str(ROOT / "bench" / "time_to_accuracy.py"))
+    summaries = {
+        "slow": dict(train_s=110.0, mean_reached=(20, 40.0), stuck=0),
+        "fast": dict(train_s=20.0, mean_reached=(9, 9.5), stuck=0),
+    }
+    args = tta["parse_args"](["--data", "d", "--recipe", "x=y", "--goal-s", "9", "--goal-cut", "11"])
+    tta["print_goals"](summaries, args)
+    lines = capsys.readouterr().out.split("\n")
+    assert "within 9 s of training per fold, no fold stuck: NOT MET" in lines[1]  # 9.5 s > 9 s
+    assert "within slow's whole training / 11 = 10.0 s of training per fold, no fold stuck: MET" in lines[3]
+    summaries["fast"]["stuck"] = 1
+    tta["print_goals"](summaries, args)
+    assert capsys.readouterr().out.count("NOT MET") == 2
