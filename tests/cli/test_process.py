@@ -1,4 +1,5 @@
-"""Process-wide settings made before each job: malloc that reuses freed memory, frozen objects, quiet Lightning."""
+"""Process-wide settings made before each job: malloc that reuses freed memory, frozen objects, quiet Lightning,
+no NVML probe per step."""
 
 import gc
 import importlib.util
@@ -8,9 +9,11 @@ import sys
 import warnings
 import weakref
 
+import pytest
 from lightning.pytorch.utilities import rank_zero_info
 from lightning.pytorch.utilities._pytree import _tree_flatten
 
+from captcha_lab.cli import process
 from captcha_lab.cli.process import freeze_loaded_objects, quiet_lightning, reuse_freed_memory
 
 from ..conftest import ROOT
@@ -67,3 +70,18 @@ def test_only_lightnings_pytree_warning_and_tips_are_quiet(caplog):
         rank_zero_info("💡 Tip: For seamless cloud logging ... litlogger")
         rank_zero_info("GPU available: False")
     assert [r.getMessage() for r in caplog.records] == ["GPU available: False"]
+
+
+@pytest.mark.parametrize("nvml", [True, False])
+def test_no_nvml_probe_per_step_without_nvidias_driver(nvml, monkeypatch):
+    def cdll(name):
+        if not nvml:
+            raise OSError(f"{name}: cannot open shared object file")
+
+    monkeypatch.setattr(process.ctypes, "CDLL", cdll)
+    monkeypatch.setenv("PYTORCH_NVML_BASED_CUDA_CHECK", "1")  # as importing Lightning sets it
+    assert process.count_gpus_without_missing_nvml() is not nvml
+    assert process.os.environ["PYTORCH_NVML_BASED_CUDA_CHECK"] == ("1" if nvml else "0")
+    monkeypatch.delenv("PYTORCH_NVML_BASED_CUDA_CHECK")  # Lightning not imported: left alone
+    assert not process.count_gpus_without_missing_nvml()
+    assert "PYTORCH_NVML_BASED_CUDA_CHECK" not in process.os.environ

@@ -1,6 +1,7 @@
 """Process-wide settings that train.py, eval.py and predict.py make before their job
 (set_up_for_job): the two memory settings below, OpenCV's duplicate warnings off
-(data.images.quiet_opencv), and Lightning's noise (quiet_lightning).
+(data.images.quiet_opencv), Lightning's noise (quiet_lightning), and no NVML probe per optimizer
+step on a machine without NVIDIA's driver (count_gpus_without_missing_nvml).
 
 reuse_freed_memory: on CPU, PyTorch allocates every activation and gradient with plain malloc.
 glibc serves blocks over its mmap threshold (128 KiB at start, adapting up to 32 MiB) with fresh
@@ -20,6 +21,7 @@ import ctypes
 import functools
 import gc
 import logging
+import os
 import sys
 import warnings
 
@@ -66,8 +68,27 @@ def _not_a_tip(record: logging.LogRecord) -> bool:
     return not str(record.msg).startswith("💡 Tip")
 
 
+def count_gpus_without_missing_nvml() -> bool:
+    """Lightning sets PYTORCH_NVML_BASED_CUDA_CHECK=1 when imported, so that counting GPUs does
+    not initialise CUDA (a forked DDP worker could not use it after that). Without NVIDIA's driver
+    (the CUDA build of torch on a CPU machine) torch then tries to load NVML again in every
+    torch.cuda.is_available(), which every optimizer step calls, before it falls back to the CUDA
+    runtime's count anyway. There the variable is set to 0: the same answer, without a failed
+    dlopen per step. True where it was. A no-op before Lightning is imported (predict.py on ONNX
+    Runtime never imports it)."""
+    if os.environ.get("PYTORCH_NVML_BASED_CUDA_CHECK") != "1":
+        return False
+    try:
+        ctypes.CDLL("libnvidia-ml.so.1")  # the library torch would load
+    except OSError:
+        os.environ["PYTORCH_NVML_BASED_CUDA_CHECK"] = "0"
+        return True
+    return False
+
+
 def set_up_for_job() -> None:
     reuse_freed_memory()
+    count_gpus_without_missing_nvml()
     freeze_loaded_objects()
     quiet_opencv()
     quiet_lightning()
