@@ -42,22 +42,6 @@ def test_frame_convs_let_each_frame_see_a_whole_character(context, frames):
     assert frames[0] <= int(changed.sum()) <= frames[1]
 
 
-def test_stem_halvings_keep_the_frames_and_read_every_column():
-    net = CRNN(num_classes=19, channels=(8, 8, 8), hidden=16, stem_halvings=2, rnn="none").eval()
-    first, *rest = (block[0] for block in net.trunk)
-    assert first.stride == (2, 4) and first.kernel_size == (3, 5)
-    assert [conv.stride for conv in rest] == [(2, 2), (2, 1)]  # three halvings in all: 25 frames
-    x = torch.rand(1, 1, 50, 200)
-    assert net(x).shape == (1, 25, 20)
-    with torch.no_grad():  # a one-column edit reaches the output wherever it is
-        for column in range(4):
-            edited = x.clone()
-            edited[..., 96 + column] = 1 - edited[..., 96 + column]
-            assert (net(edited) - net(x)).abs().amax() > 1e-6
-    with pytest.raises(ValueError, match="stem_halvings must be an integer in \\[1, 2\\], got 3"):
-        CRNN(num_classes=19, stem_halvings=3)
-
-
 @pytest.mark.parametrize("kernel", [1, 3, 5])
 def test_frame_layers_match_conv1d_and_batchnorm1d_on_frames_last(kernel):
     torch.manual_seed(0)

@@ -15,11 +15,9 @@ RNNS = {"lstm": nn.LSTM, "gru": nn.GRU, "none": None}
 
 def _conv_block(c_in: int, c_out: int, stride: tuple[int, int], activation: str) -> nn.Sequential:
     # Strided convs instead of conv + max-pool: each conv runs at its output resolution, which is
-    # what makes a 50x200 trunk affordable on two CPU cores. A width stride of 4 gets a kernel 5
-    # wide, so that every column is read.
-    width = stride[1] + 1 if stride[1] > 2 else 3
+    # what makes a 50x200 trunk affordable on two CPU cores.
     return nn.Sequential(
-        nn.Conv2d(c_in, c_out, (3, width), stride=stride, padding=(1, width // 2), bias=False),
+        nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1, bias=False),
         nn.BatchNorm2d(c_out),
         make_activation(activation),
     )
@@ -63,14 +61,6 @@ def _bidirectional(kind: str, hidden: int, layers: int, dropout: float) -> nn.Mo
     return RNNS[kind](hidden, hidden // 2, num_layers=layers, bidirectional=True, batch_first=True, dropout=between)
 
 
-def _width_strides(blocks: int, width_halvings: int, stem_halvings: int) -> list[int]:
-    """Each trunk block's width stride: the first block makes `stem_halvings` of the
-    `width_halvings` at once, the next blocks one each."""
-    stem = min(stem_halvings, width_halvings)
-    rest = width_halvings - stem
-    return [2**stem] + [2 if i < rest else 1 for i in range(blocks - 1)]
-
-
 def _check_arguments(channels, width_halvings, hidden, context, rnn, rnn_layers, dropout, activation) -> None:
     """A ValueError naming the bad argument, before any layer is built."""
     make_activation(activation)
@@ -97,11 +87,9 @@ class CRNN(CTC, CaptchaNet):
 
     Every trunk block halves the height; the first `width_halvings` also halve the width, so with
     the defaults a 50x200 image becomes 25 frames, 8 px apart, enough for 4-6 characters with
-    blanks between repeats. `stem_halvings=2` has the first block halve the width twice (a 3x5
-    conv 4 px apart): the same frames for about half the work at the largest resolution. The
-    `context` 1-D convs (kernel 3) widen each frame's view from 15 px to 63 px, a whole
-    character: without them the recurrent net has to assemble characters itself and tends to
-    memorise the training set (docs/accuracy.md).
+    blanks between repeats. The `context` 1-D convs (kernel 3) widen each frame's view from 15 px
+    to 63 px, a whole character: without them the recurrent net has to assemble characters
+    itself and tends to memorise the training set (docs/accuracy.md).
     Output (B, T, C + 1): the last class is the CTC blank."""
 
     def __init__(
@@ -110,7 +98,6 @@ class CRNN(CTC, CaptchaNet):
         length: int = 5,
         channels: tuple[int, ...] = (32, 64, 96),
         width_halvings: int = 3,
-        stem_halvings: int = 1,
         hidden: int = 128,
         context: int = 3,
         rnn: str = "lstm",
@@ -122,7 +109,6 @@ class CRNN(CTC, CaptchaNet):
     ):
         super().__init__()
         _check_arguments(channels, width_halvings, hidden, context, rnn, rnn_layers, dropout, activation)
-        check_range("stem_halvings", stem_halvings, 1, 2, integer=True, closed=True)
         check_image(image_size, in_channels)
         channels = [int(c) for c in channels]
         # `length` is the longest label: it sizes the per-position metrics, not the net.
@@ -132,7 +118,6 @@ class CRNN(CTC, CaptchaNet):
             length=length,
             channels=channels,
             width_halvings=width_halvings,
-            stem_halvings=stem_halvings,
             hidden=hidden,
             context=context,
             rnn=rnn,
@@ -142,7 +127,7 @@ class CRNN(CTC, CaptchaNet):
             image_size=list(image_size),
             in_channels=in_channels,
         )
-        strides = [(2, w) for w in _width_strides(len(channels), width_halvings, stem_halvings)]
+        strides = [(2, 2) if i < width_halvings else (2, 1) for i in range(len(channels))]
         self.trunk = nn.Sequential(
             *(
                 _conv_block(c_in, c_out, s, activation)
