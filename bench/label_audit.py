@@ -18,20 +18,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def validation_split(run: Path, symbols: str):
-    """The run's own validation images, drawn as its train.py drew them."""
-    from omegaconf import OmegaConf
-
-    from captcha_lab.data.datamodule import CaptchaDataModule
-
-    data = OmegaConf.to_container(OmegaConf.load(run / ".hydra" / "config.yaml").data, resolve=True)
-    data = {k: v for k, v in data.items() if not k.startswith("_")} | {"symbols": symbols}
-    module = CaptchaDataModule(**data)
-    module.setup()
-    return module.folder, module.splits["val"]
-
-
 def main(argv=None) -> None:
+    from captcha_lab.cli.evaluate import run_datamodule
     from captcha_lab.inference.torch_backend import Predictor
 
     args = parse_args(argv)
@@ -43,7 +31,7 @@ def main(argv=None) -> None:
     print("|---|---|---|---|---|")
     for run in map(Path, args.runs):
         reader = Predictor.from_checkpoint(run / "checkpoints" / "last.ckpt", kernel=False)
-        folder, val = validation_split(run, reader.charset.symbols)
+        val = run_datamodule(run, symbols=reader.charset.symbols).splits["val"]  # as the run drew it
         given = reader.charset.texts(val.targets)
         fixed = [shown.get(name, label) for name, label in zip(val.names, given, strict=True)]
         reads = [p.text for p in reader.read_all(val.images)]

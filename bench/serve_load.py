@@ -42,18 +42,13 @@ def labelled_images(ckpt: str, data: str | None) -> tuple[list[bytes], list[str]
 
         paths = list_images(data)
         return [p.read_bytes() for p in paths], [p.stem for p in paths], f"{len(paths)} images of {data}"
-    from omegaconf import OmegaConf  # the run's data settings, as train.py resolved them
+    from captcha_lab.cli.evaluate import run_datamodule
 
-    from captcha_lab.data.datamodule import CaptchaDataModule
-
-    cfg = OmegaConf.load(Path(ckpt).parents[1] / ".hydra" / "config.yaml")
-    settings = {k: v for k, v in OmegaConf.to_container(cfg.data, resolve=True).items() if k != "_target_"}
-    datamodule = CaptchaDataModule(**settings)
-    datamodule.setup()
-    val = datamodule.splits["val"]
+    datamodule = run_datamodule(Path(ckpt).parents[1])  # the run's split, as its train.py drew it
+    val, hp = datamodule.splits["val"], datamodule.hparams
     labels = datamodule.charset.texts(val.targets)  # the folder's alphabet where symbols is "auto"
     folder = Path(datamodule.folder)
-    what = f"{len(val)} validation images of {folder.name} (fold {settings['fold']} of {settings['folds']})"
+    what = f"{len(val)} validation images of {folder.name} (fold {hp.fold} of {hp.folds})"
     return [(folder / name).read_bytes() for name in val.names], labels, what
 
 

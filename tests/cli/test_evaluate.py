@@ -15,11 +15,12 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import OmegaConf, open_dict
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from captcha_lab.cli.evaluate import evaluate
+from captcha_lab.cli.evaluate import evaluate, run_datamodule
 from captcha_lab.cli.train import train
 from captcha_lab.data.charset import CAPTCHA_V2
 from captcha_lab.models.checkpoint import read_checkpoint
 from captcha_lab.models.report_cnn import ReportCNN
+from captcha_lab.training.resume import images_changed, split_changes
 from captcha_lab.training.system import CaptchaSystem, load_system
 
 from ..conftest import ROOT, run_script
@@ -210,3 +211,12 @@ def test_loaded_system_keeps_its_label_smoothing(tmp_path):
     path = tmp_path / "smooth.ckpt"
     torch.save({"hyper_parameters": dict(system.hparams), "state_dict": system.state_dict()}, path)
     assert load_system(path).hparams.label_smoothing == 0.1
+
+
+def test_run_datamodule_splits_as_the_run_did(tiny_run):
+    ckpt = read_checkpoint(tiny_run / "checkpoints" / "last.ckpt")
+    module = run_datamodule(tiny_run)
+    assert split_changes(ckpt, dict(module.hparams)) == []  # seed, fractions, folder: the run's
+    assert images_changed(tiny_run, ckpt, module) is None  # and the same images in the folder
+    assert module.charset.symbols == ckpt["hyper_parameters"]["symbols"]
+    assert run_datamodule(tiny_run, seed=1).hparams.seed == 1  # overrides on top

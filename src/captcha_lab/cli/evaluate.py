@@ -15,6 +15,7 @@ from captcha_lab.atomic import write_json
 from captcha_lab.cli.jobs import job_errors, log_summary, make, override_keys
 from captcha_lab.cli.process import set_up_for_job
 from captcha_lab.cli.validation import check_checkpoint_file, check_keys, require, require_at_least_one
+from captcha_lab.data.datamodule import CaptchaDataModule
 from captcha_lab.errors import ConfigError
 from captcha_lab.models.checkpoint import read_checkpoint
 from captcha_lab.training.resume import images_changed, split_changes
@@ -35,6 +36,21 @@ class EvalSchema:
 
 
 ConfigStore.instance().store(name="eval_schema", node=EvalSchema)
+
+
+def run_data_settings(run_dir: str | Path) -> dict:
+    """The data settings a finished run's train.py resolved (its .hydra/config.yaml), as plain values."""
+    return OmegaConf.to_container(OmegaConf.load(Path(run_dir) / ".hydra" / "config.yaml").data, resolve=True)
+
+
+def run_datamodule(run_dir: str | Path, **overrides) -> CaptchaDataModule:
+    """A finished run's data module, set up: its folder split as its train.py split it, `overrides`
+    (e.g. a checkpoint's symbols) on top. For the bench scripts that score a run on the images it
+    validated on."""
+    settings = {k: v for k, v in run_data_settings(run_dir).items() if not k.startswith("_")}
+    module = CaptchaDataModule(**settings | overrides)
+    module.setup()
+    return module
 
 
 def eval_data_config(cfg: DictConfig, net) -> tuple[DictConfig, str | None]:
@@ -64,7 +80,7 @@ def eval_data_config(cfg: DictConfig, net) -> tuple[DictConfig, str | None]:
             f"seed={cfg.seed}: the run's own data config keeps its seed; data.seed={cfg.seed} splits its folder "
             "anew, or data=... names another data config"
         )
-    data = OmegaConf.create(OmegaConf.to_container(OmegaConf.load(run_config).data, resolve=True))
+    data = OmegaConf.create(run_data_settings(run_config.parent.parent))
     data = with_net_input(data, net)
     held_out = data.get("test_dir") is None  # the run's test split came out of its folder
     for key in keys:  # resolved above against the run's own seed and charset
