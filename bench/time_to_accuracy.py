@@ -126,9 +126,24 @@ def report(name: str, results: dict[int, dict], target: float) -> dict:
     return summary
 
 
+def recipes_of(args) -> dict[str, str]:
+    """NAME -> overrides; exits with one line, before any training, on a malformed --recipe, a goal
+    that names no recipe, or a cut that is not positive."""
+    for recipe in args.recipe:
+        if "=" not in recipe:
+            sys.exit(f'error: --recipe {recipe!r} is not NAME="train.py overrides"')
+    recipes = dict(r.split("=", 1) for r in args.recipe)
+    for flag, name in (("--baseline", args.baseline), ("--goal-recipe", args.goal_recipe)):
+        if name is not None and name not in recipes:
+            sys.exit(f"error: {flag} {name!r} is not a --recipe name ({', '.join(recipes)})")
+    if args.goal_cut is not None and not args.goal_cut > 0:
+        sys.exit(f"error: --goal-cut must be > 0, got {args.goal_cut:g}")
+    return recipes
+
+
 def main(argv=None) -> None:
     args = parse_args(argv)
-    recipes = dict(r.split("=", 1) for r in args.recipe)
+    recipes = recipes_of(args)
     folds = args.only_folds if args.only_folds else list(range(args.folds))
     args.out = str(Path(args.out) / time.strftime("%Y-%m-%d_%H-%M-%S"))  # never onto an earlier bench's runs
     print(f"# time to accuracy on {args.data}, folds {folds}, {time.strftime('%Y-%m-%d %H:%M')}")

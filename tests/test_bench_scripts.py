@@ -2,6 +2,7 @@
 the package would otherwise break them unnoticed. Each runs as its own __main__ in this process (torch is loaded
 already), as `python bench/X.py --help` would."""
 
+import re
 import runpy
 import sys
 
@@ -59,3 +60,19 @@ def test_time_to_accuracy_goal_as_a_cut_from_the_baseline(monkeypatch, capsys):
     summaries["fast"]["stuck"] = 1
     tta["print_goals"](summaries, args)
     assert capsys.readouterr().out.count("NOT MET") == 2
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--recipe", "fast"], "--recipe 'fast' is not NAME="),
+        (["--recipe", "a=x", "--baseline", "b"], "--baseline 'b' is not a --recipe name (a)"),
+        (["--recipe", "a=x", "--goal-recipe", "c"], "--goal-recipe 'c' is not a --recipe name (a)"),
+        (["--recipe", "a=x", "--goal-cut", "0"], "--goal-cut must be > 0, got 0"),
+    ],
+)
+def test_time_to_accuracy_refuses_bad_goals_before_training(extra, message, monkeypatch):
+    monkeypatch.setattr(sys, "path", [str(ROOT / "bench"), *sys.path])
+    tta = runpy.run_path(str(ROOT / "bench" / "time_to_accuracy.py"))
+    with pytest.raises(SystemExit, match=re.escape(message)):
+        tta["main"](["--data", "d", *extra])
