@@ -38,9 +38,12 @@ class EvalSchema:
 ConfigStore.instance().store(name="eval_schema", node=EvalSchema)
 
 
+RUN_CONFIG = Path(".hydra", "config.yaml")  # in a run dir: the config its train.py resolved
+
+
 def run_data_settings(run_dir: str | Path) -> dict:
-    """The data settings a finished run's train.py resolved (its .hydra/config.yaml), as plain values."""
-    return OmegaConf.to_container(OmegaConf.load(Path(run_dir) / ".hydra" / "config.yaml").data, resolve=True)
+    """The data settings a finished run's train.py resolved (its RUN_CONFIG), as plain values."""
+    return OmegaConf.to_container(OmegaConf.load(Path(run_dir) / RUN_CONFIG).data, resolve=True)
 
 
 def run_datamodule(run_dir: str | Path, **overrides) -> CaptchaDataModule:
@@ -58,7 +61,8 @@ def eval_data_config(cfg: DictConfig, net) -> tuple[DictConfig, str | None]:
     trained on), with `data.*=` overrides on top; `data=...` on the command line replaces it,
     fitted to the label lengths the net reads. Second: a test folder to score instead of the
     test split that the run held out of its folder (which train and val still leave out)."""
-    run_config = Path(cfg.ckpt_path).resolve().parent.parent / ".hydra" / "config.yaml"
+    run_dir = Path(cfg.ckpt_path).resolve().parent.parent
+    run_config = run_dir / RUN_CONFIG
     keys = override_keys()
     if "data" in keys:
         data = with_net_input(cfg.data.copy(), net)
@@ -80,7 +84,7 @@ def eval_data_config(cfg: DictConfig, net) -> tuple[DictConfig, str | None]:
             f"seed={cfg.seed}: the run's own data config keeps its seed; data.seed={cfg.seed} splits its folder "
             "anew, or data=... names another data config"
         )
-    data = OmegaConf.create(run_data_settings(run_config.parent.parent))
+    data = OmegaConf.create(run_data_settings(run_dir))
     data = with_net_input(data, net)
     held_out = data.get("test_dir") is None  # the run's test split came out of its folder
     for key in keys:  # resolved above against the run's own seed and charset
