@@ -164,7 +164,7 @@ def test_predict_single_file_and_no_match(tmp_path, tiny_run, tiny_dir, capsys):
 @pytest.mark.parametrize(
     "overrides, message",
     [
-        ({"backend": "onnx", "ckpt_path": "OTHER"}, "error: backend=onnx: no "),
+        ({"backend": "onnx", "ckpt_path": "OTHER"}, "error: backend=onnx: no ONNX export at "),
         ({"backend": "onnx", "device": "cuda"}, "error: backend: onnx reads on the CPU only"),
         ({"backend": "onnxx"}, "error: backend: Invalid value 'onnxx'"),
         ({"ckpt_path": "ONNX"}, "error: ckpt_path: "),  # the export itself, which README names

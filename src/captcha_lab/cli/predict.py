@@ -23,7 +23,7 @@ from captcha_lab.cli.process import set_up_for_job
 from captcha_lab.cli.validation import check_checkpoint_file, check_keys, require, require_at_least_one
 from captcha_lab.data.images import list_images, printable
 from captcha_lab.errors import CaptchaLabError, ConfigError, DataError, first_line
-from captcha_lab.inference.onnx_format import onnx_path
+from captcha_lab.inference.onnx_format import missing_export, onnx_path
 from captcha_lab.inference.reader import BATCH_SIZE, Prediction, Reader
 
 
@@ -153,7 +153,7 @@ def write_csv(path: str, rows: list[list[str]]) -> None:
 def load_reader(cfg: DictConfig, n_images: int) -> Reader:
     exported = onnx_path(cfg.ckpt_path)
     if cfg.backend == Backend.onnx and not exported.is_file():
-        raise ConfigError(f"backend=onnx: no {exported}; export it: python -m captcha_lab.cli.export {cfg.ckpt_path}")
+        raise ConfigError(f"backend=onnx: {missing_export(cfg.ckpt_path)}")
     if cfg.backend == Backend.onnx or (cfg.backend == Backend.auto and cfg.device == "cpu" and exported.is_file()):
         from captcha_lab.inference.onnx_backend import OnnxError, OnnxPredictor  # here: see the module's docstring
 

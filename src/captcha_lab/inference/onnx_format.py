@@ -14,6 +14,11 @@ def onnx_path(checkpoint: str | Path) -> Path:
     return Path(checkpoint).with_suffix(".onnx")
 
 
+def missing_export(checkpoint: str | Path) -> str:
+    """What predict.py and serve.py say where a checkpoint has no export: where, and the remedy."""
+    return f"no ONNX export at {onnx_path(checkpoint)}; export it: python -m captcha_lab.cli.export {checkpoint}"
+
+
 def sha256(path: str | Path) -> str:
     """What an export records of its checkpoint, so that a replaced checkpoint is noticed."""
     digest = hashlib.sha256()

@@ -20,7 +20,7 @@ from fastapi import FastAPI
 
 from captcha_lab.data.images import quiet_opencv
 from captcha_lab.inference.onnx_backend import OnnxError, OnnxPredictor
-from captcha_lab.inference.onnx_format import onnx_path
+from captcha_lab.inference.onnx_format import missing_export, onnx_path
 from captcha_lab.serving.app import create_app
 from captcha_lab.serving.payload import Limits
 
@@ -51,7 +51,7 @@ def load_reader(ckpt_path: str, batch_size: int, threads: int = 0) -> OnnxPredic
     `threads` threads per batch (0: ONNX Runtime's default, one per core)."""
     exported = onnx_path(ckpt_path)
     if not exported.is_file():
-        raise OnnxError(f"no ONNX export at {exported}; export it: python -m captcha_lab.cli.export {ckpt_path}")
+        raise OnnxError(missing_export(ckpt_path))
     # Every check predict.py makes.
     return OnnxPredictor.from_file(exported, batch_size, checkpoint=ckpt_path, threads=threads)
 
