@@ -41,3 +41,16 @@ def test_a_test_label_with_an_unwritable_symbol_is_a_misread_without_loss():
     assert scores["test/char_acc"] == torch.tensor(14 / 15)
     assert system.losses["test_loss"].compute() < 1e-3  # the two writable rows only
     assert Charset(symbols).texts(y)[1] == "2345\ufffd"
+
+
+def test_a_split_with_no_writable_label_is_logged_and_reset():
+    """Its accuracies count (every read is wrong) and its loss is NaN; nothing carries over into
+    the next split scored with test_step (eval.py scores test, val and train in turn)."""
+    system = CaptchaSystem(ReportCNN(num_classes=19), symbols="2345678bcdefgmnpwxy")
+    logged = {}
+    system.log = lambda name, value, **k: logged.__setitem__(name, float(value))
+    system.eval()
+    system.test_step((torch.zeros(2, 1, 50, 200), torch.full((2, 5), UNKNOWN)), 0)
+    system.on_test_epoch_end()
+    assert logged["test/seq_acc"] == 0 and torch.isnan(torch.tensor(logged["test/loss"]))
+    assert system.metrics["test_metrics"].update_count == 0  # reset for the next split

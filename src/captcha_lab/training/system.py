@@ -122,11 +122,14 @@ class CaptchaSystem(L.LightningModule):
 
     def _log_epoch(self, split: str) -> dict[str, torch.Tensor]:
         loss, metrics = self.losses[f"{split}_loss"], self.metrics[f"{split}_metrics"]
-        if loss.update_count == 0:
+        if metrics.update_count == 0:
             # An epoch without batches here: resumed from interrupted.ckpt saved during the
             # epoch's validation, after its last training batch. Logging would write NaN and zeros.
             return {}
-        values = {f"{split}/loss": loss.compute(), **metrics.compute()}
+        # Batches whose every label has a symbol the net cannot write leave the loss without an
+        # update (_eval_step): NaN, while the accuracies count them as misreads.
+        mean_loss = loss.compute() if loss.update_count else torch.tensor(float("nan"), device=self.device)
+        values = {f"{split}/loss": mean_loss, **metrics.compute()}
         loss.reset()
         metrics.reset()
         for name, value in values.items():  # the progress bar shows the train loss
