@@ -123,6 +123,14 @@ def test_ckpt_init_starts_from_trained_weights(make_cfg, one_epoch_run):
     assert tuned["epoch"] == 0  # a fresh run, not a resume
 
 
+def test_ckpt_init_refuses_another_alphabet_of_the_same_size(make_cfg, one_epoch_run, capsys):
+    symbols = make_cfg().charset.symbols
+    again = make_cfg(f"ckpt_init={one_epoch_run / 'checkpoints' / 'last.ckpt'}", f"charset.symbols={symbols[::-1]}")
+    with pytest.raises(SystemExit):
+        train(again)
+    assert f"trained on charset {symbols!r}, but this run uses {symbols[::-1]!r}" in capsys.readouterr().err
+
+
 @pytest.fixture(scope="module")
 def seeded_runs(tmp_path_factory, make_cfg_in) -> dict:
     """Three 2-epoch runs: seed 0, seed 0 again with torch's NaN-filling of new tensors on (train()

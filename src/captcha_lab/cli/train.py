@@ -96,10 +96,11 @@ def flat_hparams(cfg: DictConfig) -> dict[str, Any]:
     return params
 
 
-def init_weights(net, path: str) -> None:
+def init_weights(net, path: str, symbols: str) -> None:
     """Start from the weights of a trained checkpoint (e.g. pretrained on data=synthetic); the
-    optimizer, schedule and epoch count start afresh, unlike ckpt_path's resume."""
-    source, _ = load_net(path)
+    optimizer, schedule and epoch count start afresh, unlike ckpt_path's resume. Its alphabet must
+    be this run's, order included: each output class stands for a symbol."""
+    source, _ = load_net(path, symbols=symbols)
     if source.spec != net.spec:
         raise ConfigError(f"ckpt_init: {path} holds a different net ({source.spec}), not {net.spec}")
     net.load_state_dict(source.state_dict())
@@ -149,7 +150,7 @@ def build(cfg: DictConfig):
         # torch.use_deterministic_algorithms would stop the first backward with a RuntimeError.
         raise ConfigError(f"trainer.deterministic=true: {net.decoding}'s CUDA backward is not deterministic; use warn")
     if cfg.ckpt_init is not None:
-        init_weights(net, cfg.ckpt_init)
+        init_weights(net, cfg.ckpt_init, datamodule.charset.symbols)
     optimizer = make("optimizer", cfg.optimizer)
     scheduler = make("scheduler", cfg.scheduler) if cfg.scheduler else None
     check_factories(net, optimizer, scheduler)
