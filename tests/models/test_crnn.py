@@ -18,6 +18,12 @@ def test_crnn_shapes_and_spec_rebuild(rnn):
     assert twin.spec == net.spec
 
 
+def test_crnn_refuses_fewer_frames_than_label_symbols():
+    assert CRNN(num_classes=19, length=4, image_size=(50, 32), width_halvings=3).spec["length"] == 4  # 4 frames
+    with pytest.raises(ValueError, match="32 px wide images give 4 frames, fewer than labels of 5 symbols"):
+        CRNN(num_classes=19, length=5, image_size=(50, 32), width_halvings=3)
+
+
 def test_crnn_activation_is_its_conv_blocks():
     def kinds(net):
         return {type(m) for m in net.modules() if type(m) in (torch.nn.ReLU, torch.nn.Tanh)}

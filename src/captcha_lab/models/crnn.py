@@ -53,6 +53,20 @@ def _frame_block(c_in: int, c_out: int, kernel: int, activation: str) -> nn.Sequ
     )
 
 
+def _trunk(in_channels: int, channels: list[int], width_halvings: int, activation: str) -> nn.Sequential:
+    strides = [(2, 2) if i < width_halvings else (2, 1) for i in range(len(channels))]
+    blocks = zip([in_channels, *channels], channels, strides, strict=False)
+    return nn.Sequential(*(_conv_block(c_in, c_out, s, activation) for c_in, c_out, s in blocks))
+
+
+def _trunk_output(image_size: tuple[int, int], blocks: int, width_halvings: int) -> tuple[int, int]:
+    """(height, frames) of the trunk's output: a stride-2 conv with padding 1 rounds up."""
+    h, w = image_size
+    for i in range(blocks):
+        h, w = -(-h // 2), -(-w // 2) if i < width_halvings else w
+    return h, w
+
+
 def _bidirectional(kind: str, hidden: int, layers: int, dropout: float) -> nn.Module | None:
     """A bidirectional LSTM/GRU whose two directions together are `hidden` wide, or None."""
     if RNNS[kind] is None:
@@ -127,16 +141,13 @@ class CRNN(CTC, CaptchaNet):
             image_size=list(image_size),
             in_channels=in_channels,
         )
-        strides = [(2, 2) if i < width_halvings else (2, 1) for i in range(len(channels))]
-        self.trunk = nn.Sequential(
-            *(
-                _conv_block(c_in, c_out, s, activation)
-                for c_in, c_out, s in zip([in_channels, *channels], channels, strides, strict=False)
+        h, frames = _trunk_output(image_size, len(channels), width_halvings)
+        if frames < length:  # CTC could place no label: every loss would be infinite (zeroed)
+            raise ValueError(
+                f"{image_size[1]} px wide images give {frames} frames, fewer than labels of {length} symbols;"
+                " use wider images (data.width) or fewer model.width_halvings"
             )
-        )
-        h = image_size[0]
-        for _ in channels:
-            h = -(-h // 2)  # a stride-2 conv with padding 1 rounds up
+        self.trunk = _trunk(in_channels, channels, width_halvings, activation)
         self.project = _frame_block(channels[-1] * h, hidden, 1, activation)  # 96 * 7 = 672 features per frame
         self.context = nn.Sequential(*(_frame_block(hidden, hidden, 3, activation) for _ in range(context)))
         self.rnn = _bidirectional(rnn, hidden, rnn_layers, dropout)
