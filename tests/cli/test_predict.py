@@ -131,6 +131,27 @@ def test_predict_cli_bad_file_and_exit_code(tmp_path, tiny_run, tiny_dir):
     assert [p.text for p in predictor.predict(good)] == [t for _, t, _ in lines]
 
 
+def test_a_csv_that_cannot_be_written_is_one_line_after_the_reads(tiny_run, tiny_dir, tmp_path, capsys, monkeypatch):
+    def refused(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr("captcha_lab.cli.predict.atomic.writing", refused)
+    one = sorted(tiny_dir.glob("*.png"))[0]
+    cfg = {
+        "ckpt_path": str(tiny_run / "checkpoints" / "best.ckpt"),
+        "input": str(one),
+        "output": str(tmp_path / "r.csv"),
+    }
+    with pytest.raises(SystemExit):
+        run(OmegaConf.create(cfg))
+    captured = capsys.readouterr()
+    assert captured.out.startswith(f"{one}\t")  # the read is printed before the CSV is written
+    assert (
+        captured.err
+        == f"error: output: cannot write {tmp_path / 'r.csv'} (Permission denied); the reads above are all there is\n"
+    )
+
+
 def test_predict_single_file_and_no_match(tmp_path, tiny_run, tiny_dir, capsys):
     ckpt = tiny_run / "checkpoints" / "best.ckpt"
     cfg = OmegaConf.create({"ckpt_path": str(ckpt), "batch_size": 4, "device": "cpu", "output": None})

@@ -67,8 +67,11 @@ def checked(cfg: DictConfig) -> DictConfig:
         raise ConfigError(f"backend: onnx reads on the CPU only; use backend=torch for device={cfg.device}")
     check_device(cfg.device)
     # Before any work, not after every image is read: the CSV must be writable.
-    if cfg.output and (Path(cfg.output).is_dir() or not Path(cfg.output).parent.is_dir()):
-        raise ConfigError(f"output: cannot write a CSV file at {cfg.output} (a folder, or its folder is missing)")
+    folder = Path(cfg.output).parent if cfg.output else None
+    if cfg.output and (Path(cfg.output).is_dir() or not folder.is_dir() or not os.access(folder, os.W_OK)):
+        raise ConfigError(
+            f"output: cannot write a CSV file at {cfg.output} (a folder, or its folder is missing or read-only)"
+        )
     return cfg
 
 
@@ -146,8 +149,13 @@ def run(cfg: DictConfig) -> int:
 def write_csv(path: str, rows: list[list[str]]) -> None:
     # surrogateescape: a file name that is not UTF-8 goes back out as its own bytes (stdout and
     # stderr show them escaped: images.printable).
-    with atomic.writing(path, errors="surrogateescape") as f:
-        csv.writer(f).writerows(rows)
+    try:
+        with atomic.writing(path, errors="surrogateescape") as f:
+            csv.writer(f).writerows(rows)
+    except OSError as e:  # a full disk, a folder made read-only meanwhile: the reads are on stdout
+        raise ConfigError(
+            f"output: cannot write {path} ({e.strerror or e}); the reads above are all there is"
+        ) from None
 
 
 def load_reader(cfg: DictConfig, n_images: int) -> Reader:
