@@ -91,9 +91,14 @@ def test_unusable_labels_are_one_line_errors(images):
     (folder / "labels.csv").write_text("1.png,1234\n2.png 5678\n")
     with pytest.raises(DataError, match=r"labels.csv:2: no tab or comma between file name and label: '2.png 5678'"):
         load_folder(folder, DIGITS, 4)
-    (folder / "labels.csv").write_text("gone.png,1234\n")
+    (folder / "labels.csv").write_text("1.png,12\n")  # no label of the length asked for
     with pytest.raises(DataError, match=r"no usable captcha images in .*set \(labels of 4 symbols from '0123456789'\)"):
         load_folder(folder, DIGITS, 4)
+    (folder / "labels.csv").write_text("gone.png,1234\n1,5678\n")  # names the folder has not
+    with pytest.raises(DataError, match=r"labels.csv: names none of the folder's 6 images \(e.g. '1.png'\)$"):
+        load_folder(folder, DIGITS, 4)
+    with pytest.raises(DataError, match=r"labels.csv: names none of the folder's 6 images"):  # not an empty alphabet
+        CaptchaDataModule(dir=str(folder), symbols="auto")
 
 
 def test_the_data_module_reads_by_its_labels_setting(images):
