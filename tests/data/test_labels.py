@@ -101,6 +101,13 @@ def test_unusable_labels_are_one_line_errors(images):
         CaptchaDataModule(dir=str(folder), symbols="auto")
 
 
+def test_a_max_length_below_the_shortest_label_names_both(tiny_dir):  # labels of 5
+    with pytest.raises(
+        ConfigError, match=r"^data.max_length must be >= data.length \(5, the folder's shortest label\), got 4$"
+    ):
+        CaptchaDataModule(dir=str(tiny_dir), symbols="auto", max_length=4)
+
+
 def test_the_data_module_reads_by_its_labels_setting(images):
     folder, truth = images
     for i, name in enumerate(sorted(truth), 1):  # as ddddocr's trainer names them

@@ -171,6 +171,9 @@ class CaptchaDataModule(L.LightningDataModule):
         self.save_hyperparameters({**hp, "symbols": self.charset.symbols})
         self.length, longest = self._lengths()
         self.max_length = hp.max_length or longest
+        if self.length > self.max_length:  # data.length=null: the shortest label, found only now
+            shortest = f"{self.length}, the folder's shortest label"
+            raise ConfigError(f"data.max_length must be >= data.length ({shortest}), got {self.max_length}")
         width = hp.width or (4 * hp.height if hp.synthetic else inferred.width_for(list(self.found), hp.height))
         self.image_size = (hp.height, width)
         lengths = f"{self.length}" if self.length == self.max_length else f"{self.length} to {self.max_length}"
