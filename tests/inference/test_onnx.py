@@ -105,6 +105,9 @@ def test_export_command_refuses_a_non_onnx_name(tmp_path, tiny_run, capsys):
         assert stopped.value.code == 2 and err.startswith("error: out: ") and message in err
         assert len(err.splitlines()) == 1
     assert (tmp_path / "old.ckpt").read_bytes() == (tmp_path / "misnamed.onnx").read_bytes() == before
+    with pytest.raises(SystemExit):  # a missing checkpoint is named as such, not as a missing out= folder
+        export_cli.main([str(tmp_path / "gone" / "best.ckpt")])
+    assert capsys.readouterr().err == f"error: no checkpoint file at {tmp_path / 'gone' / 'best.ckpt'}\n"
 
 
 def test_a_failed_export_leaves_a_warning_not_an_error(tmp_path, caplog):

@@ -43,8 +43,8 @@ class Reads(nn.Module):
 def export(checkpoint: str | Path, out: str | Path | None = None) -> Path:
     """Write `out` (default: beside the checkpoint), replacing it whole; returns its path."""
     out = Path(out) if out else onnx_path(checkpoint)
+    net, hparams = load_net_and_hparams(checkpoint)  # first: a missing checkpoint is named as such
     check_out(out, Path(checkpoint))
-    net, hparams = load_net_and_hparams(checkpoint)
     try:
         write_onnx(net, hparams["symbols"], sha256(checkpoint), out)
     except Exception as e:  # the exporter's and onnx's own errors, many lines long
@@ -53,7 +53,7 @@ def export(checkpoint: str | Path, out: str | Path | None = None) -> Path:
 
 
 def check_out(out: Path, checkpoint: Path) -> None:
-    """Before the checkpoint is read: `out` must be a writable .onnx name and not the checkpoint
+    """Before anything is written: `out` must be a writable .onnx name and not the checkpoint
     (by any path or link: a checkpoint may be named x.onnx), which the export would replace."""
     if out.suffix.lower() != ".onnx":
         raise ConfigError(f"out: {out} is not a .onnx file name; the export would replace it")
