@@ -137,18 +137,7 @@ def build(cfg: DictConfig):
         image_size=datamodule.image_size,
         in_channels=cfg.data.channels,
     )
-    kind = net.spec["kind"]
-    if not net.variable_length and datamodule.length != datamodule.max_length:
-        raise ConfigError(
-            f"data.length: labels of {datamodule.length} to {datamodule.max_length} symbols, but model={kind} reads"
-            " one length; use a CTC net (model=crnn), or keep one length with data.length=N"
-        )
-    if cfg.label_smoothing and not net.label_smoothing:
-        raise ConfigError(f"label_smoothing: model={kind} ({net.decoding}) has none; got {cfg.label_smoothing}")
-    deterministic = cfg.trainer.get("deterministic") is True and on_cuda(cfg.trainer.get("accelerator", "auto"))
-    if deterministic and not net.deterministic_on_cuda:
-        # torch.use_deterministic_algorithms would stop the first backward with a RuntimeError.
-        raise ConfigError(f"trainer.deterministic=true: {net.decoding}'s CUDA backward is not deterministic; use warn")
+    check_net_fits(cfg, net, datamodule)
     if cfg.ckpt_init is not None:
         init_weights(net, cfg.ckpt_init, datamodule.charset.symbols)
     optimizer = make("optimizer", cfg.optimizer)
@@ -162,17 +151,36 @@ def build(cfg: DictConfig):
         augment=make("augment", cfg.augment) if cfg.augment else None,
         label_smoothing=cfg.label_smoothing,
     )
+    return datamodule, system, make_trainer(cfg, system.logged_names)
+
+
+def check_net_fits(cfg: DictConfig, net, datamodule) -> None:
+    """What the net cannot do with these labels and settings, before any training."""
+    kind = net.spec["kind"]
+    if not net.variable_length and datamodule.length != datamodule.max_length:
+        raise ConfigError(
+            f"data.length: labels of {datamodule.length} to {datamodule.max_length} symbols, but model={kind} reads"
+            " one length; use a CTC net (model=crnn), or keep one length with data.length=N"
+        )
+    if cfg.label_smoothing and not net.label_smoothing:
+        raise ConfigError(f"label_smoothing: model={kind} ({net.decoding}) has none; got {cfg.label_smoothing}")
+    deterministic = cfg.trainer.get("deterministic") is True and on_cuda(cfg.trainer.get("accelerator", "auto"))
+    if deterministic and not net.deterministic_on_cuda:
+        # torch.use_deterministic_algorithms would stop the first backward with a RuntimeError.
+        raise ConfigError(f"trainer.deterministic=true: {net.decoding}'s CUDA backward is not deterministic; use warn")
+
+
+def make_trainer(cfg: DictConfig, logged: set[str]) -> L.Trainer:
+    """The Trainer with the configured callbacks, each monitoring a metric in `logged`, and logger."""
     # `callbacks.<name>=null` on the command line switches one off.
     callbacks = [make("callbacks", c) for c in cfg.callbacks.values() if c is not None] + [RankSeed(cfg.seed)]
-    logged = system.logged_names
     for name, node in cfg.callbacks.items():  # else Lightning stops at the end of the first epoch
         monitor = node.get("monitor") if node is not None else None
         if monitor is not None and monitor not in logged:
             raise ConfigError(f"callbacks.{name}.monitor: {monitor!r} is not logged; one of {sorted(logged)}")
     # `~logger` switches logging off (None would make Lightning add its own default logger).
     logger = make("logger", cfg.logger) if cfg.logger else False
-    trainer = make("trainer", cfg.trainer, logger=logger, callbacks=callbacks)
-    return datamodule, system, trainer
+    return make("trainer", cfg.trainer, logger=logger, callbacks=callbacks)
 
 
 @contextmanager
