@@ -1,4 +1,4 @@
-"""What train.py, eval.py and predict.py share around Hydra: user errors as one line (a sweep job's
+"""What train.py and eval.py share around Hydra: user errors as one line (a sweep job's
 into its error.txt), objects built from config nodes, and the end-of-job summary."""
 
 import logging

@@ -1,4 +1,4 @@
-"""Process-wide settings that train.py, eval.py and predict.py make before their job
+"""Process-wide settings that train.py, eval.py, predict.py and serve.py make before their job
 (set_up_for_job): the two memory settings below, OpenCV's duplicate warnings off
 (data.images.quiet_opencv), Lightning's noise (quiet_lightning), and no NVML probe per optimizer
 step on a machine without NVIDIA's driver (count_gpus_without_missing_nvml).
@@ -6,8 +6,8 @@ step on a machine without NVIDIA's driver (count_gpus_without_missing_nvml).
 reuse_freed_memory: on CPU, PyTorch allocates every activation and gradient with plain malloc.
 glibc serves blocks over its mmap threshold (128 KiB at start, adapting up to 32 MiB) with fresh
 mmap pages and trims the heap top after large frees, so each training step faults its large
-tensors back in page by page: tens of thousands of page faults per report-model step, which
-slow the steps down (bench/allocator.py measures it). Serving everything from the heap and never trimming
+tensors back in page by page, which slows the steps down (bench/allocator.py measures by how
+much). Serving everything from the heap and never trimming
 it makes the steady state fault-free. The cost is that the process keeps its peak heap until it
 exits, which is what a training or inference job wants anyway.
 
