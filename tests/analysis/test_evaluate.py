@@ -4,9 +4,18 @@ import csv
 
 import matplotlib.pyplot as plt
 import pytest
+import torch
 
-from captcha_lab.analysis.evaluate import MISSING, char_scores, confusion_figure, confusion_labels, write_char_csvs
+from captcha_lab.analysis.evaluate import (
+    MISSING,
+    char_scores,
+    confusion_figure,
+    confusion_labels,
+    misread_figure,
+    write_char_csvs,
+)
 from captcha_lab.data.charset import CAPTCHA_V2
+from captcha_lab.data.labelled import LabelledImages
 
 
 def test_char_scores_when_every_read_is_too_short():
@@ -49,4 +58,15 @@ def test_missing_class_is_labelled_in_csv_and_figure(tmp_path):
     fig = confusion_figure(labels, confusion, "test")
     axes = fig.axes[0]
     assert [t.get_text() for t in axes.get_xticklabels()] == [t.get_text() for t in axes.get_yticklabels()] == labels
+    plt.close(fig)
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_misread_grid_shows_the_images_as_the_net_saw_them(channels):
+    images = torch.rand(2, channels, 5, 20)
+    data = LabelledImages(images, torch.zeros(2, 5, dtype=torch.long), ["a.png", "b.png"])
+    fig = misread_figure(data, ["abcde", "bcdef"], ["abcde", "bcdeg"])
+    (shown,) = [ax.get_images()[0].get_array() for ax in fig.axes if ax.get_images()]
+    assert shown.shape == ((5, 20) if channels == 1 else (5, 20, 3))  # colour kept, not its red channel
+    torch.testing.assert_close(torch.as_tensor(shown.data).reshape(5, 20, -1), images[1].permute(1, 2, 0))
     plt.close(fig)

@@ -38,7 +38,7 @@ def split_metrics(system: CaptchaSystem, data: LabelledImages, split: str, batch
 
 @torch.inference_mode()
 def read_texts(system: CaptchaSystem, images: torch.Tensor, batch_size: int) -> list[str]:
-    """(N, 1, H, W) images -> N texts, `batch_size` at a time, decoded as the readers decode."""
+    """(N, C, H, W) images -> N texts, `batch_size` at a time, decoded as the readers decode."""
     system.eval()  # as the readers put their nets: no dropout in the reads
     texts = []
     for batch in images.split(batch_size):
@@ -130,7 +130,8 @@ def misread_figure(data: LabelledImages, truths: list[str], preds: list[str], li
     for ax in axes.flat:
         ax.axis("off")
     for ax, i in zip(axes.flat, wrong, strict=False):
-        ax.imshow(data.images[i, 0].numpy(), cmap="gray", vmin=0, vmax=1)
+        image = data.images[i].permute(1, 2, 0).numpy()  # (H, W, C): colour as the net saw it
+        ax.imshow(image[..., 0] if image.shape[2] == 1 else image, cmap="gray", vmin=0, vmax=1)
         ax.set_title(f"{truths[i]} -> {preds[i]}", fontsize=8, color="firebrick")
     if not wrong:
         axes.flat[0].set_title("no misread captchas")
