@@ -7,9 +7,9 @@ reuse_freed_memory: on CPU, PyTorch allocates every activation and gradient with
 glibc serves blocks over its mmap threshold (128 KiB at start, adapting up to 32 MiB) with fresh
 mmap pages and trims the heap top after large frees, so each training step faults its large
 tensors back in page by page, which slows the steps down (bench/allocator.py measures by how
-much). Serving everything from the heap and never trimming
-it makes the steady state fault-free. The cost is that the process keeps its peak heap until it
-exits, which is what a training or inference job wants anyway.
+much). Serving everything from the heap and never trimming it makes the steady state
+fault-free. The cost is that the process keeps its peak heap until it exits, which is what a
+training or inference job wants anyway.
 
 freeze_loaded_objects: importing Lightning leaves hundreds of thousands of objects that the garbage collector
 tracks and, in its full collections, walks again and again although none of them is garbage; at
