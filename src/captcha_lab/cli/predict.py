@@ -135,7 +135,7 @@ def run(cfg: DictConfig) -> int:
         rows, failed = [], 0
         for path, result in predictor.predict_files(paths):
             if isinstance(result, Prediction):
-                print(f"{printable(path)}\t{result.text}\t{result.confidence:.4g}", flush=True)
+                say(f"{printable(path)}\t{result.text}\t{result.confidence:.4g}")
                 rows.append([str(path), result.text, f"{result.confidence:.4g}", ""])
             else:
                 failed += 1
@@ -144,6 +144,17 @@ def run(cfg: DictConfig) -> int:
         if cfg.output:
             write_csv(str(cfg.output), [["path", "text", "confidence", "error"], *rows])
         return failed
+
+
+def say(line: str) -> None:
+    """Print one read. A reader that has gone (`predict.py ... | head`) ends the printing, not the
+    reading: the CSV still gets every row."""
+    try:
+        print(line, flush=True)
+    except BrokenPipeError:
+        # Python's advice (signal module, SIGPIPE): point stdout at devnull, so that this and the
+        # flush at exit go nowhere instead of raising again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 def write_csv(path: str, rows: list[list[str]]) -> None:
