@@ -32,6 +32,13 @@ def test_sweep_summary_ranks_a_job_that_never_validated_last(tmp_path):
     assert [row["job"] for row in collect(tmp_path)] == ["2_job", "3_job", "0_job", "1_job"]
 
 
+def test_sweep_rows_tied_on_seq_acc_are_ranked_by_char_acc(tmp_path):
+    make_job(tmp_path, "0_a", ["optimizer=adam"], {"val/seq_acc_best": 0.0, "val/char_acc": 0.04})
+    make_job(tmp_path, "1_b", ["optimizer=sgd"], {"val/seq_acc_best": 0.0, "val/char_acc": 0.06})
+    make_job(tmp_path, "2_c", ["optimizer=rmsprop"], {"val/seq_acc_best": 0.1, "val/char_acc": 0.01})
+    assert [row["job"] for row in collect(tmp_path)] == ["2_c", "1_b", "0_a"]
+
+
 @pytest.mark.parametrize("swept,per_recipe", [("lr", False), ("seed", True)])
 def test_sweep_summary_has_a_per_recipe_table_only_for_repeated_recipes(tmp_path, swept, per_recipe):
     for i, value in enumerate([1, 2]):

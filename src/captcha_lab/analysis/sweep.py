@@ -43,7 +43,10 @@ def collect(sweep_dir: Path) -> list[dict]:
         timing = json.loads(timing_file.read_text()) if timing_file.is_file() else {}
         row = {"job": job_name(sweep_dir, job), "overrides": " ".join(overrides or [])}
         rows.append({**row, **json.loads(metrics_file.read_text()), **timing})
-    return sorted(rows, key=lambda r: best_first(r.get("val/seq_acc_best", math.nan)))
+    # Ties (short runs often all score 0) broken by the last epoch's val/char_acc.
+    return sorted(
+        rows, key=lambda r: tuple(best_first(r.get(k, math.nan)) for k in ("val/seq_acc_best", "val/char_acc"))
+    )
 
 
 def best_first(score: float) -> float:
