@@ -1,5 +1,6 @@
 """The training system: loss, metrics and optimizer around any net from captcha_lab.models."""
 
+import warnings
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
@@ -126,10 +127,12 @@ class CaptchaSystem(L.LightningModule):
             # An epoch without batches here: resumed from interrupted.ckpt saved during the
             # epoch's validation, after its last training batch. Logging would write NaN and zeros.
             return {}
-        # Batches whose every label has a symbol the net cannot write leave the loss without an
-        # update (_eval_step): NaN, while the accuracies count them as misreads.
-        mean_loss = loss.compute() if loss.update_count else torch.tensor(float("nan"), device=self.device)
-        values = {f"{split}/loss": mean_loss, **metrics.compute()}
+        with warnings.catch_warnings():
+            # Batches whose every label has a symbol the net cannot write leave the loss without
+            # an update here (_eval_step), maybe on this rank only: compute() still gathers with
+            # the other ranks, and is NaN where no rank had an update. The accuracies count them.
+            warnings.filterwarnings("ignore", "The ``compute`` method of metric MeanMetric was called before")
+            values = {f"{split}/loss": loss.compute(), **metrics.compute()}
         loss.reset()
         metrics.reset()
         for name, value in values.items():  # the progress bar shows the train loss
