@@ -135,7 +135,8 @@ def run(cfg: DictConfig) -> int:
         rows, failed = [], 0
         for path, result in predictor.predict_files(paths):
             if isinstance(result, Prediction):
-                say(f"{printable(path)}\t{result.text}\t{result.confidence:.4g}")
+                if not say(f"{printable(path)}\t{result.text}\t{result.confidence:.4g}") and not cfg.output:
+                    break  # nobody reads the rest, and no CSV wants it
                 rows.append([str(path), result.text, f"{result.confidence:.4g}", ""])
             else:
                 failed += 1
@@ -146,15 +147,17 @@ def run(cfg: DictConfig) -> int:
         return failed
 
 
-def say(line: str) -> None:
-    """Print one read. A reader that has gone (`predict.py ... | head`) ends the printing, not the
-    reading: the CSV still gets every row."""
+def say(line: str) -> bool:
+    """Print one read; False once the reader has gone (`predict.py ... | head`), which ends the
+    printing: the CSV, where one is asked for, still gets every row."""
     try:
         print(line, flush=True)
+        return True
     except BrokenPipeError:
-        # Python's advice (signal module, SIGPIPE): point stdout at devnull, so that this and the
-        # flush at exit go nowhere instead of raising again.
+        # Python's advice (signal module, SIGPIPE): point stdout at devnull, so that later prints
+        # and the flush at exit go nowhere instead of raising again.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return False
 
 
 def write_csv(path: str, rows: list[list[str]]) -> None:
