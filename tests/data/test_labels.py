@@ -1,6 +1,7 @@
 """Label conventions (data.labels): file name, prefix before `_`, or a labels file; auto-detected."""
 
 import logging
+import re
 import shutil
 
 import pytest
@@ -95,17 +96,22 @@ def test_unusable_labels_are_one_line_errors(images):
     with pytest.raises(DataError, match=r"no usable captcha images in .*set \(labels of 4 symbols from '0123456789'\)"):
         load_folder(folder, DIGITS, 4)
     (folder / "labels.csv").write_text("gone.png,1234\n1,5678\n")  # names the folder has not
-    with pytest.raises(DataError, match=r"labels.csv: names none of the folder's 6 images \(e.g. '1.png'\)$"):
+    with pytest.raises(DataError, match=r"labels.csv: labels none of the folder's 6 images \(e.g. '1.png'\)$"):
         load_folder(folder, DIGITS, 4)
-    with pytest.raises(DataError, match=r"labels.csv: names none of the folder's 6 images"):  # not an empty alphabet
+    with pytest.raises(DataError, match=r"labels.csv: labels none of the folder's 6 images"):  # not an empty alphabet
         CaptchaDataModule(dir=str(folder), symbols="auto")
 
 
 def test_a_max_length_below_the_shortest_label_names_both(tiny_dir):  # labels of 5
     with pytest.raises(
-        ConfigError, match=r"^data.max_length must be >= data.length \(5, the folder's shortest label\), got 4$"
+        ConfigError,
+        match=rf"^data.max_length=4 is below data.length=5 \(the shortest label in {re.escape(str(tiny_dir))}\)$",
     ):
         CaptchaDataModule(dir=str(tiny_dir), symbols="auto", max_length=4)
+    with pytest.raises(
+        ConfigError, match=r"^data.max_length=4 is below data.length=5 \(data.synthetic's label length\)$"
+    ):
+        CaptchaDataModule(dir=str(tiny_dir / "s"), synthetic=8, max_length=4)
 
 
 def test_the_data_module_reads_by_its_labels_setting(images):

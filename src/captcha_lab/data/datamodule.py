@@ -172,8 +172,8 @@ class CaptchaDataModule(L.LightningDataModule):
         self.length, longest = self._lengths()
         self.max_length = hp.max_length or longest
         if self.length > self.max_length:  # data.length=null: the shortest label, found only now
-            shortest = f"{self.length}, the folder's shortest label"
-            raise ConfigError(f"data.max_length must be >= data.length ({shortest}), got {self.max_length}")
+            where = "data.synthetic's label length" if hp.synthetic else f"the shortest label in {hp.dir}"
+            raise ConfigError(f"data.max_length={self.max_length} is below data.length={self.length} ({where})")
         width = hp.width or (4 * hp.height if hp.synthetic else inferred.width_for(list(self.found), hp.height))
         self.image_size = (hp.height, width)
         lengths = f"{self.length}" if self.length == self.max_length else f"{self.length} to {self.max_length}"

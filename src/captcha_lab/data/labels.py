@@ -38,8 +38,10 @@ def labels_of(folder: Path, files: list[Path], convention: str = "auto") -> dict
         if label_file is None:
             raise DataError(f"data.labels=file: no {', '.join(LABEL_FILES)} in {folder}")
         labels = _from_file(label_file, files)
-        if files and not labels:  # else charset=auto would name an empty alphabet, not the cause
-            raise DataError(f"{label_file}: names none of the folder's {len(files)} images (e.g. {files[0].name!r})")
+        # None of its names matched an image, or only with contradictory labels (dropped with a
+        # warning): said here, or charset=auto would report an empty alphabet instead.
+        if files and not labels:
+            raise DataError(f"{label_file}: labels none of the folder's {len(files)} images (e.g. {files[0].name!r})")
         source = label_file.name
     elif convention == "prefix":
         labels = {p: p.stem.split("_", 1)[0] for p in files}
