@@ -111,6 +111,13 @@ def test_report_cnn_refuses_variable_length(make_cfg, capsys):
     assert "labels of 5 to 6 symbols, but model=report_cnn reads one length" in capsys.readouterr().err
 
 
+def test_a_crnn_with_fewer_frames_than_label_symbols_is_refused(make_cfg, capsys):
+    with pytest.raises(SystemExit):
+        train(make_cfg("model=crnn", "data.width=32"))  # 32 px / 2^3: 4 frames for labels of 5
+    err = capsys.readouterr().err
+    assert "error: data.width: 32 px wide images give model=crnn 4 frames, fewer than labels of 5 symbols" in err
+
+
 def test_ckpt_init_starts_from_trained_weights(make_cfg, one_epoch_run):
     saved = torch.load(one_epoch_run / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
     again = make_cfg(f"ckpt_init={one_epoch_run / 'checkpoints' / 'last.ckpt'}", "lr=1e-9", "~logger")

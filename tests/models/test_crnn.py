@@ -18,10 +18,10 @@ def test_crnn_shapes_and_spec_rebuild(rnn):
     assert twin.spec == net.spec
 
 
-def test_crnn_refuses_fewer_frames_than_label_symbols():
-    assert CRNN(num_classes=19, length=4, image_size=(50, 32), width_halvings=3).spec["length"] == 4  # 4 frames
-    with pytest.raises(ValueError, match="32 px wide images give 4 frames, fewer than labels of 5 symbols"):
-        CRNN(num_classes=19, length=5, image_size=(50, 32), width_halvings=3)
+@pytest.mark.parametrize("width, halvings, frames", [(32, 3, 4), (33, 3, 5), (32, 1, 16), (200, 3, 25)])
+def test_crnn_frames_are_its_output_steps(width, halvings, frames):
+    net = CRNN(num_classes=19, channels=(4, 4, 4), width_halvings=halvings, hidden=8, image_size=(50, width))
+    assert net.frames == frames == net(torch.rand(1, 1, 50, width)).shape[1]
 
 
 def test_crnn_activation_is_its_conv_blocks():

@@ -162,6 +162,11 @@ def check_net_fits(cfg: DictConfig, net, datamodule) -> None:
             f"data.length: labels of {datamodule.length} to {datamodule.max_length} symbols, but model={kind} reads"
             " one length; use a CTC net (model=crnn), or keep one length with data.length=N"
         )
+    if net.variable_length and net.frames < datamodule.max_length:  # each CTC loss inf, zeroed: no learning
+        raise ConfigError(
+            f"data.width: {datamodule.image_size[1]} px wide images give model={kind} {net.frames} frames, fewer"
+            f" than labels of {datamodule.max_length} symbols; use wider images or fewer model.width_halvings"
+        )
     if cfg.label_smoothing and not net.label_smoothing:
         raise ConfigError(f"label_smoothing: model={kind} ({net.decoding}) has none; got {cfg.label_smoothing}")
     deterministic = cfg.trainer.get("deterministic") is True and on_cuda(cfg.trainer.get("accelerator", "auto"))

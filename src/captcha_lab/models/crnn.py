@@ -141,12 +141,7 @@ class CRNN(CTC, CaptchaNet):
             image_size=list(image_size),
             in_channels=in_channels,
         )
-        h, frames = _trunk_output(image_size, len(channels), width_halvings)
-        if frames < length:  # CTC could place no label: every loss would be infinite (zeroed)
-            raise ValueError(
-                f"{image_size[1]} px wide images give {frames} frames, fewer than labels of {length} symbols;"
-                " use wider images (data.width) or fewer model.width_halvings"
-            )
+        h, self.frames = _trunk_output(image_size, len(channels), width_halvings)
         self.trunk = _trunk(in_channels, channels, width_halvings, activation)
         self.project = _frame_block(channels[-1] * h, hidden, 1, activation)  # 96 * 7 = 672 features per frame
         self.context = nn.Sequential(*(_frame_block(hidden, hidden, 3, activation) for _ in range(context)))

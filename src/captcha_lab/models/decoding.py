@@ -48,6 +48,7 @@ class CTC:
     variable_length = True
     label_smoothing = False
     deterministic_on_cuda = False  # CUDA's CTC loss backward has no deterministic kernel
+    frames: int  # T, set by the net: no label longer than this can be placed
 
     def log_probs(self, logits: torch.Tensor) -> torch.Tensor:
         return F.log_softmax(logits, dim=-1)
