@@ -4,6 +4,7 @@
 import shutil
 import subprocess
 import sys
+import warnings
 
 import numpy as np
 import onnx
@@ -92,7 +93,7 @@ def test_export_command_refuses_a_non_onnx_name(tmp_path, tiny_run, capsys):
     shutil.copy(tiny_run / "checkpoints" / "best.ckpt", tmp_path / "old.ckpt")
     before = (tmp_path / "old.ckpt").read_bytes()
     # Over the checkpoint itself, a checkpoint named like an export, an out= whose folder is missing:
-    # refused before any work.
+    # refused before anything is written.
     shutil.copy(tmp_path / "old.ckpt", tmp_path / "misnamed.onnx")
     for args, message in [
         ([str(tmp_path / "old.ckpt"), str(tmp_path / "old.ckpt")], "not a .onnx file name"),
@@ -117,3 +118,11 @@ def test_a_failed_export_leaves_a_warning_not_an_error(tmp_path, caplog):
     assert not (tmp_path / "best.onnx").exists()
     with pytest.raises(CheckpointError):  # export itself raises what it hit
         export(tmp_path / "best.ckpt")
+
+
+def test_a_crnn_exports_without_the_exporters_slice_warnings(tmp_path):
+    net = CRNN(num_classes=len(CAPTCHA_V2), channels=(4, 4, 4), hidden=8, rnn="none")  # 3 frame convs
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        write_onnx(net, CAPTCHA_V2, "0" * 64, tmp_path / "net.onnx")
+    assert not [w for w in caught if "Constant folding" in str(w.message)]
