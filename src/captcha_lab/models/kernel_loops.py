@@ -18,8 +18,8 @@ def forward(xe, xo, w, b, height, width, relu, out, arg):
     # loop's own order (only backward reads it), so that only `out` needs transposing.
     n_img, out_h, out_w, n_ch = out.shape
     # Windows j >= width // 2 have no second column (odd width, ceil mode). A byte per window,
-    # not `j < width // 2` in the loop: a 64-bit compare per lane keeps the loop from vectorising
-    # well over float32 lanes (docs/benchmarks.md).
+    # not `j < width // 2` in the loop: the table costs the loop less than comparing the 64-bit j
+    # lane by lane (docs/benchmarks.md, the first block's forward).
     wide_at = np.arange(out_w) < width // 2
     for n in prange(n_img):
         tile = np.empty((n_ch, out_w), np.float32)  # one output row, channel-major, then transposed
