@@ -28,9 +28,8 @@ from captcha_lab.data.labelled import LabelledImages  # noqa: E402
 from captcha_lab.training.system import CaptchaSystem  # noqa: E402
 
 
-def split_metrics(system: CaptchaSystem, data: LabelledImages, split: str, batch_size: int = 256) -> dict:
+def split_metrics(trainer: L.Trainer, system: CaptchaSystem, data: LabelledImages, split: str, batch_size: int) -> dict:
     """loss, char_acc, seq_acc, acc_posK of one split, named `<split>/...`, by the system's test step."""
-    trainer = L.Trainer(accelerator="cpu", logger=False, enable_progress_bar=False, enable_model_summary=False)
     loader = DataLoader(TensorDataset(data.images, data.targets), batch_size=batch_size)
     (tested,) = trainer.test(system, dataloaders=loader, verbose=False)
     return {f"{split}/{k.removeprefix('test/')}": v for k, v in tested.items()}
@@ -145,8 +144,9 @@ def analyse(
     """Metrics of every split, plus per-character scores, confusion matrix and misread grid of
     `analysis_split`; writes CSVs, PNGs and TensorBoard events into `out_dir`."""
     results = {}
-    for name, data in splits.items():
-        results.update(split_metrics(system, data, name, batch_size))
+    trainer = L.Trainer(accelerator="cpu", logger=False, enable_progress_bar=False, enable_model_summary=False)
+    for name, data in splits.items():  # one Trainer: its set-up lines are logged once
+        results.update(split_metrics(trainer, system, data, name, batch_size))
     data = splits[analysis_split]
     symbols = system.charset.symbols
     truths = system.charset.texts(data.targets)  # shorter labels are padded with PAD
