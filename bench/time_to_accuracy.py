@@ -7,9 +7,10 @@ the runs' TensorBoard events.
         --recipe now="experiment=best" --recipe fast="experiment=fast"
 
 Per recipe it prints each fold's first epoch at or above --target and the training time to it,
-then over the folds: the final val seq_acc and char_acc (mean ± std), the training time per fold,
-and the headline, the k-fold time to accuracy: the first epoch at which the folds' mean val
-seq_acc is at or above --target, and the folds' mean training time to it. --goal-s prints a goal
+for each of --seeds (which also draw the folds), then over all of them: the final val seq_acc
+and char_acc (mean ± std), the training time per fold, the folds stuck on CTC's all-blank
+plateau, and the headline, the k-fold time to accuracy: the first epoch at which the folds' mean
+val seq_acc is at or above --target, and the folds' mean training time to it. --goal-s prints a goal
 line for it in seconds, --goal-cut one as a cut from --baseline's whole training per fold (the same
 bar on any CPU), for the recipe named by --goal-recipe (default: the last)."""
 
@@ -32,6 +33,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--recipe", action="append", required=True, help='NAME="train.py overrides"; repeatable')
     p.add_argument("--folds", type=int, default=5)
     p.add_argument("--only-folds", type=int, nargs="*", help="train only these folds (default: all)")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0], help="train every fold with each seed (train.py seed=)")
     p.add_argument("--target", type=float, default=0.99, help="val seq_acc to reach")
     p.add_argument("--goal-s", type=float, help="goal: time to target per fold, in seconds")
     p.add_argument(
@@ -43,13 +45,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def train_fold(name: str, overrides: str, args, fold: int) -> Path:
-    run = Path(args.out) / f"{Path(args.data).name}-{name}" / f"fold{fold}"
-    cmd = [sys.executable, "train.py", f"data.dir={args.data}", *shlex.split(overrides)]
+def train_fold(name: str, overrides: str, args, seed: int, fold: int) -> Path:
+    run = Path(args.out) / f"{Path(args.data).name}-{name}" / f"seed{seed}" / f"fold{fold}"
+    cmd = [sys.executable, "train.py", f"data.dir={args.data}", *shlex.split(overrides), f"seed={seed}"]
     cmd += [f"data.folds={args.folds}", f"data.fold={fold}", f"hydra.run.dir={run}", "~callbacks.progress_bar"]
     done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
     if done.returncode != 0:
-        sys.exit(f"{name} fold {fold} failed: {done.stderr.strip().splitlines()[-1:]}")
+        sys.exit(f"{name} seed {seed} fold {fold} failed: {done.stderr.strip().splitlines()[-1:]}")
     return run
 
 
@@ -72,7 +74,7 @@ def fold_result(run: Path, target: float) -> dict:
 
 
 def mean_curve(results: list[dict]) -> dict[int, float]:
-    """The folds' mean val seq_acc at each epoch that every fold validated and timed."""
+    """The folds' (of every seed) mean val seq_acc at each epoch that every fold validated and timed."""
     common = set.intersection(*(set(r["acc"]) & set(r["elapsed"]) for r in results))
     return {epoch: statistics.mean(r["acc"][epoch] for r in results) for epoch in sorted(common)}
 
@@ -90,18 +92,17 @@ def mean_std(values: list[float]) -> str:
     return f"{statistics.mean(values):.4f} ± {statistics.stdev(values) if len(values) > 1 else 0.0:.4f}"
 
 
-def report(name: str, results: dict[int, dict], target: float) -> dict:
+def report(name: str, results: dict[tuple[int, int], dict], target: float) -> dict:
+    """Prints a row per (seed, fold) and the summary over all of them; returns the summary."""
     from captcha_lab.analysis.sweep import STUCK_AT
 
     print(f"\n## {name}")
-    print(
-        f"| fold | epochs | train s | wall s | epoch at {target} | time to {target} s | final val seq_acc | char_acc |"
-    )
-    print("|---|---|---|---|---|---|---|---|")
-    for fold, r in results.items():
+    header = f"| seed | fold | epochs | train s | wall s | epoch at {target} | time to {target} s | final val seq_acc |"
+    print(header + " char_acc |\n" + "|---" * 9 + "|")
+    for (seed, fold), r in results.items():
         epoch, at = r["reached"] or ("never", None)
         at_s = f"{at:.1f}" if at is not None else "never"
-        row = [fold, r["epochs"], f"{r['train_s']:.1f}", f"{r['wall_s']:.1f}", epoch, at_s, f"{r['seq']:.4f}"]
+        row = [seed, fold, r["epochs"], f"{r['train_s']:.1f}", f"{r['wall_s']:.1f}", epoch, at_s, f"{r['seq']:.4f}"]
         print("| " + " | ".join(map(str, row)) + f" | {r['char']:.4f} |")
     results = list(results.values())
     times = [r["reached"][1] for r in results if r["reached"]]
@@ -120,19 +121,22 @@ def report(name: str, results: dict[int, dict], target: float) -> dict:
         print(f"time to {target} (mean over folds at or above it): epoch {epoch}, {at:.1f} s of training per fold")
     else:
         print(f"time to {target} (mean over folds at or above it): never")
-    print(f"folds at or above {target} at some epoch: {len(times)} of {len(results)}")
-    print(f"folds stuck (best val seq_acc <= {STUCK_AT}): {stuck} of {len(results)}")
+    print(f"folds (of every seed) at or above {target} at some epoch: {len(times)} of {len(results)}")
+    print(f"folds (of every seed) stuck (best val seq_acc <= {STUCK_AT}): {stuck} of {len(results)}")
     print("mean val seq_acc by epoch: " + ", ".join(f"{e}: {acc:.3f}" for e, acc in mean_curve(results).items()))
     return summary
 
 
 def recipes_of(args) -> dict[str, str]:
-    """NAME -> overrides; exits with one line, before any training, on a malformed --recipe, a goal
-    that names no recipe, or a cut that is not positive."""
+    """NAME -> overrides; exits with one line, before any training, on a malformed --recipe, one
+    that sets the seed (--seeds does), a goal that names no recipe, or a cut that is not positive."""
     for recipe in args.recipe:
         if "=" not in recipe:
             sys.exit(f'error: --recipe {recipe!r} is not NAME="train.py overrides"')
     recipes = dict(r.split("=", 1) for r in args.recipe)
+    for name, overrides in recipes.items():
+        if any(o.startswith("seed=") for o in shlex.split(overrides)):
+            sys.exit(f"error: --recipe {name} sets seed=; give the seeds with --seeds")
     for flag, name in (("--baseline", args.baseline), ("--goal-recipe", args.goal_recipe)):
         if name is not None and name not in recipes:
             sys.exit(f"error: {flag} {name!r} is not a --recipe name ({', '.join(recipes)})")
@@ -146,11 +150,12 @@ def main(argv=None) -> None:
     recipes = recipes_of(args)
     folds = args.only_folds if args.only_folds else list(range(args.folds))
     args.out = str(Path(args.out) / time.strftime("%Y-%m-%d_%H-%M-%S"))  # never onto an earlier bench's runs
-    print(f"# time to accuracy on {args.data}, folds {folds}, {time.strftime('%Y-%m-%d %H:%M')}")
+    when = time.strftime("%Y-%m-%d %H:%M")
+    print(f"# time to accuracy on {args.data}, seeds {args.seeds}, folds {folds}, {when}")
     summaries = {}
     for name, overrides in recipes.items():
-        runs = {fold: train_fold(name, overrides, args, fold) for fold in folds}
-        results = {fold: fold_result(run, args.target) for fold, run in runs.items()}
+        runs = {(s, f): train_fold(name, overrides, args, s, f) for s in args.seeds for f in folds}
+        results = {key: fold_result(run, args.target) for key, run in runs.items()}
         summaries[name] = report(f"{name}: {overrides}", results, args.target)
     print_goals(summaries, args)
 

@@ -69,6 +69,7 @@ def test_time_to_accuracy_goal_as_a_cut_from_the_baseline(monkeypatch, capsys):
         (["--recipe", "a=x", "--baseline", "b"], "--baseline 'b' is not a --recipe name (a)"),
         (["--recipe", "a=x", "--goal-recipe", "c"], "--goal-recipe 'c' is not a --recipe name (a)"),
         (["--recipe", "a=x", "--goal-cut", "0"], "--goal-cut must be > 0, got 0"),
+        (["--recipe", "a=experiment=best seed=2"], "--recipe a sets seed=; give the seeds with --seeds"),
     ],
 )
 def test_time_to_accuracy_refuses_bad_goals_before_training(extra, message, monkeypatch):
@@ -76,3 +77,27 @@ def test_time_to_accuracy_refuses_bad_goals_before_training(extra, message, monk
     tta = runpy.run_path(str(ROOT / "bench" / "time_to_accuracy.py"))
     with pytest.raises(SystemExit, match=re.escape(message)):
         tta["main"](["--data", "d", *extra])
+
+
+def test_time_to_accuracy_reports_every_seed_and_fold_and_counts_stuck_ones(monkeypatch, capsys):
+    monkeypatch.setattr(sys, "path", [str(ROOT / "bench"), *sys.path])
+    tta = runpy.run_path(str(ROOT / "bench" / "time_to_accuracy.py"))
+    runs = {(0, 0): [0.5, 0.99], (0, 1): [0.6, 1.0], (1, 0): [0.0, 0.0], (1, 1): [0.7, 0.995]}
+    results = {}
+    for key, accs in runs.items():
+        r = fold(accs)
+        reached = next(((e, r["elapsed"][e]) for e in r["acc"] if r["acc"][e] >= 0.99), None)
+        results[key] = {
+            **r,
+            "seq": accs[-1],
+            "char": accs[-1],
+            "train_s": 2.0,
+            "wall_s": 3.0,
+            "epochs": 2,
+            "reached": reached,
+        }
+    summary = tta["report"]("r", results, 0.99)
+    out = capsys.readouterr().out
+    assert "| 1 | 0 | 2 | 2.0 | 3.0 | never | never | 0.0000 | 0.0000 |" in out  # seed 1, fold 0
+    assert summary["stuck"] == 1 and "stuck (best val seq_acc <= 0.01): 1 of 4" in out
+    assert summary["mean_reached"] is None  # the stuck fold holds the mean at 0.746
