@@ -36,8 +36,9 @@ def noise(n: int, seed: int = 0) -> list[np.ndarray]:
         lambda: CRNN(num_classes=19, rnn="gru"),
         lambda: CRNN(num_classes=19, rnn="lstm"),
         lambda: CRNN(num_classes=19, rnn="none"),
+        lambda: CRNN(num_classes=19, rnn="none", length=5, min_length=4),
     ],
-    ids=["report_cnn", "crnn_gru", "crnn_lstm", "crnn_none"],
+    ids=["report_cnn", "crnn_gru", "crnn_lstm", "crnn_none", "crnn_min_length"],
 )
 def test_export_reads_like_pytorch(tmp_path, make_net):
     # Untrained nets read noise with varied confidences (and mostly varied texts), so a graph that
@@ -52,6 +53,24 @@ def test_export_reads_like_pytorch(tmp_path, make_net):
     assert [p.text for p in onnx] == [p.text for p in ours]
     assert len({p.confidence for p in ours}) == len(images)
     assert [p.confidence for p in onnx] == pytest.approx([p.confidence for p in ours], rel=1e-4)
+    if net.spec.get("min_length"):
+        assert all(4 <= len(p.text) <= 5 for p in onnx)
+
+
+def test_an_export_from_before_log_probs_still_reads_greedily(tmp_path):
+    torch.manual_seed(0)
+    net = CRNN(num_classes=19, rnn="none", length=5, min_length=5).eval()
+    write_onnx(net, CAPTCHA_V2, "0" * 64, tmp_path / "net.onnx")
+    model = onnx.load(tmp_path / "net.onnx")
+    model.graph.output.pop()  # no log_probs output and no min_length, as exports were before
+    model.metadata_props.pop(next(i for i, p in enumerate(model.metadata_props) if p.key == "min_length"))
+    onnx.save(model, tmp_path / "old.onnx")
+    images = noise(5)
+    old = OnnxPredictor.from_file(tmp_path / "old.onnx").predict_pixels(images)
+    greedy = Predictor(net, CAPTCHA_V2)
+    greedy.read_lengths = None
+    assert [p.text for p in old] == [p.text for p in greedy.predict_pixels(images)]
+    assert any(len(p.text) != 5 for p in old)
 
 
 def test_onnx_reader_refuses_another_checkpoints_export_and_foreign_files(tmp_path, tiny_run):

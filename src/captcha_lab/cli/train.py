@@ -134,6 +134,7 @@ def build(cfg: DictConfig):
         cfg.model,
         num_classes=len(datamodule.charset),
         length=datamodule.max_length,  # the longest label
+        min_length=datamodule.length,  # the shortest: CTC reads are held between the two
         image_size=datamodule.image_size,
         in_channels=cfg.data.channels,
     )

@@ -28,16 +28,18 @@ class ExportError(CaptchaLabError):
 
 class Reads(nn.Module):
     """The exported graph: (B, C, H, W) images in [0, 1] -> (B, T) best log-probabilities and
-    their classes (report_cnn: T = length; crnn: T frames, blank the last class). The rest of
-    decoding is numpy's (OnnxPredictor.texts): CTC's merge of repeats is no tensor op."""
+    their classes (report_cnn: T = length; crnn: T frames, blank the last class), and the
+    (B, T, C) log-probabilities they come from. The rest of decoding is numpy's (inference.reader):
+    CTC's merge of repeats is no tensor op, and fitting a read's length needs every class."""
 
     def __init__(self, net: CaptchaNet):
         super().__init__()
         self.net = net
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        best, index = self.net.log_probs(self.net(x)).max(-1)  # (B, T) each
-        return best, index
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        log_probs = self.net.log_probs(self.net(x))  # (B, T, C)
+        best, index = log_probs.max(-1)  # (B, T) each
+        return best, index, log_probs
 
 
 def export(checkpoint: str | Path, out: str | Path | None = None) -> Path:
@@ -94,6 +96,8 @@ def write_onnx(net: CaptchaNet, symbols: str, checkpoint_sha256: str, out: str |
         "length": str(net.spec["length"]),
         "decoding": net.decoding,
     }
+    if net.spec.get("min_length") is not None:
+        meta["min_length"] = str(net.spec["min_length"])
     onnx.helper.set_model_props(model, meta)
     with atomic.replacing(out) as tmp:
         onnx.save(model, tmp)

@@ -8,7 +8,7 @@ import numpy as np
 import onnxruntime as ort
 
 from captcha_lab.errors import CaptchaLabError, first_line
-from captcha_lab.inference.onnx_format import INPUTS, META_KEYS, OUTPUTS, sha256
+from captcha_lab.inference.onnx_format import INPUTS, META_KEYS, OUTPUTS, OUTPUTS_BEFORE_LOG_PROBS, sha256
 from captcha_lab.inference.reader import BATCH_SIZE, Reader
 
 DECODINGS = ("ctc", "per_position")  # models.decoding's families
@@ -24,7 +24,11 @@ class OnnxPredictor(Reader):
         meta = session.get_modelmeta().custom_metadata_map
         # The graph's input is (batch, C, H, W): the size and channels the net was trained on.
         channels, height, width = session.get_inputs()[0].shape[1:]
-        super().__init__(meta["symbols"], int(meta["length"]), meta["decoding"], (height, width), channels, batch_size)
+        self.outputs = [o.name for o in session.get_outputs()]  # an earlier export has no log_probs
+        min_length = int(meta["min_length"]) if "min_length" in meta and self.outputs == OUTPUTS else None
+        super().__init__(
+            meta["symbols"], int(meta["length"]), meta["decoding"], (height, width), channels, batch_size, min_length
+        )
         self.session = session
         self.checkpoint_sha256 = meta["checkpoint_sha256"]
 
@@ -47,7 +51,7 @@ class OnnxPredictor(Reader):
         if missing:
             raise OnnxError(f"{path}: not a captcha-lab export (no {', '.join(sorted(missing))} in it)")
         graph = ([i.name for i in session.get_inputs()], [o.name for o in session.get_outputs()])
-        if graph != (INPUTS, OUTPUTS) or meta["decoding"] not in DECODINGS:
+        if graph not in ((INPUTS, OUTPUTS), (INPUTS, OUTPUTS_BEFORE_LOG_PROBS)) or meta["decoding"] not in DECODINGS:
             raise OnnxError(
                 f"{path}: not a graph captcha-lab exports (inputs, outputs {graph}; decoding {meta['decoding']!r})"
             )
@@ -63,6 +67,9 @@ class OnnxPredictor(Reader):
             )
         return predictor
 
-    def best_and_index(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        best, index = self.session.run(OUTPUTS, {INPUTS[0]: x})  # (B, T) each
-        return best, index
+    def frame_scores(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        if self.read_lengths is None:
+            best, index = self.session.run(OUTPUTS_BEFORE_LOG_PROBS, {INPUTS[0]: x})  # (B, T) each
+            return best, index, None
+        best, index, log_probs = self.session.run(OUTPUTS, {INPUTS[0]: x})
+        return best, index, log_probs

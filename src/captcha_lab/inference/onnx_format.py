@@ -4,9 +4,11 @@ export lives, its metadata keys, and the checkpoint hash that ties it to its che
 import hashlib
 from pathlib import Path
 
-# Metadata the export writes and the reader requires, all strings.
+# Metadata the export writes and the reader requires, all strings; a CTC net's export also
+# writes "min_length", the shortest label (absent from exports before reads were held to it).
 META_KEYS = ("checkpoint_sha256", "symbols", "length", "decoding")
-INPUTS, OUTPUTS = ["images"], ["best", "index"]
+INPUTS, OUTPUTS = ["images"], ["best", "index", "log_probs"]
+OUTPUTS_BEFORE_LOG_PROBS = OUTPUTS[:2]  # earlier exports: read as before, greedily
 
 
 def onnx_path(checkpoint: str | Path) -> Path:

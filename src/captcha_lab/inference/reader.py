@@ -12,6 +12,7 @@ import numpy as np
 
 from captcha_lab.data.charset import Charset
 from captcha_lab.data.images import IMAGE_SIZE, Image, ImageError, to_floats, to_pixels
+from captcha_lab.models.ctc_lengths import fit_lengths
 
 # Images per forward pass: per-call overhead vanishes well before this on both backends, and
 # one batch of float pixels stays small (docs/benchmarks.md compares batch sizes).
@@ -23,7 +24,8 @@ class Prediction(NamedTuple):
     Per position: the product of the per-character probabilities (each position's most likely
     symbol). CTC: the probability of the best frame path, the product of every frame's most
     likely class, blanks and repeats included; other paths also spell the same text, so it is a
-    lower bound on the text's probability (models.decoding.greedy_decode).
+    lower bound on the text's probability (models.decoding.greedy_decode). A read held to the
+    label lengths (models.ctc_lengths) gives the probability of its own path.
     `char_confidences`: each read character's probability (CTC: at the frame that wrote it)."""
 
     text: str
@@ -33,7 +35,8 @@ class Prediction(NamedTuple):
 
 class Reader:
     """Prepares images as the net was trained on them (size, channels), batches them through a
-    backend (`best_and_index`) and decodes the result."""
+    backend (`frame_scores`) and decodes the result. `min_length`: a CTC net's shortest label;
+    its reads are then held between it and `length` (None: any length, as greedy decoding)."""
 
     def __init__(
         self,
@@ -43,28 +46,35 @@ class Reader:
         image_size: Sequence[int] = IMAGE_SIZE,
         channels: int = 1,
         batch_size: int = BATCH_SIZE,
+        min_length: int | None = None,
     ):
         self.charset = Charset(symbols)
         self.length = length
         self.width = length + 1  # one more than the longest label: a too-long read stays wrong
         self.ctc = decoding == "ctc"
+        self.read_lengths = (min_length, length) if self.ctc and min_length is not None else None
         self.image_size = (int(image_size[0]), int(image_size[1]))
         self.channels = channels
         self.batch_size = batch_size
 
-    def best_and_index(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def frame_scores(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         """(B, C, H, W) float32 images in [0, 1] -> (B, T) best log-probabilities and their classes
-        (per position: T = length; CTC: T frames, the blank the last class)."""
+        (per position: T = length; CTC: T frames, the blank the last class), and where reads are
+        held to lengths (`read_lengths`), the (B, T, C) log-probabilities, else None."""
         raise NotImplementedError
 
     def prepare(self, item: Image) -> np.ndarray:
         """One image as the net reads it: uint8 (H, W), or (H, W, 3) RGB. ImageError if unreadable."""
         return to_pixels(item, self.image_size, self.channels)
 
-    def decode(self, best: np.ndarray, index: np.ndarray) -> list[Prediction]:
+    def decode(self, best: np.ndarray, index: np.ndarray, log_probs: np.ndarray | None = None) -> list[Prediction]:
         """(B, T) best log-probabilities and classes -> B predictions. CTC as
-        models.decoding.greedy_decode: merge repeats, drop blanks, cut at `width`."""
+        models.decoding.CTC.decode: fit the path to `read_lengths` (given `log_probs`), merge
+        repeats, drop blanks, cut at `width`."""
         keep = np.ones(index.shape, bool)
+        if self.read_lengths is not None and log_probs is not None:
+            index = fit_lengths(log_probs, index, *self.read_lengths)
+            best = np.take_along_axis(log_probs, index[..., None], -1)[..., 0]
         if self.ctc:
             blank = len(self.charset)
             previous = np.pad(index, ((0, 0), (1, 0)), constant_values=blank)[:, :-1]
@@ -77,7 +87,7 @@ class Reader:
 
     def read(self, x: np.ndarray) -> list[Prediction]:
         """(B, C, H, W) float32 images in [0, 1] -> B predictions, in one forward pass."""
-        return self.decode(*self.best_and_index(x))
+        return self.decode(*self.frame_scores(x))
 
     def read_all(self, x: np.ndarray) -> list[Prediction]:
         """(N, C, H, W) float32 images in [0, 1], `batch_size` at a time."""

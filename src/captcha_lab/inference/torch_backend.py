@@ -19,7 +19,10 @@ KERNEL_MIN_IMAGES = 10_000
 class Predictor(Reader):
     def __init__(self, net: CaptchaNet, symbols: str, batch_size: int = BATCH_SIZE, device: str | torch.device = "cpu"):
         spec = net.spec
-        super().__init__(symbols, spec["length"], net.decoding, spec["image_size"], spec["in_channels"], batch_size)
+        super().__init__(
+            symbols, spec["length"], net.decoding, spec["image_size"], spec["in_channels"], batch_size,
+            spec.get("min_length"),  # absent from checkpoints before reads were held to it
+        )  # fmt: skip
         self.net = net.eval().to(device)
         self.device = torch.device(device)
 
@@ -33,7 +36,9 @@ class Predictor(Reader):
         return cls(net, symbols, batch_size=batch_size, device=device)
 
     @torch.inference_mode()
-    def best_and_index(self, x: np.ndarray | torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    def frame_scores(self, x: np.ndarray | torch.Tensor) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         x = torch.as_tensor(x).to(self.device)
-        best, index = self.net.log_probs(self.net(x)).max(-1)  # (B, T) each, as the ONNX export's graph
-        return best.float().cpu().numpy(), index.cpu().numpy()
+        log_probs = self.net.log_probs(self.net(x)).float()  # (B, T, C), as the ONNX export's graph
+        best, index = log_probs.max(-1)  # (B, T) each
+        fit = self.read_lengths is not None
+        return best.cpu().numpy(), index.cpu().numpy(), log_probs.cpu().numpy() if fit else None

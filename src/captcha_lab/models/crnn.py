@@ -120,12 +120,16 @@ class CRNN(CTC, CaptchaNet):
         activation: str = "relu",
         image_size: tuple[int, int] = (50, 200),
         in_channels: int = 1,
+        min_length: int | None = None,
     ):
         super().__init__()
         _check_arguments(channels, width_halvings, hidden, context, rnn, rnn_layers, dropout, activation)
+        if min_length is not None:
+            check_range("min_length", min_length, 0, length, integer=True, closed=True)
         check_image(image_size, in_channels)
         channels = [int(c) for c in channels]
-        # `length` is the longest label: it sizes the per-position metrics, not the net.
+        # `length` is the longest label: it sizes the per-position metrics, not the net; with
+        # `min_length`, the shortest, reads are held between the two (decoding.CTC.read_lengths).
         self.spec = dict(
             kind="crnn",
             num_classes=num_classes,
@@ -140,7 +144,9 @@ class CRNN(CTC, CaptchaNet):
             activation=activation,  # of the conv blocks
             image_size=list(image_size),
             in_channels=in_channels,
+            min_length=min_length,
         )
+        self.read_lengths = None if min_length is None else (min_length, length)
         h, self.frames = _trunk_output(image_size, len(channels), width_halvings)
         self.trunk = _trunk(in_channels, channels, width_halvings, activation)
         self.project = _frame_block(channels[-1] * h, hidden, 1, activation)  # 96 * 7 = 672 features per frame

@@ -65,10 +65,10 @@ class CaptchaSystem(L.LightningModule):
     def loss(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return self.net.loss(logits, target, self.hparams.label_smoothing)
 
-    def decode(self, logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def decode(self, logits: torch.Tensor, fit_lengths: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
         """Logits -> (B, L + 1) symbol indices padded with PAD, and (B,) confidences."""
         # One column more than the longest label, so a too-long read stays wrong.
-        return self.net.decode(logits, self.length + 1)
+        return self.net.decode(logits, self.length + 1, fit_lengths)
 
     def _padded(self, index: torch.Tensor) -> torch.Tensor:
         """(B, <= L + 1) reads or labels padded with PAD -> (B, L + 1), as the metrics compare them."""
@@ -90,7 +90,11 @@ class CaptchaSystem(L.LightningModule):
         self._update_metrics(split, logits, y)
 
     def _update_metrics(self, split: str, logits: torch.Tensor, y: torch.Tensor) -> None:
-        self.metrics[f"{split}_metrics"].update(self._padded(self.decode(logits)[0]), self._padded(y))
+        # Training reads are each frame's best class: fitting CTC reads to the label lengths
+        # (models.ctc_lengths) would cost every step of the first, all-blank epochs a Viterbi
+        # pass; validation, test and the readers fit them.
+        read = self.decode(logits, fit_lengths=split != "train")[0]
+        self.metrics[f"{split}_metrics"].update(self._padded(read), self._padded(y))
 
     def _eval_step(self, batch, split: str) -> None:
         x, y = batch
