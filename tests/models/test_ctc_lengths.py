@@ -98,6 +98,5 @@ def test_a_crnn_holds_reads_to_min_length_and_length():
 def test_min_length_out_of_range_is_refused():
     with pytest.raises(ValueError, match="min_length"):
         CRNN(num_classes=19, length=5, min_length=6)
-    with pytest.raises(ValueError, match="min_length"):
-        ReportCNN(num_classes=19, length=5, min_length=4)
-    assert ReportCNN(num_classes=19, length=5, min_length=5).spec["length"] == 5
+    # Per-position nets read `length` symbols; train.py refuses them labels of several lengths.
+    assert "min_length" not in ReportCNN(num_classes=19, length=5, min_length=5).spec
