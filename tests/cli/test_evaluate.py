@@ -18,6 +18,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from captcha_lab.cli.evaluate import evaluate, run_datamodule
 from captcha_lab.cli.train import train
 from captcha_lab.data.charset import CAPTCHA_V2
+from captcha_lab.inference.onnx_backend import OnnxPredictor
 from captcha_lab.models.checkpoint import read_checkpoint
 from captcha_lab.models.report_cnn import ReportCNN
 from captcha_lab.training.resume import images_changed, split_changes
@@ -130,6 +131,8 @@ def test_eval_of_variable_length_crnn_keeps_its_split(tmp_path, mixed_length_dir
     tiny_crnn = ["model=crnn", "model.channels=[8,8,8]", "model.hidden=8", "model.rnn=none"]  # no LSTM: faster
     data = [f"data.dir={mixed_length_dir}", "data.length=4", "data.max_length=6"]
     ckpt = train_run(make_cfg_in, tmp_path / "run", *tiny_crnn, *data) / "checkpoints" / "last.ckpt"
+    # The shortest label is the net's min_length, and its export's: reads of 4 to 6 characters.
+    assert OnnxPredictor.from_file(ckpt.with_name("best.onnx")).read_lengths == (4, 6)
     eval_job(tmp_path / "e", f"ckpt_path={ckpt}")
     assert json.loads((tmp_path / "e" / "eval.json").read_text())["sizes"] == {"train": 34, "val": 9, "test": 5}
     # data=... is fitted to the net: labels of data.length (4) up to the net's 6 characters.

@@ -50,6 +50,7 @@ def test_health_describes_the_model_and_limits(server, reader, tiny_ckpt):
     assert health["status"] == "ok" and health["model"] == str(tiny_ckpt)
     assert health["checkpoint_sha256"] == reader.checkpoint_sha256
     assert health["alphabet"] == reader.charset.symbols and health["length"] == reader.length
+    assert health["min_length"] == reader.length  # the report's net reads one length
     assert health["input_size"] == list(reader.image_size) and health["channels"] == reader.channels
     assert health["version"] and health["limits"] == LIMITS
 

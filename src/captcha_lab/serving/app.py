@@ -40,7 +40,8 @@ class Health(BaseModel):
     model: str = Field(description="the checkpoint served (its ONNX export, beside it)")
     checkpoint_sha256: str
     alphabet: str
-    length: int = Field(description="characters per captcha the net was trained on")
+    length: int = Field(description="characters per captcha the net was trained on (the most, for CTC)")
+    min_length: int = Field(description="the fewest characters a read has (0: an older CTC export, any)")
     decoding: str = Field(description="ctc or per_position")
     input_size: list[int] = Field(description="[height, width] every image is resized to")
     channels: int = Field(description="1: read as grayscale, 3: as RGB")
@@ -139,6 +140,7 @@ def describe(reader: OnnxPredictor, model: str, limits: Limits, max_batch: int, 
         checkpoint_sha256=reader.checkpoint_sha256,
         alphabet=reader.charset.symbols,
         length=reader.length,
+        min_length=reader.read_lengths[0] if reader.read_lengths else 0 if reader.ctc else reader.length,
         decoding="ctc" if reader.ctc else "per_position",
         input_size=list(reader.image_size),
         channels=reader.channels,
