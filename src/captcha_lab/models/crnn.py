@@ -131,21 +131,11 @@ class CRNN(CTC, CaptchaNet):
         # `length` is the longest label: it sizes the per-position metrics, not the net; with
         # `min_length`, the shortest, reads are held between the two (decoding.CTC.read_lengths).
         self.spec = dict(
-            kind="crnn",
-            num_classes=num_classes,
-            length=length,
-            channels=channels,
-            width_halvings=width_halvings,
-            hidden=hidden,
-            context=context,
-            rnn=rnn,
-            rnn_layers=rnn_layers,
-            dropout=dropout,
-            activation=activation,  # of the conv blocks
-            image_size=list(image_size),
-            in_channels=in_channels,
-            min_length=min_length,
-        )
+            kind="crnn", num_classes=num_classes, length=length, channels=channels,
+            width_halvings=width_halvings, hidden=hidden, context=context, rnn=rnn, rnn_layers=rnn_layers,
+            dropout=dropout, activation=activation,  # of the conv blocks
+            image_size=list(image_size), in_channels=in_channels, min_length=min_length,
+        )  # fmt: skip
         self.read_lengths = None if min_length is None else (min_length, length)
         h, self.frames = _trunk_output(image_size, len(channels), width_halvings)
         self.trunk = _trunk(in_channels, channels, width_halvings, activation)
