@@ -145,3 +145,12 @@ def test_a_crnn_exports_without_the_exporters_slice_warnings(tmp_path):
         warnings.simplefilter("always")
         write_onnx(net, CAPTCHA_V2, "0" * 64, tmp_path / "net.onnx")
     assert not [w for w in caught if "Constant folding" in str(w.message)]
+
+
+def test_an_export_with_min_length_above_length_is_refused_when_loaded(tmp_path):
+    write_onnx(CRNN(num_classes=19, rnn="none", length=5, min_length=5), CAPTCHA_V2, "0" * 64, tmp_path / "net.onnx")
+    model = onnx.load(tmp_path / "net.onnx")
+    next(p for p in model.metadata_props if p.key == "min_length").value = "9"
+    onnx.save(model, tmp_path / "bad.onnx")
+    with pytest.raises(OnnxError, match="min_length 9 is outside 0..length 5"):
+        OnnxPredictor.from_file(tmp_path / "bad.onnx")

@@ -100,3 +100,9 @@ def test_min_length_out_of_range_is_refused():
         CRNN(num_classes=19, length=5, min_length=6)
     # Per-position nets read `length` symbols; train.py refuses them labels of several lengths.
     assert "min_length" not in ReportCNN(num_classes=19, length=5, min_length=5).spec
+
+
+def test_no_allowed_read_keeps_the_greedy_path_and_no_rows_is_fine():
+    lp = torch.randn(2, 2, 4).log_softmax(-1).numpy()
+    assert np.array_equal(best_paths(lp, 3, 3), lp.argmax(-1))  # 2 frames cannot read 3 symbols
+    assert best_paths(lp[:0], 1, 2).shape == (0, 2)

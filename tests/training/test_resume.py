@@ -5,7 +5,7 @@ import shutil
 import pytest
 import torch
 
-from captcha_lab.cli.train import build
+from captcha_lab.cli.train import build, init_weights
 from captcha_lab.data.datamodule import CaptchaDataModule
 from captcha_lab.models.checkpoint import CheckpointError
 from captcha_lab.training.resume import check_resumable
@@ -57,3 +57,18 @@ def test_resuming_after_the_folder_changed_is_a_clear_error(make_cfg, tmp_path, 
         CheckpointError, match=rf"run.ckpt: its run split {n} usable images of .*, which now holds {n - 1}: "
     ):
         check_resumable(path, system, fewer)
+
+
+def test_a_crnn_checkpoint_from_before_min_length_still_resumes_and_initialises(make_cfg, tmp_path):
+    # min_length changes how reads are held, not the weights (models.base.READING_KEYS).
+    _, system, _ = build(make_cfg("model=crnn", "model.rnn=none"))
+    assert system.hparams["net_spec"]["min_length"] == 5
+    hparams = dict(system.hparams)
+    hparams["net_spec"] = {k: v for k, v in hparams["net_spec"].items() if k != "min_length"}
+    path = tmp_path / "old.ckpt"
+    torch.save({"hyper_parameters": hparams, "state_dict": system.state_dict()}, path)
+    assert check_resumable(path, system) == 0
+    init_weights(system.net, str(path), system.hparams["symbols"])
+    _, other, _ = build(make_cfg("model=crnn", "model.hidden=64"))
+    with pytest.raises(CheckpointError, match="model.hidden=128 there, 64 here"):
+        check_resumable(path, other)

@@ -23,6 +23,7 @@ from captcha_lab.cli import validation
 from captcha_lab.cli.jobs import job_errors, log_summary, make
 from captcha_lab.cli.process import set_up_for_job
 from captcha_lab.errors import ConfigError
+from captcha_lab.models.base import weights_spec
 from captcha_lab.models.checkpoint import load_net
 from captcha_lab.training.callbacks import EpochTimer, RankSeed
 from captcha_lab.training.resume import check_resumable
@@ -101,7 +102,7 @@ def init_weights(net, path: str, symbols: str) -> None:
     optimizer, schedule and epoch count start afresh, unlike ckpt_path's resume. Its alphabet must
     be this run's, order included: each output class stands for a symbol."""
     source, _ = load_net(path, symbols=symbols)
-    if source.spec != net.spec:
+    if weights_spec(source.spec) != weights_spec(net.spec):  # how each reads may differ
         raise ConfigError(f"ckpt_init: {path} holds a different net ({source.spec}), not {net.spec}")
     net.load_state_dict(source.state_dict())
     log.info("initialized weights from %s", path)

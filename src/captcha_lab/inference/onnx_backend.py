@@ -26,6 +26,8 @@ class OnnxPredictor(Reader):
         channels, height, width = session.get_inputs()[0].shape[1:]
         self.outputs = [o.name for o in session.get_outputs()]  # an earlier export has no log_probs
         min_length = int(meta["min_length"]) if "min_length" in meta and self.outputs == OUTPUTS else None
+        if min_length is not None and not 0 <= min_length <= int(meta["length"]):
+            raise ValueError(f"min_length {min_length} is outside 0..length {meta['length']}")
         super().__init__(
             meta["symbols"], int(meta["length"]), meta["decoding"], (height, width), channels, batch_size, min_length
         )

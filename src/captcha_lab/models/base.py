@@ -3,6 +3,15 @@ checkpoint rebuilds it without pickled objects) and a switch for hand-written CP
 
 from torch import nn
 
+# Spec keys that change how a net's outputs are read, not its weights: a checkpoint without them
+# (from before they existed) or with other values still resumes into or initialises this net.
+READING_KEYS = frozenset({"min_length"})
+
+
+def weights_spec(spec: dict) -> dict:
+    """`spec` without READING_KEYS: what two nets share when one's weights fit the other."""
+    return {k: v for k, v in spec.items() if k not in READING_KEYS}
+
 
 class CaptchaNet(nn.Module):
     """Subclasses also inherit a decoding family (models.decoding) and set `self.spec`, a dict of

@@ -34,9 +34,11 @@ def fit_lengths(log_probs: np.ndarray, index: np.ndarray, shortest: int, longest
 
 def best_paths(log_probs: np.ndarray, shortest: int, longest: int) -> np.ndarray:
     """(R, T, C + 1) log-probabilities, blank last -> (R, T) frame classes of each row's most
-    probable path reading `shortest` to `longest` symbols. Needs T >= shortest."""
+    probable path reading `shortest` to `longest` symbols (its greedy path where none can)."""
     scores = log_probs.astype(np.float64)
     rows, frames, classes = scores.shape
+    if not rows:
+        return np.empty((0, frames), np.int64)
     blank = classes - 1
     # state[r, k, c]: the best log-score of a path so far that has written k symbols and whose
     # last frame is class c (the blank included); before the first frame, as after a blank.
@@ -46,8 +48,14 @@ def best_paths(log_probs: np.ndarray, shortest: int, longest: int) -> np.ndarray
     back[:, :, 0, :blank] = blank  # states never reached (a symbol with none written): kept defined
     for t in range(frames):
         state = _step(state, back[t]) + scores[:, t, None, :]
-    ends = state[:, shortest:].reshape(rows, -1).argmax(1)  # the best allowed length and last class
-    return _backtrack(ends // classes + shortest, ends % classes, back)
+    allowed = state[:, shortest:].reshape(rows, -1)
+    ends = allowed.argmax(1)  # the best allowed length and last class
+    path = _backtrack(ends // classes + shortest, ends % classes, back)
+    # No allowed read at all (fewer frames than `shortest`; equal neighbours that cannot be
+    # split): the greedy path, rather than one through impossible states.
+    none = np.isneginf(allowed.max(1))
+    path[none] = scores[none].argmax(-1)
+    return path
 
 
 def _step(state: np.ndarray, back: np.ndarray) -> np.ndarray:

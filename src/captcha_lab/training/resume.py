@@ -4,6 +4,7 @@ trained on."""
 
 from pathlib import Path
 
+from captcha_lab.models.base import weights_spec
 from captcha_lab.models.checkpoint import CheckpointError, check_matches, read_checkpoint
 from captcha_lab.training.system import CaptchaSystem
 
@@ -59,7 +60,9 @@ def check_resumable(path: str | Path, system: CaptchaSystem, datamodule=None) ->
     check_matches(path, ckpt, system.hparams["symbols"], system.hparams["net_spec"]["kind"])
     if datamodule is not None:
         check_same_split(path, ckpt, dict(datamodule.hparams))
-    ours_spec, theirs_spec = system.hparams["net_spec"], ckpt["hyper_parameters"]["net_spec"]
+    ours_spec, theirs_spec = (
+        weights_spec(s) for s in (system.hparams["net_spec"], ckpt["hyper_parameters"]["net_spec"])
+    )
     for key in (k for k in ours_spec if theirs_spec.get(k) != ours_spec[k]):
         raise CheckpointError(
             f"{path}: holds another net (model.{key}={theirs_spec.get(key)!r} there, {ours_spec[key]!r} here);"
