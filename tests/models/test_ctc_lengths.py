@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from captcha_lab.data.charset import CAPTCHA_V2, PAD
 from captcha_lab.inference.reader import Reader
 from captcha_lab.models.crnn import CRNN
-from captcha_lab.models.ctc_lengths import best_paths, fit_lengths, read_lengths
+from captcha_lab.models.ctc_lengths import best_paths, fit_lengths, symbol_counts
 from captcha_lab.models.decoding import collapse, fit_path_lengths, greedy_decode
 from captcha_lab.models.report_cnn import ReportCNN
 
@@ -31,12 +31,12 @@ def test_best_paths_is_the_best_path_of_an_allowed_length_by_brute_force():
         allowed = [
             p
             for p in itertools.product(range(classes), repeat=frames)
-            if shortest <= read_lengths(np.array([p]), classes - 1)[0] <= longest
+            if shortest <= symbol_counts(np.array([p]), classes - 1)[0] <= longest
         ]
         if not allowed:  # e.g. 2 symbols in 2 frames of a 1-symbol alphabet: equal neighbours merge
             continue
         found = best_paths(lp, shortest, longest)[0]
-        assert shortest <= read_lengths(found[None], classes - 1)[0] <= longest
+        assert shortest <= symbol_counts(found[None], classes - 1)[0] <= longest
         assert path_score(lp[0], found) == pytest.approx(max(path_score(lp[0], p) for p in allowed), abs=1e-9)
 
 
@@ -73,13 +73,13 @@ def test_rows_of_a_trained_length_keep_their_greedy_path():
     torch.manual_seed(0)
     lp = torch.randn(32, 25, 20).mul(3).log_softmax(-1).numpy()
     index = lp.argmax(-1)
-    n = read_lengths(index, 19)
+    n = symbol_counts(index, 19)
     shortest = int(np.median(n))  # about half the rows in range
     fitted = fit_lengths(lp, index, shortest, shortest + 1)
     kept = (n >= shortest) & (n <= shortest + 1)
     assert kept.any() and not kept.all()
     assert np.array_equal(fitted[kept], index[kept])
-    assert ((read_lengths(fitted, 19) >= shortest) & (read_lengths(fitted, 19) <= shortest + 1)).all()
+    assert ((symbol_counts(fitted, 19) >= shortest) & (symbol_counts(fitted, 19) <= shortest + 1)).all()
 
 
 def test_a_crnn_holds_reads_to_min_length_and_length():

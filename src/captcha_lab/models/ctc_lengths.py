@@ -11,7 +11,7 @@ models.decoding hands it the rows whose greedy read has the wrong length."""
 import numpy as np
 
 
-def read_lengths(index: np.ndarray, blank: int) -> np.ndarray:
+def symbol_counts(index: np.ndarray, blank: int) -> np.ndarray:
     """(B, T) frame classes -> (B,) number of symbols each path reads (repeats merged, blanks dropped)."""
     previous = np.pad(index, ((0, 0), (1, 0)), constant_values=blank)[:, :-1]
     return ((index != blank) & (index != previous)).sum(1)
@@ -23,7 +23,7 @@ def fit_lengths(log_probs: np.ndarray, index: np.ndarray, shortest: int, longest
     replaced by its best path that reads a length in between. Rows already in range keep the
     greedy path, which is then also the best such path."""
     blank = log_probs.shape[-1] - 1
-    n = read_lengths(index, blank)
+    n = symbol_counts(index, blank)
     wrong = (n < shortest) | (n > longest)
     if not wrong.any():
         return index
