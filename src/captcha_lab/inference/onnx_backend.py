@@ -24,8 +24,8 @@ class OnnxPredictor(Reader):
         meta = session.get_modelmeta().custom_metadata_map
         # The graph's input is (batch, C, H, W): the size and channels the net was trained on.
         channels, height, width = session.get_inputs()[0].shape[1:]
-        self.outputs = [o.name for o in session.get_outputs()]  # an earlier export has no log_probs
-        min_length = int(meta["min_length"]) if "min_length" in meta and self.outputs == OUTPUTS else None
+        outputs = [o.name for o in session.get_outputs()]  # an earlier export has no log_probs
+        min_length = int(meta["min_length"]) if "min_length" in meta and outputs == OUTPUTS else None
         if min_length is not None and not 0 <= min_length <= int(meta["length"]):
             raise ValueError(f"min_length {min_length} is outside 0..length {meta['length']}")
         super().__init__(

@@ -12,7 +12,7 @@ import numpy as np
 
 from captcha_lab.data.charset import Charset
 from captcha_lab.data.images import IMAGE_SIZE, Image, ImageError, to_floats, to_pixels
-from captcha_lab.models.ctc_lengths import fit_lengths
+from captcha_lab.models.ctc_lengths import fit_lengths, writes
 
 # Images per forward pass: per-call overhead vanishes well before this on both backends, and
 # one batch of float pixels stays small (docs/benchmarks.md compares batch sizes).
@@ -71,14 +71,11 @@ class Reader:
         """(B, T) best log-probabilities and classes -> B predictions. CTC as
         models.decoding.CTC.decode: fit the path to `read_lengths` (given `log_probs`), merge
         repeats, drop blanks, cut at `width`."""
-        keep = np.ones(index.shape, bool)
         if self.read_lengths is not None and log_probs is not None:
-            index = fit_lengths(log_probs, index, *self.read_lengths)
-            best = np.take_along_axis(log_probs, index[..., None], -1)[..., 0]
-        if self.ctc:
-            blank = len(self.charset)
-            previous = np.pad(index, ((0, 0), (1, 0)), constant_values=blank)[:, :-1]
-            keep = (index != blank) & (index != previous)
+            fitted = fit_lengths(log_probs, index, *self.read_lengths)
+            if fitted is not index:  # some row changed its path: its frames' probabilities too
+                index, best = fitted, np.take_along_axis(log_probs, fitted[..., None], -1)[..., 0]
+        keep = writes(index, len(self.charset)) if self.ctc else np.ones(index.shape, bool)
         probs = np.exp(best.astype(np.float64))
         return [
             Prediction(self.charset.decode(row[mask][: self.width]), float(p.prod()), tuple(p[mask][: self.width]))

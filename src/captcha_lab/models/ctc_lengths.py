@@ -11,17 +11,23 @@ models.decoding hands it the rows whose greedy read has the wrong length."""
 import numpy as np
 
 
+def writes(index: np.ndarray, blank: int) -> np.ndarray:
+    """(B, T) frame classes -> (B, T) whether each frame writes a symbol: neither the blank nor a
+    repeat of the frame before (NumPy's twin of models.decoding.writes)."""
+    previous = np.pad(index, ((0, 0), (1, 0)), constant_values=blank)[:, :-1]
+    return (index != blank) & (index != previous)
+
+
 def symbol_counts(index: np.ndarray, blank: int) -> np.ndarray:
     """(B, T) frame classes -> (B,) number of symbols each path reads (repeats merged, blanks dropped)."""
-    previous = np.pad(index, ((0, 0), (1, 0)), constant_values=blank)[:, :-1]
-    return ((index != blank) & (index != previous)).sum(1)
+    return writes(index, blank).sum(1)
 
 
 def fit_lengths(log_probs: np.ndarray, index: np.ndarray, shortest: int, longest: int) -> np.ndarray:
     """(B, T, C + 1) log-probabilities (blank last) and (B, T) greedy frame classes -> the frame
     classes with every row that reads fewer than `shortest` or more than `longest` symbols
-    replaced by its best path that reads a length in between. Rows already in range keep the
-    greedy path, which is then also the best such path."""
+    replaced by its best path that reads a length in between (`index` itself where no row needs
+    it). Rows already in range keep the greedy path, which is then also the best such path."""
     blank = log_probs.shape[-1] - 1
     n = symbol_counts(index, blank)
     wrong = (n < shortest) | (n > longest)
