@@ -1,6 +1,8 @@
-"""The training system: augmentation applies to training batches only."""
+"""The training system: augmentation applies to training batches only; unwritable labels; its summary."""
 
 import torch
+from lightning.pytorch.utilities.model_summary import ModelSummary
+from torch.utils.flop_counter import FlopCounterMode
 
 from captcha_lab.data.augment import Augment
 from captcha_lab.data.charset import UNKNOWN, Charset
@@ -54,3 +56,14 @@ def test_a_split_with_no_writable_label_is_logged_and_reset():
     system.on_test_epoch_end()
     assert logged["test/seq_acc"] == 0 and torch.isnan(torch.tensor(logged["test/loss"]))
     assert system.metrics["test_metrics"].update_count == 0  # reset for the next split
+
+
+def test_the_model_summary_counts_every_layers_flops():
+    # The fused first conv (models.kernels) is invisible to the FLOP counter: the summary's
+    # example image must take PyTorch's own ops, whatever the net's default.
+    system = CaptchaSystem(ReportCNN(num_classes=19, in_channels=1), symbols="2345678bcdefgmnpwxy")
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        ReportCNN(num_classes=19, fused=False)(torch.zeros(1, 1, 50, 200))
+    summary = ModelSummary(system)
+    assert summary.total_flops == counter.get_total_flops() > 40e6  # 41.5 MFLOP: conv1 included
+    assert summary.in_sizes[0] == [1, 1, 50, 200] and summary.out_sizes[0] == [1, 5, 19]

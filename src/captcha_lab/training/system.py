@@ -42,6 +42,11 @@ class CaptchaSystem(L.LightningModule):
         self.save_hyperparameters(ignore=["net", "optimizer", "scheduler", "augment"])
         self.hparams["net_spec"] = net.spec
         self.net = net
+        # One blank image: Lightning's model summary then lists each part's in/out sizes and FLOPs.
+        # requires_grad: a net runs its fused CPU kernels (models.kernels) only on images that need
+        # no gradient, and the summary's FLOP counter sees PyTorch's own ops only.
+        image = torch.zeros(1, net.spec["in_channels"], *net.spec["image_size"], requires_grad=True)
+        self.example_input_array = image
         self.charset = Charset(symbols)
         self.optimizer_factory = optimizer or partial(torch.optim.Adam, lr=1e-3)
         self.scheduler_factory = scheduler
