@@ -1,4 +1,5 @@
-"""One in-process fit past unreadable files: last.ckpt every epoch, best score in float64."""
+"""In-process fits: past unreadable files, last.ckpt every epoch, best score in float64; the
+schedule-free optimizer's checkpoints hold its evaluation weights."""
 
 from pathlib import Path
 
@@ -16,13 +17,8 @@ from ..conftest import ROOT
 from ..data.image_files import mixed_copy
 
 
-@pytest.fixture(scope="module")
-def idle_run(tmp_path_factory, tiny_dir) -> Path:
-    """2 epochs at lr=1e-9 (learns nothing: val/seq_acc stays 0, so best.ckpt never improves) on
-    the tiny set plus unreadable files, trained by train() as train.py would run it."""
-    root = tmp_path_factory.mktemp("idle_run")
-    data, run = mixed_copy(tiny_dir, root / "mixed"), root / "run"
-    overrides = [f"data.dir={data}", "data.synthetic=0", "epochs=2", "lr=1e-9", "~callbacks.progress_bar"]
+def _fit(run: Path, overrides: list[str]) -> Path:
+    """train() on `overrides`, as train.py would run it, into `run`."""
     GlobalHydra.instance().clear()
     with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
         cfg = compose("train", overrides=overrides, return_hydra_config=True)
@@ -36,6 +32,17 @@ def idle_run(tmp_path_factory, tiny_dir) -> Path:
     finally:
         GlobalHydra.instance().clear()
     return run
+
+
+@pytest.fixture(scope="module")
+def idle_run(tmp_path_factory, tiny_dir) -> Path:
+    """2 epochs at lr=1e-9 (learns nothing: val/seq_acc stays 0, so best.ckpt never improves) on
+    the tiny set plus unreadable files."""
+    root = tmp_path_factory.mktemp("idle_run")
+    data = mixed_copy(tiny_dir, root / "mixed")
+    return _fit(
+        root / "run", [f"data.dir={data}", "data.synthetic=0", "epochs=2", "lr=1e-9", "~callbacks.progress_bar"]
+    )
 
 
 def test_training_goes_on_past_unreadable_files(idle_run):
@@ -54,3 +61,18 @@ def test_best_checkpoint_keeps_the_score_in_float64(idle_run):
     ckpt = torch.load(idle_run / "checkpoints" / "best.ckpt", weights_only=False)
     (state,) = [v for k, v in ckpt["callbacks"].items() if "val/ckpt_score" in k]
     assert state["best_model_score"].dtype == torch.float64
+
+
+def test_schedule_free_checkpoints_hold_the_evaluation_weights(tmp_path, tiny_dir):
+    overrides = [
+        f"data.dir={tiny_dir}",
+        "data.synthetic=0",
+        "epochs=2",
+        "optimizer=schedule_free",
+        "~callbacks.progress_bar",
+    ]
+    checkpoints = _fit(tmp_path / "run", overrides) / "checkpoints"
+    for name in ("best.ckpt", "last.ckpt"):
+        (optimizer,) = torch.load(checkpoints / name, weights_only=False)["optimizer_states"]
+        # train_mode False: saved after the swap to the averaged weights (a resume swaps back).
+        assert {g["train_mode"] for g in optimizer["param_groups"]} == {False}, name

@@ -14,6 +14,7 @@ from torchmetrics import MaxMetric, MeanMetric, MinMetric
 from captcha_lab.data.charset import PAD, UNKNOWN, Charset
 from captcha_lab.models.base import CaptchaNet
 from captcha_lab.models.checkpoint import load_net_and_hparams
+from captcha_lab.training.eval_weights import EvalWeights
 from captcha_lab.training.metrics import CaptchaAccuracy, ckpt_score
 
 OptimizerFactory = Callable[..., torch.optim.Optimizer]
@@ -51,6 +52,7 @@ class CaptchaSystem(L.LightningModule):
         self.optimizer_factory = optimizer or partial(torch.optim.Adam, lr=1e-3)
         self.scheduler_factory = scheduler
         self.augment = augment  # parameter-free, so checkpoints do not depend on it
+        self.eval_weights = EvalWeights()  # for optimizers that evaluate at averaged weights
         self.length = net.spec["length"]
         # Training accuracy (with dropout on, as Keras reports it) is for the report's accuracy
         # plot: no per-position scores. ModuleDict keys may not be "train" (an nn.Module method),
@@ -83,6 +85,7 @@ class CaptchaSystem(L.LightningModule):
         x, y = batch
         if self.augment is not None:
             x = self.augment(x)
+        self.eval_weights.remember(x)
         logits = self(x)
         loss = self.loss(logits, y)
         self._update("train", logits.detach(), y, loss.detach())
@@ -147,6 +150,14 @@ class CaptchaSystem(L.LightningModule):
         for name, value in values.items():  # the progress bar shows the train loss
             self._log_global(name, value, prog_bar=name == "train/loss")
         return values
+
+    def on_train_batch_start(self, batch, batch_idx) -> None:
+        # Before every step, not every epoch: validation may also come within an epoch.
+        self.eval_weights.train(self.trainer.optimizers)
+
+    def on_validation_epoch_start(self) -> None:
+        # Validated, checkpointed and exported at the optimizer's evaluation weights, if it has any.
+        self.eval_weights.eval(self.trainer.optimizers, self.net)
 
     def on_train_epoch_end(self) -> None:
         self._log_epoch("train")
