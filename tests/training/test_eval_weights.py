@@ -1,5 +1,6 @@
 """Optimizers with evaluation weights (schedule-free AdamW): the swap, and BatchNorm's statistics."""
 
+import pytest
 import torch
 from schedulefree import AdamWScheduleFree
 from torch import nn
@@ -38,10 +39,11 @@ def test_a_plain_optimizer_keeps_its_weights_statistics_and_no_batches():
     assert all(torch.equal(v, net.state_dict()[k]) for k, v in weights.items())
 
 
-def test_eval_swaps_in_the_average_and_its_statistics_and_train_swaps_back():
+@pytest.mark.parametrize("chunk_bytes", [2**20, 2 * 4 * 36])  # one pass; two of 2 images each
+def test_eval_swaps_in_the_average_and_its_statistics_and_train_swaps_back(chunk_bytes):
     net = _net()
     net(torch.rand(2, 1, 6, 6))
-    optimizer, swap = AdamWScheduleFree(net.parameters(), lr=0.1), EvalWeights(images=4)
+    optimizer, swap = AdamWScheduleFree(net.parameters(), lr=0.1), EvalWeights(images=4, chunk_bytes=chunk_bytes)
     batches = [torch.rand(2, 1, 6, 6) + i for i in range(5)]
     _train(net, optimizer, swap, batches)
     training = [p.clone() for p in net.parameters()]
@@ -54,6 +56,11 @@ def test_eval_swaps_in_the_average_and_its_statistics_and_train_swaps_back():
     swap.train([optimizer])
     for a, b in zip(training, net.parameters(), strict=True):
         torch.testing.assert_close(a, b)
+    # The window slides on across validations: next time, batches 4 and 5.
+    batches.append(torch.rand(2, 1, 6, 6) + 5)
+    _train(net, optimizer, swap, batches[5:])
+    swap.eval([optimizer], net)
+    torch.testing.assert_close(net[1].running_mean, net[0](torch.cat(batches[4:])).detach().mean((0, 2, 3)))
 
 
 def test_eval_twice_or_before_any_step_changes_nothing():

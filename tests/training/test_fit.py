@@ -63,16 +63,15 @@ def test_best_checkpoint_keeps_the_score_in_float64(idle_run):
     assert state["best_model_score"].dtype == torch.float64
 
 
-def test_schedule_free_checkpoints_hold_the_evaluation_weights(tmp_path, tiny_dir):
-    overrides = [
-        f"data.dir={tiny_dir}",
-        "data.synthetic=0",
-        "epochs=2",
-        "optimizer=schedule_free",
-        "~callbacks.progress_bar",
-    ]
+@pytest.mark.parametrize("validations", ["1.0", "0.5"])  # once an epoch, and also mid-epoch
+def test_schedule_free_checkpoints_hold_the_evaluation_weights(tmp_path, tiny_dir, validations):
+    overrides = [f"data.dir={tiny_dir}", "data.synthetic=0", "epochs=2", "optimizer=schedule_free"]
+    overrides += [f"+trainer.val_check_interval={validations}", "batch_size=8", "~callbacks.progress_bar"]
     checkpoints = _fit(tmp_path / "run", overrides) / "checkpoints"
     for name in ("best.ckpt", "last.ckpt"):
-        (optimizer,) = torch.load(checkpoints / name, weights_only=False)["optimizer_states"]
+        ckpt = torch.load(checkpoints / name, weights_only=False)
         # train_mode False: saved after the swap to the averaged weights (a resume swaps back).
-        assert {g["train_mode"] for g in optimizer["param_groups"]} == {False}, name
+        assert {g["train_mode"] for g in ckpt["optimizer_states"][0]["param_groups"]} == {False}, name
+        # Their BatchNorm statistics: re-estimated in one pass over the last training images.
+        tracked = {k: int(v) for k, v in ckpt["state_dict"].items() if k.endswith("num_batches_tracked")}
+        assert tracked and set(tracked.values()) == {1}, (name, tracked)

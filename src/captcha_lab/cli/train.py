@@ -26,6 +26,7 @@ from captcha_lab.errors import ConfigError
 from captcha_lab.models.base import weights_spec
 from captcha_lab.models.checkpoint import load_net
 from captcha_lab.training.callbacks import EpochTimer, RankSeed
+from captcha_lab.training.eval_weights import has_eval_weights
 from captcha_lab.training.resume import check_resumable
 from captcha_lab.training.system import CaptchaSystem
 
@@ -120,6 +121,9 @@ def check_factories(net, optimizer, scheduler) -> None:
             scheduler(built, total_steps=100)
     except (ValueError, TypeError) as e:
         raise ConfigError(f"scheduler: {e}") from None
+    if scheduler is not None and has_eval_weights(built):
+        # Its averaged weights assume a steady lr and betas, which onecycle, for one, moves.
+        raise ConfigError("scheduler: this optimizer warms up itself and takes no schedule; use scheduler=none")
 
 
 def on_cuda(accelerator: str) -> bool:

@@ -23,8 +23,9 @@ class EvalWeights:
     the training weights, and the averaged weights read worse with them. Does nothing for other
     optimizers, and keeps no batches for them."""
 
-    def __init__(self, images: int = 160):
+    def __init__(self, images: int = 160, chunk_bytes: int = 64 * 2**20):
         self.images = images
+        self.chunk_bytes = chunk_bytes  # of images per forward pass: large images go in parts
         self.recent: deque[torch.Tensor] = deque()  # the last training batches, oldest first
         self.training = False  # whether the optimizers hold the training weights in the net
 
@@ -50,8 +51,11 @@ class EvalWeights:
         for optimizer in filter(has_eval_weights, optimizers):
             optimizer.eval()
         if self.recent:
-            # One forward pass of them all (fewer, larger kernels than one per batch), in train
-            # mode with BatchNorm's momentum off: its statistics become theirs; then net.train(was).
-            update_bn([torch.cat(tuple(self.recent))], net)
-            self.recent.clear()
+            # In train mode with BatchNorm's momentum off, so its statistics become the images'
+            # (the mean of equal parts' statistics), then net.train(was). As few, equal parts as
+            # the byte budget allows: fewer, larger kernels than one pass per batch. The images
+            # stay: they do not depend on the weights, and the window slides on.
+            images = torch.cat(tuple(self.recent))  # (N, C, H, W)
+            parts = -(-images.nelement() * images.element_size() // self.chunk_bytes)
+            update_bn(images.tensor_split(parts), net)
         self.training = False
