@@ -72,3 +72,18 @@ def test_a_crnn_checkpoint_from_before_min_length_still_resumes_and_initialises(
     _, other, _ = build(make_cfg("model=crnn", "model.hidden=64"))
     with pytest.raises(CheckpointError, match="model.hidden=128 there, 64 here"):
         check_resumable(path, other)
+
+
+def test_resuming_with_another_optimizer_is_a_clear_error(make_cfg, tmp_path):
+    # torch would load Adam's state into SGD, which then fails at its first step on a KeyError.
+    _, system, _ = build(make_cfg("optimizer=adam"))
+    path = tmp_path / "adam.ckpt"
+    adam = system.optimizer_factory(system.parameters())
+    ckpt = {"hyper_parameters": dict(system.hparams), "state_dict": system.state_dict()}
+    torch.save({**ckpt, "optimizer_states": [adam.state_dict()]}, path)
+    assert check_resumable(path, build(make_cfg("optimizer=adam", "lr=0.1"))[1]) == 0  # other settings: fine
+    for name, theirs in [("sgd", "amsgrad, betas"), ("schedule_free", "amsgrad, capturable")]:
+        _, other, _ = build(make_cfg(f"optimizer={name}", "scheduler=none"))
+        refused = rf"adam.ckpt: trained with another optimizer \(settings {theirs}.* here\)"
+        with pytest.raises(CheckpointError, match=refused):
+            check_resumable(path, other)

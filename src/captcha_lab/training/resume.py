@@ -48,6 +48,21 @@ def check_same_split(path: str | Path, ckpt: dict, data: dict) -> None:
         )
 
 
+def optimizer_change(ckpt: dict, system: CaptchaSystem) -> tuple[list[str], list[str]] | None:
+    """The settings only the checkpoint's optimizer has and those only `system`'s has, when each
+    side has some: another kind of optimizer. torch loads any optimizer's state into any other,
+    which then fails at its first step (adam -> sgd: a KeyError deep in the fit). Settings on one
+    side only are what a newer torch added to the same optimizer: not a change."""
+    saved = ckpt.get("optimizer_states") or []  # none in a weights-only checkpoint
+    if not saved:
+        return None
+    ours = system.optimizer_factory(list(system.parameters()))  # no state until its first step
+    theirs_keys, ours_keys = set(saved[0]["param_groups"][0]), set(ours.param_groups[0])
+    if theirs_keys <= ours_keys or ours_keys <= theirs_keys:
+        return None
+    return sorted(theirs_keys - ours_keys), sorted(ours_keys - theirs_keys)
+
+
 def check_resumable(path: str | Path, system: CaptchaSystem, datamodule=None) -> int:
     """Before `fit(ckpt_path=...)`: the checkpoint must be plain data and fit `system`. Lightning
     would otherwise fail with a state-dict traceback, or (same sizes, other symbols or another
@@ -67,6 +82,11 @@ def check_resumable(path: str | Path, system: CaptchaSystem, datamodule=None) ->
         raise CheckpointError(
             f"{path}: holds another net (model.{key}={theirs_spec.get(key)!r} there, {ours_spec[key]!r} here);"
             " resume with its model settings"
+        )
+    if change := optimizer_change(ckpt, system):
+        raise CheckpointError(
+            f"{path}: trained with another optimizer (settings {', '.join(change[0])} there, {', '.join(change[1])}"
+            " here); resume with its optimizer, or start afresh from its weights with ckpt_init="
         )
     theirs = {k: tuple(v.shape) for k, v in ckpt["state_dict"].items()}
     ours = {k: tuple(v.shape) for k, v in system.state_dict().items()}
