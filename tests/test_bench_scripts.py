@@ -49,17 +49,22 @@ def test_time_to_accuracy_goal_as_a_cut_from_the_baseline(monkeypatch, capsys):
     monkeypatch.setattr(sys, "path", [str(ROOT / "bench"), *sys.path])
     tta = runpy.run_path(str(ROOT / "bench" / "time_to_accuracy.py"))
     summaries = {
-        "slow": dict(train_s=110.0, mean_reached=(20, 40.0), stuck=0),
-        "fast": dict(train_s=20.0, mean_reached=(9, 9.5), stuck=0),
+        "slow": dict(train_s=110.0, mean_reached=(20, 40.0), per_seed={0: (20, 40.0)}, stuck=0),
+        "fast": dict(train_s=20.0, mean_reached=(9, 9.5), per_seed={0: (9, 9.5)}, stuck=0),
     }
     args = tta["parse_args"](["--data", "d", "--recipe", "x=y", "--goal-s", "9", "--goal-cut", "11"])
     tta["print_goals"](summaries, args)
     lines = capsys.readouterr().out.split("\n")
     assert "within 9 s of training per fold, no fold stuck: NOT MET" in lines[1]  # 9.5 s > 9 s
     assert "within slow's whole training / 11 = 10.0 s of training per fold, no fold stuck: MET" in lines[3]
+    assert "each seed" not in "".join(lines)  # one seed: the headline is that seed's
+    summaries["fast"]["per_seed"] = {0: (8, 8.0), 1: (11, 10.5), 2: None}  # pooled, the mean still at 9.5 s
+    tta["print_goals"](summaries, args)
+    out = capsys.readouterr().out
+    assert "no fold stuck: MET\n  and on each seed's folds alone: NOT MET (seeds [1, 2])" in out  # the 10 s bar
     summaries["fast"]["stuck"] = 1
     tta["print_goals"](summaries, args)
-    assert capsys.readouterr().out.count("NOT MET") == 2
+    assert capsys.readouterr().out.count("no fold stuck: NOT MET") == 2
 
 
 @pytest.mark.parametrize(
@@ -101,3 +106,4 @@ def test_time_to_accuracy_reports_every_seed_and_fold_and_counts_stuck_ones(monk
     assert "| 1 | 0 | 2 | 2.0 | 3.0 | never | never | 0.0000 | 0.0000 |" in out  # seed 1, fold 0
     assert summary["stuck"] == 1 and "stuck (best val seq_acc <= 0.01): 1 of 4" in out
     assert summary["mean_reached"] is None  # the stuck fold holds the mean at 0.746
+    assert "per seed, its folds' mean: seed 0: epoch 2, 2.0 s; seed 1: never" in out
