@@ -107,3 +107,11 @@ def test_time_to_accuracy_reports_every_seed_and_fold_and_counts_stuck_ones(monk
     assert summary["stuck"] == 1 and "stuck (best val seq_acc <= 0.01): 1 of 4" in out
     assert summary["mean_reached"] is None  # the stuck fold holds the mean at 0.746
     assert "per seed, its folds' mean: seed 0: epoch 2, 2.0 s; seed 1: never" in out
+
+
+def test_label_audit_lists_only_images_every_run_misreads(monkeypatch):
+    monkeypatch.setattr(sys, "path", [str(ROOT / "bench"), *sys.path])
+    audit = runpy.run_path(str(ROOT / "bench" / "label_audit.py"))
+    labels = {"a.png": "cdcb3", "b.png": "mxnw4", "c.png": "22222"}
+    reads = {"a.png": ["edcb3", "edcb3"], "b.png": ["mxmw4", "mxnw4"], "c.png": ["22222"]}
+    assert audit["always_misread"](reads, labels) == {"a.png": ["edcb3", "edcb3"]}  # b: one run read it right
