@@ -39,8 +39,8 @@ def main(argv=None) -> None:
         shown[name] = truth
     reads_of, labels = defaultdict(list), {}
     columns = ["run", "val images", "corrected labels among them", "seq_acc vs labels", "seq_acc vs corrected"]
-    columns = columns if shown else columns[:2] + columns[3:4]
-    print(f"| {' | '.join(columns)} |\n|{'---|' * len(columns)}")
+    keep = range(len(columns)) if shown else (0, 1, 3)  # without corrections, the columns about them go
+    print(f"| {' | '.join(columns[i] for i in keep)} |\n|{'---|' * len(keep)}")
     for run in map(Path, args.runs):
         reader = Predictor.from_checkpoint(run / "checkpoints" / "last.ckpt", kernel=False)
         val = run_datamodule(run, symbols=reader.charset.symbols).splits["val"]  # as the run drew it
@@ -54,7 +54,7 @@ def main(argv=None) -> None:
         right = sum(r == t for r, t in zip(reads, given, strict=True)) / n
         right_fixed = sum(r == t for r, t in zip(reads, fixed, strict=True)) / n
         cells = [run, n, sum(name in shown for name in val.names), f"{right:.4f}", f"{right_fixed:.4f}"]
-        print(f"| {' | '.join(map(str, cells if shown else cells[:2] + cells[3:4]))} |")
+        print(f"| {' | '.join(str(cells[i]) for i in keep)} |")
     misread = always_misread(reads_of, labels)
     print(f"\nmisread by every run that validated them: {len(misread)} of {len(labels)} images")
     for name, texts in misread.items():
