@@ -115,3 +115,11 @@ def test_label_audit_lists_only_images_every_run_misreads(monkeypatch):
     labels = {"a.png": "cdcb3", "b.png": "mxnw4", "c.png": "22222"}
     reads = {"a.png": ["edcb3", "edcb3"], "b.png": ["mxmw4", "mxnw4"], "c.png": ["22222"]}
     assert audit["always_misread"](reads, labels) == {"a.png": ["edcb3", "edcb3"]}  # b: one run read it right
+
+
+def test_onnx_inference_goal_line_is_met_only_at_or_above_the_goal(monkeypatch):
+    monkeypatch.setattr(sys, "path", [str(ROOT / "bench"), *sys.path])
+    bench = runpy.run_path(str(ROOT / "bench" / "onnx_inference.py"))
+    line = bench["goal_line"](2000.0, 2000, 256)
+    assert line == "GOAL: >= 2000 images/s batched (batch 256) on ONNX Runtime: 2000, MET"
+    assert bench["goal_line"](1999.6, 2000, 256).endswith(": 1999, NOT MET")
