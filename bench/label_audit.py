@@ -62,9 +62,7 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-    from captcha_lab.errors import CaptchaLabError
+    from captcha_lab.cli.exits import user_errors
 
-    try:
+    with user_errors():  # a run without a checkpoint, a moved data folder: one line, exit 2
         main()
-    except CaptchaLabError as e:  # a run without a checkpoint, a moved data folder: one line
-        raise SystemExit(f"error: {e}") from None

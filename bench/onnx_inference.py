@@ -59,4 +59,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from captcha_lab.cli.exits import user_errors
+
+    with user_errors():  # a missing export or data folder: one line, exit 2
+        main()

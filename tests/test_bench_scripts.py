@@ -123,3 +123,22 @@ def test_onnx_inference_goal_line_is_met_only_at_or_above_the_goal(monkeypatch):
     line = bench["goal_line"](2000.0, 2000, 256)
     assert line == "GOAL: >= 2000 images/s batched (batch 256) on ONNX Runtime: 2000, MET"
     assert bench["goal_line"](1999.6, 2000, 256).endswith(": 1999, NOT MET")
+
+
+@pytest.mark.parametrize(
+    ("script", "args", "error"),
+    [
+        ("onnx_inference.py", ["none.onnx", "."], "none.onnx: not a readable ONNX model"),
+        ("onnx_agreement.py", ["none.ckpt"], "no checkpoint file at none.ckpt"),
+        ("label_audit.py", ["run"], "no checkpoint file at run/checkpoints/last.ckpt"),
+    ],
+)
+def test_bench_script_names_a_missing_input_in_one_line(script, args, error, monkeypatch, capsys, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    path = str(ROOT / "bench" / script)
+    monkeypatch.setattr(sys, "argv", [path, *args])
+    monkeypatch.setattr(sys, "path", [str(ROOT / "bench"), *sys.path])
+    with pytest.raises(SystemExit) as stopped:
+        runpy.run_path(path, run_name="__main__")
+    assert stopped.value.code == 2
+    assert capsys.readouterr().err.startswith(f"error: {error}")
