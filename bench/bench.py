@@ -18,7 +18,6 @@ import argparse
 import json
 import os
 import platform
-import shutil
 import statistics
 import subprocess
 import sys
@@ -27,6 +26,7 @@ import time
 from pathlib import Path
 
 import torch
+from _args import executable
 from torch.utils.flop_counter import FlopCounterMode
 
 from captcha_lab.cli.process import reuse_freed_memory
@@ -151,7 +151,7 @@ VARIANTS = {
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "captcha_v2"))
-    parser.add_argument("--tf-python", help="a Python with TensorFlow, to run the Keras reference")
+    parser.add_argument("--tf-python", type=executable, help="a Python with TensorFlow, to run the Keras reference")
     parser.add_argument("--tf-onednn", action="store_true", help="also run Keras with TF_ENABLE_ONEDNN_OPTS=1")
     parser.add_argument("--variants", default="ours,fused_off", help=f"comma-separated, of {','.join(VARIANTS)}")
     parser.add_argument("--epochs", type=int, default=60)
@@ -199,8 +199,6 @@ def check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> lis
         parser.error(f"--variants must include 'ours'; unknown: {unknown} (choices: {', '.join(VARIANTS)})")
     if not Path(args.data).is_dir():
         parser.error(f"--data: no such folder: {args.data}")
-    if args.tf_python and not shutil.which(args.tf_python):
-        parser.error(f"--tf-python: not an executable: {args.tf_python}")
     if args.tf_onednn and not args.tf_python:
         parser.error("--tf-onednn needs --tf-python")
     if args.repeats < 1 or args.epochs < 1:

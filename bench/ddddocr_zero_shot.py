@@ -15,6 +15,8 @@ import argparse
 import statistics
 import subprocess
 
+from _args import executable
+
 from captcha_lab.data.datamodule import CaptchaDataModule
 
 # Runs in ddddocr's venv: paths on stdin, `text` lines out, one per path, in order.
@@ -53,7 +55,9 @@ def read(python: str, setting: str, allowed: str, paths: list[str]) -> list[str]
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="ddddocr's zero-shot accuracy on our folds' validation images.")
-    parser.add_argument("--ddddocr-python", required=True, help="python of a venv with ddddocr installed")
+    parser.add_argument(
+        "--ddddocr-python", required=True, type=executable, help="python of a venv with ddddocr installed"
+    )
     parser.add_argument("--data", required=True, help="the folder train.py reads (data.dir)")
     parser.add_argument("--symbols", default="auto", help="charset.symbols of the runs (auto: from the labels)")
     parser.add_argument("--length", type=int, default=None, help="data.length of the runs (default: from the labels)")

@@ -30,6 +30,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from _args import executable
 from _loopback import Server, load
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -248,7 +249,9 @@ def main() -> None:
         description=__doc__.splitlines()[0], epilog=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("ckpt", help="a run's best.ckpt, with its best.onnx beside it")
-    parser.add_argument("--ddddocr-python", help="python of a venv with ddddocr[api]; without: serve.py alone")
+    parser.add_argument(
+        "--ddddocr-python", type=executable, help="python of a venv with ddddocr[api]; without: serve.py alone"
+    )
     parser.add_argument("--data", help="images named by their labels, not the run's validation split")
     parser.add_argument("--requests", type=int, default=400, help="per concurrency level and server")
     parser.add_argument("--mixed", type=int, default=2000, help="requests of the mixed load")

@@ -142,3 +142,21 @@ def test_bench_script_names_a_missing_input_in_one_line(script, args, error, mon
         runpy.run_path(path, run_name="__main__")
     assert stopped.value.code == 2
     assert capsys.readouterr().err.startswith(f"error: {error}")
+
+
+@pytest.mark.parametrize(
+    ("script", "args"),
+    [
+        ("bench.py", ["--tf-python"]),
+        ("ddddocr_zero_shot.py", ["--data", ".", "--ddddocr-python"]),
+        ("serve_load.py", ["x.ckpt", "--ddddocr-python"]),
+    ],
+)
+def test_bench_script_refuses_a_peer_python_that_is_not_there(script, args, monkeypatch, capsys, tmp_path):
+    path = str(ROOT / "bench" / script)
+    monkeypatch.setattr(sys, "argv", [path, *args, str(tmp_path / "python")])
+    monkeypatch.setattr(sys, "path", [str(ROOT / "bench"), *sys.path])
+    with pytest.raises(SystemExit) as stopped:
+        runpy.run_path(path, run_name="__main__")
+    assert stopped.value.code == 2
+    assert capsys.readouterr().err.rstrip().endswith(f"python: not an executable: {tmp_path / 'python'}")
