@@ -93,4 +93,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from captcha_lab.cli.exits import user_errors
+
+    with user_errors():  # a missing or unreadable data folder: one line, exit 2
+        main()

@@ -131,6 +131,7 @@ def test_onnx_inference_goal_line_is_met_only_at_or_above_the_goal(monkeypatch):
         ("onnx_inference.py", ["none.onnx", "."], "none.onnx: not a readable ONNX model"),
         ("onnx_agreement.py", ["none.ckpt"], "no checkpoint file at none.ckpt"),
         ("label_audit.py", ["run"], "no checkpoint file at run/checkpoints/last.ckpt"),
+        ("ctc_probe.py", ["--data", "none"], "data folder not found: none"),
     ],
 )
 def test_bench_script_names_a_missing_input_in_one_line(script, args, error, monkeypatch, capsys, tmp_path):
