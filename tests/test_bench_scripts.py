@@ -13,18 +13,30 @@ from .conftest import ROOT
 SCRIPTS = sorted(p.name for p in (ROOT / "bench").glob("*.py") if not p.name.startswith("_"))  # _x.py: helpers
 
 
+def load(monkeypatch, script: str) -> dict:
+    """A bench script's globals, as imported (not run), with its own folder first on sys.path as
+    when it runs (for its `_x.py` helpers)."""
+    monkeypatch.setattr(sys, "path", [str(ROOT / "bench"), *sys.path])
+    return runpy.run_path(str(ROOT / "bench" / script))
+
+
+def run_as_main(monkeypatch, script: str, *args: str) -> SystemExit:
+    """`python bench/SCRIPT ARGS`, in this process: the SystemExit it ends with."""
+    path = str(ROOT / "bench" / script)
+    monkeypatch.setattr(sys, "argv", [path, *args])
+    monkeypatch.setattr(sys, "path", [str(ROOT / "bench"), *sys.path])
+    with pytest.raises(SystemExit) as stopped:
+        runpy.run_path(path, run_name="__main__")
+    return stopped.value
+
+
 def test_the_scripts_are_found():  # else the test below would pass on none
     assert {"bench.py", "onnx_inference.py", "onnx_agreement.py"} <= set(SCRIPTS)
 
 
 @pytest.mark.parametrize("script", SCRIPTS)
 def test_bench_script_starts(script, monkeypatch, capsys):
-    path = str(ROOT / "bench" / script)
-    monkeypatch.setattr(sys, "argv", [path, "--help"])
-    monkeypatch.setattr(sys, "path", [str(ROOT / "bench"), *sys.path])  # a script's own folder comes first
-    with pytest.raises(SystemExit) as stopped:
-        runpy.run_path(path, run_name="__main__")
-    assert stopped.value.code == 0
+    assert run_as_main(monkeypatch, script, "--help").code == 0
     assert capsys.readouterr().out.startswith("usage: ")
 
 
@@ -35,8 +47,7 @@ def fold(accs: list[float], epoch_s: float = 1.0) -> dict:
 
 
 def test_time_to_accuracy_reads_the_folds_mean_curve(monkeypatch):
-    monkeypatch.setattr(sys, "path", [str(ROOT / "bench"), *sys.path])
-    tta = runpy.run_path(str(ROOT / "bench" / "time_to_accuracy.py"))
+    tta = load(monkeypatch, "time_to_accuracy.py")
     # Neither fold alone decides it: the first fold is at 1.0 from epoch 2, but the mean only
     # passes 0.99 at epoch 3.
     folds = [fold([0.0, 1.0, 1.0], epoch_s=2.0), fold([0.0, 0.96, 0.99], epoch_s=1.0)]
@@ -46,8 +57,7 @@ def test_time_to_accuracy_reads_the_folds_mean_curve(monkeypatch):
 
 
 def test_time_to_accuracy_goal_as_a_cut_from_the_baseline(monkeypatch, capsys):
-    monkeypatch.setattr(sys, "path", [str(ROOT / "bench"), *sys.path])
-    tta = runpy.run_path(str(ROOT / "bench" / "time_to_accuracy.py"))
+    tta = load(monkeypatch, "time_to_accuracy.py")
     summaries = {
         "slow": dict(train_s=110.0, mean_reached=(20, 40.0), per_seed={0: (20, 40.0)}, stuck=0),
         "fast": dict(train_s=20.0, mean_reached=(9, 9.5), per_seed={0: (9, 9.5)}, stuck=0),
@@ -78,15 +88,13 @@ def test_time_to_accuracy_goal_as_a_cut_from_the_baseline(monkeypatch, capsys):
     ],
 )
 def test_time_to_accuracy_refuses_bad_goals_before_training(extra, message, monkeypatch):
-    monkeypatch.setattr(sys, "path", [str(ROOT / "bench"), *sys.path])
-    tta = runpy.run_path(str(ROOT / "bench" / "time_to_accuracy.py"))
+    tta = load(monkeypatch, "time_to_accuracy.py")
     with pytest.raises(SystemExit, match=re.escape(message)):
         tta["main"](["--data", "d", *extra])
 
 
 def test_time_to_accuracy_reports_every_seed_and_fold_and_counts_stuck_ones(monkeypatch, capsys):
-    monkeypatch.setattr(sys, "path", [str(ROOT / "bench"), *sys.path])
-    tta = runpy.run_path(str(ROOT / "bench" / "time_to_accuracy.py"))
+    tta = load(monkeypatch, "time_to_accuracy.py")
     runs = {(0, 0): [0.5, 0.99], (0, 1): [0.6, 1.0], (1, 0): [0.0, 0.0], (1, 1): [0.7, 0.995]}
     results = {}
     for key, accs in runs.items():
@@ -110,16 +118,14 @@ def test_time_to_accuracy_reports_every_seed_and_fold_and_counts_stuck_ones(monk
 
 
 def test_label_audit_lists_only_images_every_run_misreads(monkeypatch):
-    monkeypatch.setattr(sys, "path", [str(ROOT / "bench"), *sys.path])
-    audit = runpy.run_path(str(ROOT / "bench" / "label_audit.py"))
+    audit = load(monkeypatch, "label_audit.py")
     labels = {"a.png": "cdcb3", "b.png": "mxnw4", "c.png": "22222"}
     reads = {"a.png": ["edcb3", "edcb3"], "b.png": ["mxmw4", "mxnw4"], "c.png": ["22222"]}
     assert audit["always_misread"](reads, labels) == {"a.png": ["edcb3", "edcb3"]}  # b: one run read it right
 
 
 def test_onnx_inference_goal_line_is_met_only_at_or_above_the_goal(monkeypatch):
-    monkeypatch.setattr(sys, "path", [str(ROOT / "bench"), *sys.path])
-    bench = runpy.run_path(str(ROOT / "bench" / "onnx_inference.py"))
+    bench = load(monkeypatch, "onnx_inference.py")
     line = bench["goal_line"](2000.0, 2000, 256)
     assert line == "GOAL: >= 2000 images/s batched (batch 256) on ONNX Runtime: 2000, MET"
     assert bench["goal_line"](1999.6, 2000, 256).endswith(": 1999, NOT MET")
@@ -136,12 +142,7 @@ def test_onnx_inference_goal_line_is_met_only_at_or_above_the_goal(monkeypatch):
 )
 def test_bench_script_names_a_missing_input_in_one_line(script, args, error, monkeypatch, capsys, tmp_path):
     monkeypatch.chdir(tmp_path)
-    path = str(ROOT / "bench" / script)
-    monkeypatch.setattr(sys, "argv", [path, *args])
-    monkeypatch.setattr(sys, "path", [str(ROOT / "bench"), *sys.path])
-    with pytest.raises(SystemExit) as stopped:
-        runpy.run_path(path, run_name="__main__")
-    assert stopped.value.code == 2
+    assert run_as_main(monkeypatch, script, *args).code == 2
     assert capsys.readouterr().err.startswith(f"error: {error}")
 
 
@@ -154,10 +155,5 @@ def test_bench_script_names_a_missing_input_in_one_line(script, args, error, mon
     ],
 )
 def test_bench_script_refuses_a_peer_python_that_is_not_there(script, args, monkeypatch, capsys, tmp_path):
-    path = str(ROOT / "bench" / script)
-    monkeypatch.setattr(sys, "argv", [path, *args, str(tmp_path / "python")])
-    monkeypatch.setattr(sys, "path", [str(ROOT / "bench"), *sys.path])
-    with pytest.raises(SystemExit) as stopped:
-        runpy.run_path(path, run_name="__main__")
-    assert stopped.value.code == 2
+    assert run_as_main(monkeypatch, script, *args, str(tmp_path / "python")).code == 2
     assert capsys.readouterr().err.rstrip().endswith(f"python: not an executable: {tmp_path / 'python'}")
