@@ -1,6 +1,7 @@
 """Time to accuracy (DAWNBench-style) of training recipes, k-fold cross-validated, side by side in
 one run: each recipe trains every fold with train.py (one process after another, nothing else
-timed meanwhile), then reads each epoch's val/seq_acc and training time (perf/epoch_s) back from
+timed meanwhile; the recipes take turns, fold by fold, so a drift in the machine's speed over the
+hour falls on each of them alike), then reads each epoch's val/seq_acc and training time (perf/epoch_s) back from
 the runs' TensorBoard events.
 
     .venv/bin/python bench/time_to_accuracy.py --data ../shared/data/captcha_v2 \\
@@ -163,10 +164,14 @@ def main(argv=None) -> None:
     args.out = str(Path(args.out) / time.strftime("%Y-%m-%d_%H-%M-%S"))  # never onto an earlier bench's runs
     when = time.strftime("%Y-%m-%d %H:%M")
     print(f"# time to accuracy on {args.data}, seeds {args.seeds}, folds {folds}, {when}")
+    runs = {name: {} for name in recipes}
+    # Fold by fold, each recipe in turn: a cut measured against a baseline that trained in another
+    # part of the hour would carry the VM's drift (a third within an hour, docs/benchmarks.md).
+    for seed, fold, (name, overrides) in itertools.product(args.seeds, folds, recipes.items()):
+        runs[name][seed, fold] = train_fold(name, overrides, args, seed, fold)
     summaries = {}
     for name, overrides in recipes.items():
-        runs = {(s, f): train_fold(name, overrides, args, s, f) for s in args.seeds for f in folds}
-        results = {key: fold_result(run, args.target) for key, run in runs.items()}
+        results = {key: fold_result(run, args.target) for key, run in runs[name].items()}
         summaries[name] = report(f"{name}: {overrides}", results, args.target)
     print_goals(summaries, args)
 

@@ -117,6 +117,29 @@ def test_time_to_accuracy_reports_every_seed_and_fold_and_counts_stuck_ones(monk
     assert "per seed, its folds' mean: seed 0: epoch 2, 2.0 s; seed 1: never" in out
 
 
+def test_time_to_accuracy_recipes_take_turns_fold_by_fold(monkeypatch, capsys, tmp_path):
+    tta = load(monkeypatch, "time_to_accuracy.py")
+    trained = []
+
+    def train_fold(name, overrides, args, seed, fold):
+        trained.append((name, seed, fold))
+        return f"{name}/{seed}/{fold}"
+
+    def fold_result(run, target):
+        r = fold([0.5, 1.0])
+        return {**r, "seq": 1.0, "char": 1.0, "train_s": 2.0, "wall_s": 3.0, "epochs": 2, "reached": (2, 2.0)}
+
+    names = tta["main"].__globals__  # the functions main() looks up, not run_path's copy of them
+    monkeypatch.setitem(names, "train_fold", train_fold)
+    monkeypatch.setitem(names, "fold_result", fold_result)
+    argv = ["--data", "d", "--recipe", "a=x=1", "--recipe", "b=x=2", "--seeds", "0", "1", "--only-folds", "0", "1"]
+    tta["main"]([*argv, "--out", str(tmp_path)])
+    # Each recipe trains each fold just after the other: the machine's drift falls on both alike.
+    assert trained == [(r, s, f) for s in (0, 1) for f in (0, 1) for r in "ab"]
+    out = capsys.readouterr().out
+    assert out.index("## a: x=1") < out.index("## b: x=2")  # and each recipe's report still in one piece
+
+
 def test_label_audit_lists_only_images_every_run_misreads(monkeypatch):
     audit = load(monkeypatch, "label_audit.py")
     labels = {"a.png": "cdcb3", "b.png": "mxnw4", "c.png": "22222"}
