@@ -4,7 +4,7 @@ import cv2
 import numpy as np
 import pytest
 
-from captcha_lab.data.images import MAX_PIXELS, ImageError, read_image
+from captcha_lab.data.images import MAX_PIXELS, ImageError, read_image, to_pixels
 
 from .image_files import png_header, save
 
@@ -73,3 +73,53 @@ def test_every_image_mode_reads_at_any_size_and_channels(tmp_path, channels):
         assert left.max() <= 12 and right.min() >= (150 if mode in ("1", "I;16") or channels == 1 else 30), mode
     colour = read_image(every_mode(tmp_path, rgb)["RGBA"], (30, 70), 3)
     np.testing.assert_array_equal(colour[0, -1], (230, 200, 40))  # RGB order, not cv2's BGR
+
+
+@pytest.mark.parametrize("mode", ["RGBA", "LA", "P", "RGBA;16"])
+@pytest.mark.parametrize("channels", [1, 3])
+def test_transparent_pixels_read_as_white_background(tmp_path, mode, channels):
+    # Dark-blue text on a transparent background whose colour under the alpha is black, as PIL and
+    # many sites leave it: read as text on white, not as a black image.
+    from PIL import Image
+
+    rgba = np.zeros((50, 200, 4), np.uint8)
+    rgba[10:40, 50:100] = (0, 0, 120, 255)
+    image = Image.fromarray(rgba)
+    path = tmp_path / "2b827.png"
+    if mode == "RGBA;16":  # 16 bits a channel, the same values
+        cv2.imwrite(str(path), cv2.cvtColor(rgba, cv2.COLOR_RGBA2BGRA).astype(np.uint16) * 257)
+    else:
+        image = image.convert(mode)
+        image.save(path)
+    img = read_image(path, channels=channels)
+    assert img[0, 0].min() == 255 and img[20:30, 60:90].max() <= 130  # white around, dark text
+    np.testing.assert_array_equal(to_pixels(image, channels=channels), img)  # as a PIL image: the same
+
+
+def test_half_transparent_pixels_are_painted_over_white(tmp_path):
+    path = tmp_path / "2b827.png"
+    cv2.imwrite(str(path), np.full((50, 200, 4), (0, 0, 0, 128), np.uint8))  # black at half alpha
+    assert np.unique(read_image(path)).tolist() == [127]
+
+
+def test_opaque_rgba_reads_as_cv2s_plain_read(tmp_path):
+    # captcha_v2's RGBA PNGs are all opaque: the models trained on them saw cv2's plain read.
+    arr = save(tmp_path / "2b827.png", "RGBA")
+    np.testing.assert_array_equal(read_image(tmp_path / "2b827.png"), cv2.imread(str(tmp_path / "2b827.png"), 0))
+    assert arr[..., 3].min() == 255
+
+
+def test_exif_orientation_is_ignored_as_for_pil_images(tmp_path):
+    # A JPEG tagged "rotate 90": the file, its bytes and the PIL image read the same 50x200 pixels.
+    from PIL import Image
+
+    rgb = np.full((50, 200, 3), 255, np.uint8)
+    rgb[:, :20] = 0  # a dark band on the left: rotated, it would be at the top or bottom
+    exif = Image.Exif()
+    exif[0x0112] = 6  # Orientation: rotate 90 CW to display
+    path = tmp_path / "2b827.jpg"
+    Image.fromarray(rgb).save(path, exif=exif, quality=95)
+    img = read_image(path)
+    assert img.shape == (50, 200) and img[:, :15].max() <= 40 and img[:, 30:].min() >= 200
+    with Image.open(path) as pil:
+        assert np.abs(to_pixels(pil).astype(int) - img).max() <= 1

@@ -40,22 +40,46 @@ def decode_image(data: bytes | np.ndarray, size: tuple[int, int] = IMAGE_SIZE, c
         raise ImageError("empty file")
     try:  # read only the header first: a decompression bomb is refused before it is decoded
         with PIL.Image.open(io.BytesIO(buf.tobytes())) as header:
-            w, h = header.size
+            (w, h), alpha = header.size, header.mode in ALPHA_MODES or "transparency" in header.info
     except PIL.Image.DecompressionBombError:
         raise ImageError(f"more pixels than the limit of {MAX_PIXELS}") from None
     except (OSError, SyntaxError, ValueError):
         raise ImageError("not a readable image") from None
     if w * h > MAX_PIXELS:
         raise ImageError(f"{w}x{h} pixels is more than the limit of {MAX_PIXELS}")
-    # cv2's grayscale read is what the report used; alpha (all opaque in captcha_v2) is dropped.
-    img = cv2.imdecode(buf, cv2.IMREAD_GRAYSCALE if channels == 1 else cv2.IMREAD_COLOR)
-    if img is None:
-        raise ImageError("not a readable image")
-    if channels == 3:
-        img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+    img = _over_white(buf) if alpha else None
+    if img is not None:
+        img = cv2.cvtColor(img, cv2.COLOR_BGR2GRAY if channels == 1 else cv2.COLOR_BGR2RGB)
+    else:
+        # cv2's grayscale read is what the report used. The EXIF orientation is ignored, as PIL
+        # images (to_pixels) and the header's size (image_size) ignore it.
+        flags = cv2.IMREAD_GRAYSCALE if channels == 1 else cv2.IMREAD_COLOR
+        img = cv2.imdecode(buf, flags | cv2.IMREAD_IGNORE_ORIENTATION)
+        if img is None:
+            raise ImageError("not a readable image")
+        if channels == 3:
+            img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
     if img.shape[:2] != tuple(size):
         img = cv2.resize(img, (size[1], size[0]), interpolation=cv2.INTER_AREA)
     return img
+
+
+ALPHA_MODES = {"RGBA", "LA", "PA", "RGBa", "La"}  # PIL modes with an alpha channel
+
+
+def _over_white(buf: np.ndarray) -> np.ndarray | None:
+    """An image with transparent pixels -> (H, W, 3) uint8 BGR, painted over white, the captchas'
+    background: cv2's plain reads drop alpha and keep the colour under it, often black. None
+    where every pixel is opaque, which the plain read gives as it is (captcha_v2's RGBA)."""
+    img = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)  # (H, W, 4) BGRA, 8 or 16 bits
+    if img is None or img.ndim != 3 or img.shape[2] != 4:
+        return None
+    top = np.iinfo(img.dtype).max
+    if (img[..., 3] == top).all():
+        return None
+    alpha = img[..., 3:].astype(np.float32) / top  # (H, W, 1)
+    bgr = img[..., :3].astype(np.float32) / top * alpha + (1 - alpha)
+    return np.rint(bgr * 255).astype(np.uint8)
 
 
 def read_image(path: str | Path, size: tuple[int, int] = IMAGE_SIZE, channels: int = 1) -> np.ndarray:
