@@ -83,6 +83,27 @@ def test_partial_and_contradictory_labels_files_are_counted_warnings(images, cap
         assert line in caplog.text
 
 
+def test_quoted_csv_fields_and_a_comma_in_the_label(images):
+    folder, _ = images
+    (folder / "labels.csv").write_text('"file","label"\n"1.png","ab,c"\n2.png,d,e\n"3.png",f\n')
+    labels = names(labels_of(folder, sorted(folder.glob("*.png"))))
+    assert labels == {"1.png": "ab,c", "2.png": "d,e", "3.png": "f"}
+
+
+def test_empty_labels_are_skipped_with_a_warning(tmp_path, images, caplog):
+    folder, _ = images
+    (folder / "labels.tsv").write_text("1.png\t12\n2.png\t\n3.png\t 123\n")
+    with caplog.at_level(logging.WARNING):
+        labels = names(labels_of(folder, sorted(folder.glob("*.png"))))
+    assert labels == {"1.png": "12", "3.png": "123"}  # the shortest label stays 2 long
+    assert "skipped 1 file(s) with an empty label: 2.png" in caplog.text
+    prefixed = tmp_path / "p"
+    prefixed.mkdir()
+    for name in ("ab_1.png", "_2.png"):
+        (prefixed / name).write_bytes(b"")
+    assert names(labels_of(prefixed, sorted(prefixed.iterdir()))) == {"ab_1.png": "ab"}
+
+
 def test_unusable_labels_are_one_line_errors(images):
     folder, _ = images
     with pytest.raises(DataError, match=r"data.labels=file: no labels.tsv, labels.txt, labels.csv in "):

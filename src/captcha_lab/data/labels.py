@@ -9,6 +9,7 @@
 `auto` takes a labels file where there is one, else `prefix` where every name has a `_`, else
 `name`."""
 
+import csv
 import logging
 from pathlib import Path
 
@@ -49,6 +50,9 @@ def labels_of(folder: Path, files: list[Path], convention: str = "auto") -> dict
     else:
         labels = {p: p.stem for p in files}
         source = "the file names"
+    # An empty label (`_8868.jpg`, a tab and nothing) would make the shortest label 0 symbols long.
+    warn_skipped("with an empty label", [p.name for p, label in labels.items() if not label])
+    labels = {p: label for p, label in labels.items() if label}
     log.info("labels: from %s, %d images", source, len(labels))
     return labels
 
@@ -89,6 +93,9 @@ def _rows(label_file: Path) -> list[tuple[str, str]]:
         sep = "\t" if "\t" in line else ","
         if sep not in line:
             raise DataError(f"{label_file}:{number}: no tab or comma between file name and label: {line!r}")
-        name, label = line.split(sep, 1)
+        # Comma lines as CSV ("quoted, fields", as spreadsheets write them); a tab line as it is. Not
+        # two fields: an unquoted label holds the separator, and everything after the first is it.
+        fields = next(csv.reader([line])) if sep == "," else []
+        name, label = fields if len(fields) == 2 else line.split(sep, 1)
         rows.append((name.strip(), label.strip()))
     return rows
