@@ -199,6 +199,8 @@ def test_user_errors_are_one_clear_line_and_leave_earlier_runs_alone(make_cfg, t
         ([f"ckpt_path={last}", "data.length=4"], f"error: {last}: trained on another split (data.length=5 there, 4 "
                                                  "here)"),
         (["data.length=abc"], "error: data.length must be an integer, got 'abc'"),
+        (["data.channels=true"], "error: data.channels must be an integer, got True"),
+        (["charset.symbols=23456789"], "error: charset.symbols must be a string, got 23456789: quote digits"),
         (["data.test_fraction=1.5"], "error: data.test_fraction must be in [0, 1), got 1.5"),
         (["data.synthetic=5", f"data.dir={tmp_path}/text"], f"error: {tmp_path}/text holds files not made by"),
         (["data.synthetic=5", f"data.dir={tmp_path}/syn"], f"error: {manifest}: not a"),

@@ -46,6 +46,7 @@ def check_types(hp: dict) -> None:
         "folds",
         "fold",
         "num_workers",
+        "channels",
     ]
     for key in ints + [k for k in ("length", "max_length", "width") if hp[k] is not None]:
         if not isinstance(hp[key], int) or isinstance(hp[key], bool):
@@ -53,6 +54,10 @@ def check_types(hp: dict) -> None:
     for key in ("val_fraction", "test_fraction"):
         if not isinstance(hp[key], int | float) or isinstance(hp[key], bool):
             raise ConfigError(f"data.{key} must be a number, got {hp[key]!r}")
+    if not isinstance(hp["symbols"], str):  # Hydra and YAML read 0123456789 as a number
+        raise ConfigError(
+            f"charset.symbols must be a string, got {hp['symbols']!r}: quote digits, charset.symbols=\"'0123456789'\""
+        )
 
 
 def check_settings(hp: dict) -> None:
