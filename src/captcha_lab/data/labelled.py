@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from captcha_lab.data.charset import PAD, Charset
+from captcha_lab.data.charset import PAD, UNKNOWN, Charset
 from captcha_lab.data.images import IMAGE_SIZE, ImageError, list_images, read_image, to_floats
 from captcha_lab.data.labels import labels_of, warn_skipped
 from captcha_lab.errors import DataError
@@ -35,6 +35,8 @@ class LabelledImages:
 
 
 def _padded(indices: list[int], length: int) -> list[int]:
+    if len(indices) > length:  # a test label longer than any the model reads: a target no read matches
+        return indices[: length - 1] + [UNKNOWN]
     return indices + [PAD] * (length - len(indices))
 
 
@@ -52,7 +54,8 @@ def load_folder(
     """Decode every labelled image of a folder once, at `size` (H, W) and `channels`; `labels` is
     the convention (data.labels), `found` the labels scan_labels already found there. Labels of
     `length` to `max_length` (default: exactly `length`) symbols are kept; `keep_unknown` (a test
-    set) keeps those with symbols outside the charset too, as targets no read can match."""
+    set) keeps every label, those with symbols outside the charset or longer than `max_length`
+    as targets no read can match (so its accuracy counts every image)."""
     max_length = max_length or length
     found = found if found is not None else scan_labels(folder, labels)
     kept = _usable(found, charset, length, max_length, keep_unknown)
@@ -88,18 +91,20 @@ def _usable(
     """The files whose label the charset can write at an allowed length; counted warnings for the rest."""
     bad_chars = [p.name for p, label in labels.items() if charset.unknown(label)]
     bad_length = [p.name for p, t in labels.items() if not length <= len(t) <= max_length]
-    if keep_unknown and bad_chars:
-        log.warning(
-            "%d label(s) hold symbols the model cannot write, scored as misreads: %s",
-            len(bad_chars),
-            ", ".join(bad_chars[:3]) + (", ..." if len(bad_chars) > 3 else ""),
-        )
-        bad_chars = []
+    if keep_unknown:  # a test folder of its own: every image scored, not only those the model can read
+        _warn_scored("hold symbols the model cannot write, scored as misreads", bad_chars)
+        _warn_scored(f"are not {_lengths(length, max_length)} characters long, as the model reads; scored", bad_length)
+        return dict(labels)
     bad_length = [name for name in bad_length if name not in bad_chars]
     warn_skipped("with characters outside the charset", bad_chars)
     warn_skipped(f"whose label is not {_lengths(length, max_length)} characters long", bad_length)
     bad = set(bad_chars) | set(bad_length)
     return {p: label for p, label in labels.items() if p.name not in bad}
+
+
+def _warn_scored(what: str, names: list[str]) -> None:
+    if names:
+        log.warning("%d label(s) %s: %s", len(names), what, ", ".join(names[:3]) + (", ..." if len(names) > 3 else ""))
 
 
 def _lengths(length: int, max_length: int) -> str:
