@@ -1,8 +1,9 @@
 """Charset: labels to indices and back, padding included."""
 
+import pytest
 import torch
 
-from captcha_lab.data.charset import PAD, REPORT36, Charset
+from captcha_lab.data.charset import PAD, REPORT36, UNKNOWN, UNKNOWN_SYMBOL, Charset
 
 SYMBOLS = "2345678bcdefgmnpwxy"
 
@@ -18,3 +19,10 @@ def test_texts_drop_padding_of_shorter_labels():
     charset = Charset(SYMBOLS)
     padded = torch.tensor([charset.encode("2b82") + [PAD], charset.encode("2b827")])
     assert charset.texts(padded) == ["2b82", "2b827"]  # PAD (-1) must not read as the last symbol
+
+
+def test_decode_refuses_padding_and_writes_unknown_symbols():
+    charset = Charset(SYMBOLS)
+    assert charset.decode([0, UNKNOWN]) == "2" + UNKNOWN_SYMBOL
+    with pytest.raises(ValueError, match=r"not symbol indices: \[0, -1\]"):
+        charset.decode([0, PAD])  # not "2y": PAD would index the last symbol

@@ -26,9 +26,9 @@ class Augment(nn.Module):
 
     torchvision's v2 transforms draw one set of parameters per call, and a geometric call per
     image would cost more than the training step, so the geometric part (affine + elastic) is one
-    batched grid_sample with per-image parameters; noise and erasing are v2 transforms per image
-    (cheap). Identity in eval mode; the system applies it in training_step only. Zero turns a
-    part off."""
+    batched grid_sample with per-image parameters; noise (drawn per pixel, over the whole batch in
+    one call) and erasing (one call per image) are v2 transforms, cheap either way. Identity in
+    eval mode; the system applies it in training_step only. Zero turns a part off."""
 
     def __init__(
         self,

@@ -29,7 +29,12 @@ class Charset:
         return [self.symbols.index(c) for c in text]
 
     def decode(self, indices) -> str:
-        return "".join(UNKNOWN_SYMBOL if int(i) == UNKNOWN else self.symbols[int(i)] for i in indices)
+        """Symbol indices -> text, UNKNOWN as UNKNOWN_SYMBOL. PAD (or any other negative index) is
+        refused rather than read as a symbol counted from the end: drop it first (`texts`)."""
+        indices = [int(i) for i in indices]
+        if any(i < 0 and i != UNKNOWN for i in indices):
+            raise ValueError(f"not symbol indices: {indices}")
+        return "".join(UNKNOWN_SYMBOL if i == UNKNOWN else self.symbols[i] for i in indices)
 
     def texts(self, index) -> list[str]:
         """(B, W) symbol indices padded with PAD (decoded reads or targets) -> B strings."""

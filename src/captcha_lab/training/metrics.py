@@ -52,6 +52,6 @@ class CaptchaAccuracy(Metric):
 
 def ckpt_score(seq_acc: torch.Tensor, char_acc: torch.Tensor) -> torch.Tensor:
     """What best.ckpt is chosen by: seq_acc, ties (e.g. all 0 early on) broken by char_acc."""
-    # In float64: in float32 the 1e-6 * char_acc would be lost below seq_acc's last bit once
-    # seq_acc > ~0.06 (float32 steps are 6e-8 near 1), and Lightning keeps the earlier epoch of a tie.
+    # In float64: two epochs' char_acc differ by ~1e-3 or less, so their 1e-6 terms by ~1e-9, below
+    # float32's steps near 1 (6e-8): the tie would stay a tie, and Lightning keeps the earlier epoch.
     return seq_acc.double() + 1e-6 * char_acc.double()
