@@ -1,8 +1,8 @@
 """Time to accuracy (DAWNBench-style) of training recipes, k-fold cross-validated, side by side in
 one run: each recipe trains every fold with train.py (one process after another, nothing else
 timed meanwhile; the recipes take turns, fold by fold, so a drift in the machine's speed over the
-hour falls on each of them alike), then reads each epoch's val/seq_acc and training time (perf/epoch_s) back from
-the runs' TensorBoard events.
+hour falls on each of them alike), then reads each epoch's val/seq_acc and training time
+(perf/epoch_s) back from the runs' TensorBoard events.
 
     .venv/bin/python bench/time_to_accuracy.py --data ../shared/data/captcha_v2 \\
         --recipe now="experiment=best" --recipe fast="experiment=fast"

@@ -10,7 +10,7 @@ import torch
 
 from captcha_lab.data.charset import PAD, UNKNOWN, Charset
 from captcha_lab.data.images import IMAGE_SIZE, ImageError, list_images, read_image, to_floats
-from captcha_lab.data.labels import labels_of, warn_skipped
+from captcha_lab.data.labels import first_names, labels_of, warn_skipped
 from captcha_lab.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -104,7 +104,7 @@ def _usable(
 
 def _warn_scored(what: str, names: list[str]) -> None:
     if names:
-        log.warning("%d label(s) %s: %s", len(names), what, ", ".join(names[:3]) + (", ..." if len(names) > 3 else ""))
+        log.warning("%d label(s) %s: %s", len(names), what, first_names(names))
 
 
 def _lengths(length: int, max_length: int) -> str:

@@ -21,11 +21,15 @@ CONVENTIONS = ("auto", "name", "prefix", "file")
 LABEL_FILES = ("labels.tsv", "labels.txt", "labels.csv")
 
 
+def first_names(names: list[str], shown: int = 5) -> str:
+    """The first few file names, printable in a log, and ", ..." where there are more."""
+    return ", ".join(map(printable, names[:shown])) + (", ..." if len(names) > shown else "")
+
+
 def warn_skipped(reason: str, names: list[str]) -> None:
     """One warning per reason, counting the files and naming the first few."""
     if names:
-        shown = ", ".join(map(printable, names[:5])) + (", ..." if len(names) > 5 else "")
-        log.warning("skipped %d file(s) %s: %s", len(names), reason, shown)
+        log.warning("skipped %d file(s) %s: %s", len(names), reason, first_names(names))
 
 
 def labels_of(folder: Path, files: list[Path], convention: str = "auto") -> dict[Path, str]:
