@@ -109,3 +109,36 @@ def test_a_lone_image_is_read_on_the_event_loop_and_more_on_the_worker_thread():
 def test_settings_are_checked(max_batch, max_wait_s):
     with pytest.raises(ValueError, match="max_batch must be at least 1"):
         Batcher(Net(), max_batch, max_wait_s)
+
+
+def test_a_cancelled_request_is_dropped_from_the_queue_unread():
+    async def main():
+        net = Net()
+        batcher = await started(net, max_batch=64, max_wait_s=10)  # holds the batch for more requests
+        gone = asyncio.ensure_future(batcher.predict([image(1), image(2)]))
+        await asyncio.sleep(0.01)
+        gone.cancel()  # its client went away, or a graceful stop timed out
+        await asyncio.sleep(0.01)
+        queued = batcher.queued()
+        kept = asyncio.ensure_future(batcher.predict([image(3)]))
+        await asyncio.sleep(0.01)
+        await asyncio.wait_for(batcher.stop(), 5)
+        return net, queued, await kept, batcher.images
+
+    net, queued, kept, images = asyncio.run(main())
+    assert queued == 0 and texts(kept) == ["3"]
+    assert net.batches == [1] and images == 1  # the cancelled request's images never reached the net
+
+
+def test_a_stopped_batcher_starts_again_and_one_not_started_says_so():
+    async def main():
+        batcher = Batcher(Net(), 8)
+        with pytest.raises(RuntimeError, match="not started: call start"):
+            await batcher.predict([image(1)])
+        for _ in range(2):  # as a second lifespan of the same app
+            await batcher.start()
+            answer = await batcher.predict([image(1)])
+            await batcher.stop()
+        return answer
+
+    assert texts(asyncio.run(main())) == ["1"]

@@ -46,6 +46,7 @@ class Batcher:
 
     async def start(self) -> None:
         self._arrived = asyncio.Event()
+        self._stopping = False  # the app's lifespan may start it again after a stop
         # One thread: batches run one after the other, each with all of ONNX Runtime's threads.
         self._thread = ThreadPoolExecutor(1, thread_name_prefix="batcher")
         self._task = asyncio.create_task(self._run())
@@ -60,7 +61,9 @@ class Batcher:
 
     async def predict(self, images: Sequence[np.ndarray]) -> list[Prediction]:
         """One prediction per image, in order, from a batch shared with concurrent callers."""
-        if self._stopping or self._task is None:
+        if self._task is None:
+            raise RuntimeError("the batcher is not started: call start() first (the app's lifespan does)")
+        if self._stopping:
             raise Stopped("the server is stopping")
         job = Job(images)
         self._pending.append(job)
@@ -69,7 +72,13 @@ class Batcher:
 
     def queued(self) -> int:
         """Images waiting for a batch."""
-        return sum(len(job.images) for job in self._pending)
+        return sum(len(job.images) for job in self._waiting())
+
+    def _waiting(self) -> deque[Job]:
+        """The queue, less jobs whose callers were cancelled meanwhile (their answer is done)."""
+        if any(job.answer.done() for job in self._pending):
+            self._pending = deque(job for job in self._pending if not job.answer.done())
+        return self._pending
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -95,13 +104,15 @@ class Batcher:
     async def _next_batch(self) -> list[Job]:
         """The next whole jobs of at most `max_batch` images (a larger job alone), oldest first;
         [] once stopping and nothing is left."""
-        while not self._pending:
+        while not self._waiting():
             if self._stopping:
                 return []
             self._arrived.clear()
             await self._arrived.wait()
         if self.max_wait_s > 0:
             await self._fill(asyncio.get_running_loop().time() + self.max_wait_s)
+            if not self._waiting():  # every caller was cancelled during the wait
+                return await self._next_batch()
         jobs = [self._pending.popleft()]
         size = len(jobs[0].images)
         while self._pending and size + len(self._pending[0].images) <= self.max_batch:
