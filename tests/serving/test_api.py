@@ -17,6 +17,7 @@ import pytest
 from captcha_lab.inference.reader import Prediction
 
 from ..conftest import ROOT
+from ..data.image_files import png_header
 from .conftest import LIMITS
 
 
@@ -120,6 +121,8 @@ BAD_REQUESTS = {
         "the body is more than the limit of 200000 bytes",
     ),
     "too many pixels": (files(HUGE), 413, "image 0: 200x200 pixels is more than the limit of 20000"),
+    # A header past PIL's own decompression-bomb check: too large, not unreadable.
+    "bomb": (files(png_header(20_000, 20_000)), 413, "image 0: more pixels than the limit of 20000"),
 }
 
 

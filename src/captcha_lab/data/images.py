@@ -91,12 +91,23 @@ def read_image(path: str | Path, size: tuple[int, int] = IMAGE_SIZE, channels: i
         raise ImageError(f"{path}: cannot be opened ({e.strerror or e})") from None
 
 
-def image_size(path: str | Path) -> tuple[int, int] | None:
-    """(H, W) from the file's header alone, or None where it cannot be read."""
+def header_size(file: str | Path | io.BytesIO) -> tuple[int, int] | None:
+    """(H, W) from the file's header alone, or None where it cannot be read; ImageError where the
+    header claims more pixels than PIL's decompression-bomb check lets it open."""
     try:
-        with PIL.Image.open(path) as header:
+        with PIL.Image.open(file) as header:
             return header.size[::-1]
-    except (OSError, SyntaxError, ValueError, PIL.Image.DecompressionBombError):
+    except PIL.Image.DecompressionBombError:
+        raise ImageError(f"more pixels than the limit of {MAX_PIXELS}") from None
+    except (OSError, SyntaxError, ValueError):
+        return None
+
+
+def image_size(path: str | Path) -> tuple[int, int] | None:
+    """(H, W) from the file's header alone, or None where it cannot be read (a bomb included)."""
+    try:
+        return header_size(path)
+    except ImageError:
         return None
 
 

@@ -15,7 +15,7 @@ from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
 
-from captcha_lab.data.images import ImageError, image_size
+from captcha_lab.data.images import ImageError, header_size
 from captcha_lab.errors import CaptchaLabError, first_line
 from captcha_lab.inference.reader import Reader
 
@@ -138,7 +138,10 @@ def check_sizes(blobs: list[bytes], max_pixels: int) -> int:
     """The images' pixels in all, from their headers alone; RequestError for one over `max_pixels`."""
     total = 0
     for index, blob in enumerate(blobs):
-        size = image_size(io.BytesIO(blob))  # (H, W); None: unreadable, which decode_all names
+        try:
+            size = header_size(io.BytesIO(blob))  # (H, W); None: unreadable, which decode_all names
+        except ImageError:  # over PIL's decompression-bomb limit, far over any max_pixels
+            raise RequestError(TOO_LARGE, f"image {index}: more pixels than the limit of {max_pixels}") from None
         if size is not None and size[0] * size[1] > max_pixels:
             raise RequestError(
                 TOO_LARGE, f"image {index}: {size[1]}x{size[0]} pixels is more than the limit of {max_pixels}"
