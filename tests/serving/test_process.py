@@ -3,6 +3,7 @@ exit status 2), and SIGTERM answers the requests in flight before it exits 0."""
 
 import base64
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -93,6 +94,7 @@ def test_a_missing_export_is_refused_in_one_line(copied_run, serve_cfg, capsys):
         (["port=abc"], "error: port: Value 'abc' of type 'str' could not be converted to Integer"),
         (["port=70000"], "error: port must be in [0, 65535], got 70000"),
         (["batching.max_batch=0"], "error: batching.max_batch must be in [1, 4096], got 0"),
+        (["batching=5"], "error: batching is a group of settings (batching.KEY=VALUE), got 5"),
         (["+limits.max_files=3"], "error: limits.max_files: Key 'max_files' not in 'LimitsConfig'"),
         (["+prot=1"], "error: prot: no such key"),
     ],
@@ -101,6 +103,13 @@ def test_a_bad_config_is_refused_in_one_line(tiny_ckpt, serve_cfg, capsys, overr
     if overrides and not overrides[0].startswith("ckpt_path"):
         overrides = [f"ckpt_path={tiny_ckpt}", *overrides]
     assert refusal(serve_cfg(*overrides), capsys).startswith(message)
+
+
+def test_a_port_in_use_is_refused_in_one_line(tiny_ckpt, serve_cfg, capsys):
+    with socket.create_server(("127.0.0.1", 0)) as taken:  # loopback only
+        port = taken.getsockname()[1]
+        line = refusal(serve_cfg(f"ckpt_path={tiny_ckpt}", f"port={port}"), capsys)
+    assert line.startswith(f"error: port: cannot listen on 127.0.0.1:{port} (Address already in use)")
 
 
 def test_the_script_exits_2_with_one_line_on_a_stale_export(copied_run):

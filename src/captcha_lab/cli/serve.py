@@ -4,6 +4,8 @@ Serves the checkpoint's ONNX export (train.py writes best.onnx beside best.ckpt)
 without importing PyTorch: the config is checked here and turned into serving's plain arguments.
 A missing key, a bad value or a missing, stale or foreign export stops it with one line."""
 
+import os
+import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -63,6 +65,9 @@ RANGES = {
 
 def checked(cfg: DictConfig) -> DictConfig:
     check_keys(cfg, ServeConfig)
+    for section in ("batching", "limits"):  # OmegaConf's merge error for these names no key
+        if section in cfg and not isinstance(cfg[section], DictConfig):
+            raise ConfigError(f"{section} is a group of settings ({section}.KEY=VALUE), got {cfg[section]!r}")
     try:
         cfg = OmegaConf.merge(OmegaConf.structured(ServeConfig), cfg)
     except (ValidationError, ConfigKeyError) as e:  # a wrong type; an unknown key under batching or limits
@@ -77,7 +82,21 @@ def checked(cfg: DictConfig) -> DictConfig:
         value = OmegaConf.select(cfg, key)
         if not low <= value <= high:
             raise ConfigError(f"{key} must be in [{low}, {high}], got {value}")
+    check_address(cfg.host, cfg.port)
     return cfg
+
+
+def check_address(host: str, port: int) -> None:
+    """A host that does not resolve or a port in use: one line naming the key, before the model
+    loads (uvicorn would log its start-up and then exit 3)."""
+    try:
+        with socket.create_server((host, port)):  # SO_REUSEADDR, as uvicorn binds
+            pass
+    except OSError as e:
+        if (e.errno or 0) < 0:  # getaddrinfo's error codes, re-raised by create_server as OSError
+            raise ConfigError(f"host: {host!r} is not an address of this machine") from None
+        reason = os.strerror(e.errno) if e.errno else str(e)  # create_server's own adds the address
+        raise ConfigError(f"port: cannot listen on {host}:{port} ({reason})") from None
 
 
 def settings(cfg: DictConfig) -> Settings:
