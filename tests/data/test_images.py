@@ -1,10 +1,12 @@
 """Image decoding: any mode and size to 50x200 grayscale; bad files refused by name."""
 
+import io
+
 import cv2
 import numpy as np
 import pytest
 
-from captcha_lab.data.images import MAX_PIXELS, ImageError, read_image, to_pixels
+from captcha_lab.data.images import MAX_PIXELS, ImageError, decode_image, quiet_opencv, read_image, to_pixels
 
 from .image_files import png_header, save
 
@@ -123,3 +125,16 @@ def test_exif_orientation_is_ignored_as_for_pil_images(tmp_path):
     assert img.shape == (50, 200) and img[:, :15].max() <= 40 and img[:, 30:].min() >= 200
     with Image.open(path) as pil:
         assert np.abs(to_pixels(pil).astype(int) - img).max() <= 1
+
+
+def test_quiet_opencv_leaves_a_truncated_file_to_our_own_error(capfd):
+    # OpenCV's own "[ERROR] ... imdecode_: can't read data" would repeat ImageError, and in a
+    # server's log read as the server's error. capfd: OpenCV writes to the file descriptor.
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (200, 50)).save(buffer, "BMP")
+    quiet_opencv()
+    with pytest.raises(ImageError, match="not a readable image"):
+        decode_image(buffer.getvalue()[:300])
+    assert "imdecode" not in capfd.readouterr().err

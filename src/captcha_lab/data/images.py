@@ -15,9 +15,12 @@ from captcha_lab.errors import DataError
 
 def quiet_opencv() -> None:
     """For the command-line entry points: an unreadable file is reported once, by name, in our
-    own warning (labelled.load_folder) or error (predict.py); OpenCV's "[ WARN ] ... PNG input
-    buffer is incomplete" only repeats it. Process-wide, hence not done on import."""
-    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+    own warning (labelled.load_folder), error (predict.py) or answer (serve.py); OpenCV's
+    "[ WARN ] ... PNG input buffer is incomplete" or "[ERROR] ... imdecode_: can't read data" (a
+    truncated BMP) only repeats it, and in a server's log reads as the server's own error. Every
+    failure of a read shows as its None result, so nothing is lost. Process-wide, hence not done
+    on import."""
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
 
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
