@@ -227,6 +227,11 @@ def test_expand_inputs_order_and_errors(tmp_path, tiny_dir):
         expand_inputs(str(tmp_path))
     with pytest.raises(InputError, match="no file, folder or glob match"):
         expand_inputs(str(tmp_path / "missing.png"))
+    (tmp_path / "notes.txt").write_text("not an image")
+    (tmp_path / "a.png").write_bytes(files[0].read_bytes())
+    assert expand_inputs(str(tmp_path / "*")) == [tmp_path / "a.png"]  # as a folder: images only
+    with pytest.raises(InputError, match=r"input: 1 files match .*\*.txt, none an image \(.bmp, "):
+        expand_inputs(str(tmp_path / "*.txt"))
 
 
 def tiny_net() -> CRNN:
@@ -264,9 +269,9 @@ def predict_cfg(files, **keys):
         ("images", "best.ckpt", "not a .csv file name"),  # e.g. a run's checkpoint or metrics.json
         ("image", "in/a.png", "not a .csv file name"),
         ("images", "link.csv", "the checkpoint"),  # a symlink to it
-        ("image", "a.csv", "the input image"),  # a hard link to the one input file
-        ("image", "in/../a.csv", "the input image"),  # by another spelling
-        ("images", "hard.csv", "the input image"),  # a hard link to a folder's image
+        ("image", "a.csv", "the input "),  # a hard link to the one input file
+        ("image", "in/../a.csv", "the input "),  # by another spelling
+        ("images", "hard.csv", "the input "),  # a hard link to a folder's image
     ],
 )
 def test_output_that_is_no_csv_or_the_checkpoint_or_an_input_is_refused(files, capsys, input_key, output, named):

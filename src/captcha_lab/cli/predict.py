@@ -21,7 +21,7 @@ from captcha_lab import atomic
 from captcha_lab.cli.exits import user_errors
 from captcha_lab.cli.process import set_up_for_job
 from captcha_lab.cli.validation import check_checkpoint_file, check_keys, require, require_at_least_one
-from captcha_lab.data.images import list_images, printable
+from captcha_lab.data.images import IMAGE_SUFFIXES, list_images, printable
 from captcha_lab.errors import CaptchaLabError, ConfigError, DataError, first_line
 from captcha_lab.inference.onnx_format import missing_export, onnx_path
 from captcha_lab.inference.reader import BATCH_SIZE, Prediction, Reader
@@ -85,7 +85,7 @@ def check_output(output: str, ckpt_path: str, inputs: Sequence[Path]) -> None:
         target = os.stat(output)
     except OSError:  # not there yet: neither the checkpoint (it must exist) nor an input with data to lose
         return
-    for path, what in [(ckpt_path, "the checkpoint (ckpt_path)"), *((p, f"the input image {p}") for p in inputs)]:
+    for path, what in [(ckpt_path, "the checkpoint (ckpt_path)"), *((p, f"the input {p}") for p in inputs)]:
         try:
             same = os.path.samestat(target, os.stat(path))
         except OSError:  # a broken link among the inputs: not the existing output
@@ -108,7 +108,8 @@ def check_device(device: str) -> None:
 
 
 def expand_inputs(spec: str) -> list[Path]:
-    """A file, a folder (its images, sorted) or a glob pattern (matches, sorted)."""
+    """A file, a folder (its images, sorted) or a glob pattern (its image files, sorted: as for
+    a folder, `dir/*` leaves out a notes.txt or an earlier run's predictions.csv)."""
     path = Path(spec)
     if path.is_file():
         return [path]
@@ -120,7 +121,11 @@ def expand_inputs(spec: str) -> list[Path]:
     matches = sorted(Path(p) for p in glob.glob(spec, recursive=True) if Path(p).is_file())
     if not matches:
         raise InputError(f"input: no file, folder or glob match for {spec}")
-    return matches
+    images = [p for p in matches if p.suffix.lower() in IMAGE_SUFFIXES]
+    if not images:
+        suffixes = ", ".join(sorted(IMAGE_SUFFIXES))
+        raise InputError(f"input: {len(matches)} files match {spec}, none an image ({suffixes})")
+    return images
 
 
 def run(cfg: DictConfig) -> int:
