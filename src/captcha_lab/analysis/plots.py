@@ -46,7 +46,7 @@ def plot_run(run_dir: str | Path) -> list[Path]:
     loss = {k: h.get(k, {}) for k in ("train/loss", "val/loss")}
     acc = {k: h.get(k, {}) for k in ("train/char_acc", "val/char_acc", "train/seq_acc", "val/seq_acc")}
     written = [
-        _plot(run_dir / "loss.png", "loss vs epoch", "cross-entropy", loss),
+        _plot(run_dir / "loss.png", "loss vs epoch", "loss", loss),
         _plot(run_dir / "accuracy.png", "accuracy vs epoch", "accuracy", acc),
     ]
     return [p for p in written if p is not None]

@@ -84,7 +84,9 @@ def serve(
         with stop_signals_handled_by(server.handle_exit):
             server.run()
     else:  # uvicorn's supervisor handles the signals, stopping each worker as above
+        del app  # checked; each worker builds its own, and this one would sit idle in memory
         os.environ[SETTINGS_VARIABLE] = settings.to_json()
+        # Here a signal before the supervisor takes them is ignored (the handler does nothing).
         with stop_signals_handled_by(lambda *_: None):
             uvicorn.run(f"{__name__}:{app_from_environment.__name__}", factory=True, workers=workers, **options)
 
@@ -94,7 +96,7 @@ def stop_signals_handled_by(handler: Callable[[int, FrameType | None], None]) ->
     """uvicorn takes SIGTERM and SIGINT while it serves, and afterwards raises the signal again
     for the handler that was there before it: the default one would end the process by the
     signal (status 143, or a KeyboardInterrupt) after a clean stop. With `handler` there instead,
-    a signal before uvicorn takes them stops the server too, and the one after is harmless."""
+    the one after is harmless, and a signal before uvicorn takes them does what `handler` does."""
     stops = (signal.SIGTERM, signal.SIGINT)
     before = {sig: signal.signal(sig, handler) for sig in stops}
     try:
