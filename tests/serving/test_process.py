@@ -6,6 +6,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from unittest import mock
@@ -22,11 +23,14 @@ from .conftest import Served
 
 
 def test_sigterm_answers_the_requests_in_flight_then_exits_0(tiny_ckpt, reader, images, tmp_path):
-    # Batches wait up to 1 s for more requests: the four below are still queued at SIGTERM.
+    # Batches wait up to 1 s for more requests: the four below, sent together, are still queued
+    # at SIGTERM.
     served = Served(tiny_ckpt, tmp_path / "serve.log", "batching.max_wait_ms=1000")
+    together = threading.Barrier(4)
 
     def send(blob: bytes) -> httpx.Response:
         with httpx.Client(base_url=served.url, timeout=30) as client:
+            together.wait(timeout=20)
             return client.post("/predict", json={"images": [base64.b64encode(blob).decode()]})
 
     with ThreadPoolExecutor(4) as pool:
@@ -48,6 +52,8 @@ def serve_cfg():
 
     def make(*overrides: str):
         GlobalHydra.instance().clear()
+        if not any(o.startswith("port=") for o in overrides):  # not serve.yaml's 8000: it may be taken
+            overrides = ("port=0", *overrides)
         with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
             return compose("serve", overrides=list(overrides))
 
