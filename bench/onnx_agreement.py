@@ -23,9 +23,9 @@ def main() -> None:
     parser.add_argument("checkpoint")
     parser.add_argument("data", nargs="?", default=str(ROOT.parent / "shared" / "data" / "captcha_v2"))
     args = parser.parse_args()
-    paths = list_images(args.data)
     with tempfile.TemporaryDirectory() as tmp:
-        onnx = export(args.checkpoint, Path(tmp) / "net.onnx")
+        onnx = export(args.checkpoint, Path(tmp) / "net.onnx")  # a missing checkpoint named first
+        paths = list_images(args.data)
         ours = [p for _, p in Predictor.from_checkpoint(args.checkpoint).predict_files(paths)]
         theirs = [p for _, p in OnnxPredictor.from_file(onnx, checkpoint=args.checkpoint).predict_files(paths)]
     # Unreadable images are errors on both sides alike (tests/test_onnx.py): left out.
