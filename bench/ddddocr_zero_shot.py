@@ -15,7 +15,7 @@ import argparse
 import statistics
 import subprocess
 
-from _args import executable
+from _args import executable, package_version
 
 from captcha_lab.data.datamodule import CaptchaDataModule
 
@@ -71,6 +71,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> None:
     args = parse_args(argv)
+    package_version(args.ddddocr_python, "ddddocr")  # installed there: else one line now, not mid-run
     folds = args.only_folds if args.only_folds else list(range(args.folds))
     splits = {fold: validation_images(args, fold) for fold in folds}
     symbols = "".join(sorted(set("".join(t for _, truths in splits.values() for t in truths))))
@@ -95,4 +96,7 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from captcha_lab.cli.exits import user_errors
+
+    with user_errors():  # a missing data folder: one line, exit 2
+        main()

@@ -22,7 +22,6 @@ import argparse
 import asyncio
 import base64
 import json
-import re
 import statistics
 import subprocess
 import sys
@@ -30,7 +29,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _args import executable
+from _args import executable, existing_file, package_version
 from _loopback import Server, load
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -233,9 +232,8 @@ def ours(ckpt: str, requests: list, truths: list[str], picks: list[int], images:
     return rows, mix, stopped
 
 
-def ddddocr(python: str, requests: list, truths: list[str], logs: Path) -> list[dict]:
-    version = subprocess.run([python, "-m", "pip", "show", "ddddocr"], capture_output=True, text=True).stdout
-    name = f"ddddocr {re.search(r'Version: (.+)', version).group(1)} api"
+def ddddocr(python: str, version: str, requests: list, truths: list[str], logs: Path) -> list[dict]:
+    name = f"ddddocr {version} api"
     command = [python, "-m", "ddddocr", "api", "--host", "127.0.0.1", "--port", "0", "--show-ad", "false"]
     server = Server(name, command, logs / "ddddocr")
     try:
@@ -248,7 +246,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__.splitlines()[0], epilog=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("ckpt", help="a run's best.ckpt, with its best.onnx beside it")
+    parser.add_argument("ckpt", type=existing_file, help="a run's best.ckpt, with its best.onnx beside it")
     parser.add_argument(
         "--ddddocr-python", type=executable, help="python of a venv with ddddocr[api]; without: serve.py alone"
     )
@@ -259,6 +257,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.in_process:
         return in_process(args.ckpt, [int(b) for b in args.in_process.split(",")])
+    peer = package_version(args.ddddocr_python, "ddddocr") if args.ddddocr_python else None
     ckpt, logs = str(Path(args.ckpt).resolve()), Path(tempfile.mkdtemp(prefix="serve_load_"))
     images, truths, what = labelled_images(ckpt, args.data)
     picks = [i % len(images) for i in range(args.requests)]
@@ -266,11 +265,14 @@ def main() -> None:
     requests = [("/predict", as_json({"images": [t]})) for t in texts]
     rows, mix, stopped = ours(ckpt, requests, truths, picks, images, logs, args.mixed)
     if args.ddddocr_python:
-        rows += ddddocr(args.ddddocr_python, [("/ocr", as_json({"image": t})) for t in texts], truths, logs)
+        rows += ddddocr(args.ddddocr_python, peer, [("/ocr", as_json({"image": t})) for t in texts], truths, logs)
     rates = reference(ckpt, [images[i] for i in sorted(set(picks))], [32, 256])  # serve.py's max_batch, predict.py's
     report(what, args.requests, rows, rates)
     goals(rows, rates, mix, stopped)
 
 
 if __name__ == "__main__":
-    main()
+    from captcha_lab.cli.exits import user_errors
+
+    with user_errors():  # a missing export or data folder: one line, exit 2
+        main()

@@ -178,5 +178,18 @@ def test_bench_script_names_a_missing_input_in_one_line(script, args, error, mon
     ],
 )
 def test_bench_script_refuses_a_peer_python_that_is_not_there(script, args, monkeypatch, capsys, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "x.ckpt").write_bytes(b"")  # there: the peer's Python is what is missing
     assert run_as_main(monkeypatch, script, *args, str(tmp_path / "python")).code == 2
     assert capsys.readouterr().err.rstrip().endswith(f"python: not an executable: {tmp_path / 'python'}")
+
+
+def test_peer_benches_refuse_a_missing_checkpoint_or_a_peer_without_ddddocr(monkeypatch, capsys, tmp_path):
+    # Before the minutes of measuring: not a traceback when the peer's turn comes.
+    assert run_as_main(monkeypatch, "serve_load.py", str(tmp_path / "none.ckpt")).code == 2
+    assert capsys.readouterr().err.rstrip().endswith(f"argument ckpt: no such file: {tmp_path / 'none.ckpt'}")
+    (tmp_path / "best.ckpt").write_bytes(b"")
+    no_ddddocr = f"error: ddddocr is not installed for {sys.executable}"  # the project's venv: never a dependency
+    peer = ["--ddddocr-python", sys.executable]
+    assert run_as_main(monkeypatch, "serve_load.py", str(tmp_path / "best.ckpt"), *peer).code == no_ddddocr
+    assert run_as_main(monkeypatch, "ddddocr_zero_shot.py", "--data", str(tmp_path), *peer).code == no_ddddocr
