@@ -37,6 +37,15 @@ def test_epoch_timer_counts_the_checkpoints_written_after_it(tmp_path):
     assert min(timer.times) >= 0.2
 
 
+def test_epoch_timer_steady_state_is_the_median_after_the_first_epoch():
+    timer = EpochTimer()
+    assert timer.steady_state is None  # nothing timed
+    timer.times = [9.0]
+    assert timer.steady_state == 9.0  # one epoch: itself
+    timer.times = [9.0, 1.0, 5.0, 2.0]  # the first pays the one-off warm-up; left out
+    assert timer.steady_state == 2.0
+
+
 def test_best_checkpoint_carries_its_best_over_a_resume_into_another_dir(tmp_path, caplog):
     earlier, here = tmp_path / "run1" / "checkpoints", tmp_path / "run2" / "checkpoints"
     earlier.mkdir(parents=True)
