@@ -72,6 +72,17 @@ def _report_trunk(activation: str, in_channels: int) -> nn.Sequential:
     )
 
 
+def _check_arguments(head_activation, fused, hidden, dropout, image_size, in_channels) -> None:
+    """A ValueError naming the bad argument, before any layer is built."""
+    if head_activation not in HEAD_ACTIVATIONS:
+        raise ValueError(f"head_activation must be one of {HEAD_ACTIVATIONS}, got {head_activation!r}")
+    if not isinstance(fused, bool):
+        raise ValueError(f"fused must be true or false, got {fused!r}")
+    check_range("hidden", hidden, 1, integer=True)
+    check_range("dropout", dropout, 0, 1)
+    check_image(image_size, in_channels)
+
+
 class ReportCNN(PerPosition, CaptchaNet):
     """The report's net: conv16-pool, conv32-pool, conv32-BN-pool, flatten, one dense head per
     character. 'same' convs and ceil-mode pooling give 50x200 -> 25x100 -> 13x50 -> 7x25.
@@ -94,24 +105,11 @@ class ReportCNN(PerPosition, CaptchaNet):
         min_length: int | None = None,  # train.py passes every net the shortest label; this one reads `length`
     ):
         super().__init__()
-        if head_activation not in HEAD_ACTIVATIONS:
-            raise ValueError(f"head_activation must be one of {HEAD_ACTIVATIONS}, got {head_activation!r}")
-        if not isinstance(fused, bool):
-            raise ValueError(f"fused must be true or false, got {fused!r}")
-        check_range("hidden", hidden, 1, integer=True)
-        check_range("dropout", dropout, 0, 1)
-        check_image(image_size, in_channels)
+        _check_arguments(head_activation, fused, hidden, dropout, image_size, in_channels)
         self.spec = dict(
-            kind="report_cnn",
-            num_classes=num_classes,
-            length=length,
-            activation=activation,
-            dropout=dropout,
-            hidden=hidden,
-            head_activation=head_activation,
-            image_size=list(image_size),
-            in_channels=in_channels,
-        )
+            kind="report_cnn", num_classes=num_classes, length=length, activation=activation, dropout=dropout,
+            hidden=hidden, head_activation=head_activation, image_size=list(image_size), in_channels=in_channels,
+        )  # fmt: skip
         self.head_activation = head_activation
         self.fuse_relu = activation == "relu"
         self.use_kernels(fused)
