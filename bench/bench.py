@@ -145,6 +145,7 @@ VARIANTS = {
     "ours": ("captcha-lab", ()),
     "fused_off": ("captcha-lab, model.fused=false (PyTorch's ops for the first block)", ("model.fused=false",)),
     "bf16": ("captcha-lab, trainer.precision=bf16-mixed (opt-in)", ("trainer.precision=bf16-mixed",)),
+    "sync_ckpt": ("captcha-lab, checkpoints written in the training thread", ("~trainer.plugins",)),
 }
 
 
