@@ -41,13 +41,10 @@ def decode_image(data: bytes | np.ndarray, size: tuple[int, int] = IMAGE_SIZE, c
     buf = np.frombuffer(data, np.uint8) if isinstance(data, bytes) else data
     if buf.size == 0:
         raise ImageError("empty file")
-    try:  # read only the header first: a decompression bomb is refused before it is decoded
-        with PIL.Image.open(io.BytesIO(buf.tobytes())) as header:
-            (w, h), alpha = header.size, header.mode in ALPHA_MODES or "transparency" in header.info
-    except PIL.Image.DecompressionBombError:
-        raise ImageError(f"more pixels than the limit of {MAX_PIXELS}") from None
-    except (OSError, SyntaxError, ValueError):
-        raise ImageError("not a readable image") from None
+    header = _header(io.BytesIO(buf.tobytes()))  # first: a decompression bomb is refused undecoded
+    if header is None:
+        raise ImageError("not a readable image")
+    (h, w), alpha = header
     if w * h > MAX_PIXELS:
         raise ImageError(f"{w}x{h} pixels is more than the limit of {MAX_PIXELS}")
     img = _over_white(buf) if alpha else None
@@ -94,16 +91,23 @@ def read_image(path: str | Path, size: tuple[int, int] = IMAGE_SIZE, channels: i
         raise ImageError(f"{path}: cannot be opened ({e.strerror or e})") from None
 
 
-def header_size(file: str | Path | io.BytesIO) -> tuple[int, int] | None:
-    """(H, W) from the file's header alone, or None where it cannot be read; ImageError where the
-    header claims more pixels than PIL's decompression-bomb check lets it open."""
+def _header(file: str | Path | io.BytesIO) -> tuple[tuple[int, int], bool] | None:
+    """(H, W) and whether it has alpha, from the file's header alone; None where it cannot be
+    read; ImageError where it claims more pixels than PIL's decompression-bomb check opens."""
     try:
         with PIL.Image.open(file) as header:
-            return header.size[::-1]
+            return header.size[::-1], header.mode in ALPHA_MODES or "transparency" in header.info
     except PIL.Image.DecompressionBombError:
         raise ImageError(f"more pixels than the limit of {MAX_PIXELS}") from None
     except (OSError, SyntaxError, ValueError):
         return None
+
+
+def header_size(file: str | Path | io.BytesIO) -> tuple[int, int] | None:
+    """(H, W) from the file's header alone, or None where it cannot be read; ImageError where the
+    header claims more pixels than PIL's decompression-bomb check lets it open."""
+    header = _header(file)
+    return None if header is None else header[0]
 
 
 def image_size(path: str | Path) -> tuple[int, int] | None:
