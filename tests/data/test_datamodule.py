@@ -1,5 +1,6 @@
 """The data module: seeded splits, a test folder, empty splits refused, one synthetic set per sweep."""
 
+import logging
 from pathlib import Path
 
 import pytest
@@ -40,6 +41,15 @@ def test_datamodule_test_dir_replaces_held_out_fraction(tiny_dir, test_set):
     assert {k: len(v) for k, v in dm.splits.items()} == {"test": 10, "val": 16, "train": 64}
     x, y = next(iter(dm.train_dataloader()))
     assert x.shape == (8, 1, 50, 200) and x.dtype == torch.float32 and y.shape == (8, 5)
+
+
+def test_test_dir_equal_to_dir_is_scored_with_a_warning(tiny_dir, caplog):
+    # bench.py scores the training folder, as the report's Keras script does; a user is told so.
+    dm = CaptchaDataModule(dir=str(tiny_dir), test_dir=f"{tiny_dir}/.", batch_size=8)
+    with caplog.at_level(logging.WARNING):
+        dm.setup("fit")
+    assert len(dm.splits["test"]) == 80
+    assert f"data.test_dir is {tiny_dir}, the folder it trains on" in caplog.text
 
 
 def test_replace_test_keeps_train_and_val_as_split_with_the_held_out_test(tiny_dir, test_set, tmp_path):

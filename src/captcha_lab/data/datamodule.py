@@ -228,6 +228,8 @@ class CaptchaDataModule(L.LightningDataModule):
         idx = split_indices(len(data), hp.seed, hp.val_fraction, test_fraction, hp.folds, hp.fold)
         self.splits = {name: data.subset(i) for name, i in idx.items()}
         if hp.test_dir:
+            if Path(hp.test_dir).resolve() == Path(folder).resolve():  # as the report's Keras script scores
+                log.warning("data.test_dir is %s, the folder it trains on: test/ scores its training images", folder)
             self.splits["test"] = self._read(hp.test_dir, test=True)
         if len(self.splits["train"]) == 0:
             raise DataError(f"{folder}: {len(data)} usable images leave none for training")
