@@ -15,6 +15,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import OmegaConf, open_dict
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from captcha_lab.analysis.evaluate import MISSING
 from captcha_lab.cli.evaluate import evaluate, run_datamodule
 from captcha_lab.cli.train import train
 from captcha_lab.data.charset import CAPTCHA_V2
@@ -117,11 +118,18 @@ def test_eval_into_a_dir_holding_a_run_is_refused(tiny_eval, tiny_run):
 def test_eval_separate_test_dir(tmp_path, tiny_run, tiny_dir):
     test_dir = tmp_path / "test"
     test_dir.mkdir()
-    for p in sorted(tiny_dir.glob("*.png"))[:6]:
+    images = sorted(tiny_dir.glob("*.png"))
+    for p in images[:6]:
         shutil.copy(p, test_dir)
+    # A label one symbol short: the 5-head net reads 5, so it is a misread, not an error.
+    short = images[6].stem[:4]
+    shutil.copy(images[6], test_dir / f"{short}.png")
     eval_job(tmp_path / "e", f"ckpt_path={tiny_run / 'checkpoints' / 'best.ckpt'}", f"data.test_dir={test_dir}")
+    result = json.loads((tmp_path / "e" / "eval.json").read_text())
     # The run's own train/val (58/14 of the 80, its 8 test images held out), not the folder split anew.
-    assert json.loads((tmp_path / "e" / "eval.json").read_text())["sizes"] == {"train": 58, "val": 14, "test": 6}
+    assert result["sizes"] == {"train": 58, "val": 14, "test": 7}
+    assert short in {m["true"] for m in result["misread"]}
+    assert result["confusion_labels"][-1] == MISSING
 
 
 @pytest.mark.slow

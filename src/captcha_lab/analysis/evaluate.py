@@ -151,8 +151,11 @@ def analyse(
     symbols = system.charset.symbols
     truths = system.charset.texts(data.targets)  # shorter labels are padded with PAD
     preds = read_texts(system, data.images, batch_size)
-    rows, confusion = char_scores(symbols, truths, preds, missing=system.net.variable_length)
-    labels = confusion_labels(symbols, system.net.variable_length)
+    # Fixed heads read their label's length, but a test folder (data.test_dir) keeps labels of
+    # other lengths, scored as misreads: their positions then count against MISSING too.
+    missing = system.net.variable_length or any(len(t) != len(p) for t, p in zip(truths, preds, strict=True))
+    rows, confusion = char_scores(symbols, truths, preds, missing=missing)
+    labels = confusion_labels(symbols, missing)
     write_char_csvs(out_dir, labels, rows, confusion)
     figures = {
         "confusion_matrix": confusion_figure(labels, confusion, f"{analysis_split}: characters"),
