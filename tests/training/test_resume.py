@@ -1,5 +1,6 @@
 """Resume checks (ckpt_path=): the checkpoint must fit the system and split the same images."""
 
+import logging
 import shutil
 
 import pytest
@@ -8,7 +9,7 @@ import torch
 from captcha_lab.cli.train import build, init_weights
 from captcha_lab.data.datamodule import CaptchaDataModule
 from captcha_lab.models.checkpoint import CheckpointError
-from captcha_lab.training.resume import check_resumable
+from captcha_lab.training.resume import check_resumable, init_overlap
 
 from ..models.fake_checkpoints import fake_checkpoint
 
@@ -37,6 +38,23 @@ def test_resuming_on_another_split_is_a_clear_error(make_cfg, tmp_path):
     assert resumable(num_workers=2) == 0
 
 
+def test_ckpt_init_from_a_run_that_split_the_folder_otherwise_warns(make_cfg, tmp_path, caplog):
+    # A warm start may fine-tune on the same images, but seed 1's val and test then hold images
+    # that seed 0's weights trained on: its scores would read better than they are.
+    datamodule, system, _ = build(make_cfg())
+    path, data = fake_checkpoint(make_cfg, tmp_path / "run.ckpt"), dict(datamodule.hparams)
+    torch.save({**torch.load(path, weights_only=True), "datamodule_hyper_parameters": data}, path)
+    ckpt = torch.load(path, weights_only=True)
+    assert init_overlap(path, ckpt, CaptchaDataModule(**{**data, "batch_size": 8})) is None  # the same split
+    other = shutil.copytree(data["dir"], tmp_path / "other")
+    assert init_overlap(path, ckpt, CaptchaDataModule(**{**data, "dir": str(other)})) is None  # other images
+    reseeded = CaptchaDataModule(**{**data, "seed": 1})
+    assert init_overlap(path, ckpt, reseeded).endswith(" otherwise (data.seed=0 there, 1 here)")
+    with caplog.at_level(logging.WARNING):
+        init_weights(system.net, str(path), reseeded)
+    assert "val/ and test/ scores may count images those weights trained on" in caplog.text
+
+
 def test_resuming_after_the_folder_changed_is_a_clear_error(make_cfg, tmp_path, tiny_dir):
     # Same settings, one image fewer: every split reshuffles, and test images would be trained on.
     folder = tmp_path / "captchas"
@@ -61,14 +79,14 @@ def test_resuming_after_the_folder_changed_is_a_clear_error(make_cfg, tmp_path, 
 
 def test_a_crnn_checkpoint_from_before_min_length_still_resumes_and_initialises(make_cfg, tmp_path):
     # min_length changes how reads are held, not the weights (models.base.READING_KEYS).
-    _, system, _ = build(make_cfg("model=crnn", "model.rnn=none"))
+    datamodule, system, _ = build(make_cfg("model=crnn", "model.rnn=none"))
     assert system.hparams["net_spec"]["min_length"] == 5
     hparams = dict(system.hparams)
     hparams["net_spec"] = {k: v for k, v in hparams["net_spec"].items() if k != "min_length"}
     path = tmp_path / "old.ckpt"
     torch.save({"hyper_parameters": hparams, "state_dict": system.state_dict()}, path)
     assert check_resumable(path, system) == 0
-    init_weights(system.net, str(path), system.hparams["symbols"])
+    init_weights(system.net, str(path), datamodule)
     _, other, _ = build(make_cfg("model=crnn", "model.hidden=64"))
     with pytest.raises(CheckpointError, match="model.hidden=128 there, 64 here"):
         check_resumable(path, other)

@@ -24,10 +24,10 @@ from captcha_lab.cli.jobs import job_errors, log_summary, make
 from captcha_lab.cli.process import set_up_for_job
 from captcha_lab.errors import ConfigError
 from captcha_lab.models.base import weights_spec
-from captcha_lab.models.checkpoint import load_net
+from captcha_lab.models.checkpoint import net_and_hparams, read_checkpoint
 from captcha_lab.training.callbacks import EpochTimer, RankSeed
 from captcha_lab.training.eval_weights import has_eval_weights
-from captcha_lab.training.resume import check_resumable
+from captcha_lab.training.resume import check_resumable, init_overlap
 from captcha_lab.training.system import CaptchaSystem
 
 log = logging.getLogger("captcha_lab")
@@ -98,15 +98,18 @@ def flat_hparams(cfg: DictConfig) -> dict[str, Any]:
     return params
 
 
-def init_weights(net, path: str, symbols: str) -> None:
+def init_weights(net, path: str, datamodule) -> None:
     """Start from the weights of a trained checkpoint (e.g. pretrained on data=synthetic); the
     optimizer, schedule and epoch count start afresh, unlike ckpt_path's resume. Its alphabet must
     be this run's, order included: each output class stands for a symbol."""
-    source, _ = load_net(path, symbols=symbols)
+    ckpt = read_checkpoint(path)
+    source, _ = net_and_hparams(path, ckpt, symbols=datamodule.charset.symbols)
     if weights_spec(source.spec) != weights_spec(net.spec):  # how each reads may differ
         raise ConfigError(f"ckpt_init: {path} holds a different net ({source.spec}), not {net.spec}")
     net.load_state_dict(source.state_dict())
     log.info("initialized weights from %s", path)
+    if why := init_overlap(path, ckpt, datamodule):  # allowed: fine-tuning on the same images is a choice
+        log.warning("ckpt_init: %s: val/ and test/ scores may count images those weights trained on", why)
 
 
 def check_factories(net, optimizer, scheduler) -> None:
@@ -145,7 +148,7 @@ def build(cfg: DictConfig):
     )
     check_net_fits(cfg, net, datamodule)
     if cfg.ckpt_init is not None:
-        init_weights(net, cfg.ckpt_init, datamodule.charset.symbols)
+        init_weights(net, cfg.ckpt_init, datamodule)
     optimizer = make("optimizer", cfg.optimizer)
     scheduler = make("scheduler", cfg.scheduler) if cfg.scheduler else None
     check_factories(net, optimizer, scheduler)

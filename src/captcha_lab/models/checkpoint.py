@@ -71,7 +71,13 @@ def load_net_and_hparams(
     kind: str | None = None,
 ) -> tuple[CaptchaNet, dict[str, Any]]:
     """load_net, with the system's hyper-parameters (symbols, label_smoothing, net_spec)."""
-    ckpt = read_checkpoint(path, map_location)
+    return net_and_hparams(path, read_checkpoint(path, map_location), symbols, kind)
+
+
+def net_and_hparams(
+    path: str | Path, ckpt: dict[str, Any], symbols: str | None = None, kind: str | None = None
+) -> tuple[CaptchaNet, dict[str, Any]]:
+    """load_net_and_hparams of a checkpoint already read (`path` names it in errors)."""
     check_matches(path, ckpt, symbols, kind)
     hparams = ckpt["hyper_parameters"]
     weights = {k.removeprefix("net."): v for k, v in ckpt["state_dict"].items() if k.startswith("net.")}

@@ -9,7 +9,7 @@ from captcha_lab.models.checkpoint import CheckpointError, check_matches, read_c
 from captcha_lab.training.system import CaptchaSystem
 
 # What decides which images are train, val and test. A resume must draw the same split, or it
-# would test on images it trained on before (ckpt_init= starts afresh from the weights instead).
+# would test on images it trained on before (as would ckpt_init=, which warns: init_overlap).
 SPLIT_KEYS = (
     "dir test_dir labels seed val_fraction test_fraction folds fold length max_length synthetic synthetic_seed".split()
 )
@@ -44,8 +44,25 @@ def check_same_split(path: str | Path, ckpt: dict, data: dict) -> None:
     for key in split_changes(ckpt, data):
         raise CheckpointError(
             f"{path}: trained on another split (data.{key}={theirs[key]!r} there, {data[key]!r} here);"
-            " resume with its data settings, or start afresh from its weights with ckpt_init="
+            " resume with its data settings"
         )
+
+
+def init_overlap(path: str | Path, ckpt: dict, datamodule) -> str | None:
+    """Why the weights of `ckpt` (a warm start, ckpt_init=) may have trained on images that
+    `datamodule` validates or tests on, or None: its run drew from the same folder but split it
+    otherwise, or the folder's images changed since (which reshuffles every split)."""
+    theirs, data = ckpt.get("datamodule_hyper_parameters") or {}, dict(datamodule.hparams)
+    changed = split_changes(ckpt, data)
+    if not theirs or {"dir", "synthetic", "synthetic_seed"} & set(changed):  # other images: nothing shared
+        return None
+    if changed:
+        key = changed[0]
+        split = f"data.{key}={theirs[key]!r} there, {data[key]!r} here"
+        return f"{path}: its run split {datamodule.folder} otherwise ({split})"
+    datamodule.prepare_data()
+    datamodule.setup("fit")  # fit's own setup then reuses what it read
+    return images_changed(path, ckpt, datamodule)
 
 
 def optimizer_change(ckpt: dict, system: CaptchaSystem) -> tuple[list[str], list[str]] | None:
