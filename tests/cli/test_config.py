@@ -96,6 +96,8 @@ def test_activation_reaches_the_crnn_and_the_report_sweeps_need_no_dash_m(make_c
     [
         ("lrr=1e-3", ConfigCompositionException, "lrr"),  # a misspelt key
         ("optimizer=adamm", ConfigCompositionException, "adamm"),  # an unknown choice
+        ("experiment=bestt", ConfigCompositionException, "bestt"),  # was optional: trained the defaults
+        ("hparams_search=tpee", ConfigCompositionException, "tpee"),
         ("lr=abc", (ConfigCompositionException, ValidationError, ConfigKeyError), "lr"),  # a wrong type
     ],
 )
@@ -231,6 +233,7 @@ def test_command_line_errors_are_hydras_short_message_or_one_line_also_in_the_ru
         ([*real, f"data.dir={tmp_path}/bad"], 2, f"error: no usable captcha images in {tmp_path}/bad"),
         (["-m", "trainer=ddp_cpu"], 2, "error: 1 sweep job(s) failed (0_synthetic-report_cnn-adam-lr0.001-relu); "
                                        "the first: trainer: DDP cannot run inside a multirun (-m, or an"),
+        (["experiment=bestt"], 1, "Could not find 'experiment/bestt'"),  # was optional: trained the defaults
     ]  # fmt: skip
     runs = [tmp_path / f"run{i}" for i in range(len(cases))]
     for (overrides, code, expected), run in zip(cases, runs, strict=True):
