@@ -6,7 +6,7 @@ against the corrected labels.
 
     .venv/bin/python bench/label_audit.py outputs/bench/time_to_accuracy/<time>/captcha_v2-best/seed*/fold*
     .venv/bin/python bench/label_audit.py --corrections docs/henan_label_errors.tsv \\
-        outputs/bench/time_to_accuracy/<time>/henan-fast/fold*
+        outputs/bench/time_to_accuracy/<time>/henan-best/seed0/fold*
 
 The corrections file holds `file<TAB>label as shipped<TAB>what the image shows` lines."""
 

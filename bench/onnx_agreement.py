@@ -28,7 +28,7 @@ def main() -> None:
         paths = list_images(args.data)
         ours = [p for _, p in Predictor.from_checkpoint(args.checkpoint).predict_files(paths)]
         theirs = [p for _, p in OnnxPredictor.from_file(onnx, checkpoint=args.checkpoint).predict_files(paths)]
-    # Unreadable images are errors on both sides alike (tests/test_onnx.py): left out.
+    # Unreadable images are errors on both sides alike (tests/inference/test_onnx.py): left out.
     read = [(p, a, b) for p, a, b in zip(paths, ours, theirs, strict=True) if not isinstance(a, ImageError)]
     differ = sum(a.text != b.text for _, a, b in read)
     worst = max(abs(b.confidence - a.confidence) / max(a.confidence, 1e-30) for _, a, b in read)

@@ -5,7 +5,7 @@ hour falls on each of them alike), then reads each epoch's val/seq_acc and train
 (perf/epoch_s) back from the runs' TensorBoard events.
 
     .venv/bin/python bench/time_to_accuracy.py --data ../shared/data/captcha_v2 \\
-        --recipe now="experiment=best" --recipe fast="experiment=fast"
+        --recipe crnn60="experiment=crnn60" --recipe best="experiment=best"
 
 Per recipe it prints each fold's first epoch at or above --target and the training time to it,
 for each of --seeds (which also draw the folds), then over all of them: the final val seq_acc

@@ -22,7 +22,7 @@ def affine_grid(theta: torch.Tensor, h: int, w: int) -> torch.Tensor:
 
 
 class Augment(nn.Module):
-    """(B, 1, H, W) in [0, 1] -> the same shape and range, each image with its own random warp.
+    """(B, C, H, W) in [0, 1] -> the same shape and range, each image with its own random warp.
 
     torchvision's v2 transforms draw one set of parameters per call, and a geometric call per
     image would cost more than the training step, so the geometric part (affine + elastic) is one

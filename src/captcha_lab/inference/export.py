@@ -72,7 +72,7 @@ def write_onnx(net: CaptchaNet, symbols: str, checkpoint_sha256: str, out: str |
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)  # the TorchScript exporter's, once per run
         # The RNN's shape checks and initial state follow the example's batch in the trace, yet the
-        # graph reads any batch as PyTorch does (tests/test_onnx.py).
+        # graph reads any batch as PyTorch does (tests/inference/test_onnx.py).
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
         warnings.filterwarnings("ignore", "Exporting a model to ONNX with a batch_size other than 1")
         # The CRNN's slices are left unfolded: an optimisation skipped, the same graph function
