@@ -109,3 +109,19 @@ def test_no_allowed_read_keeps_the_greedy_path_and_no_rows_is_fine():
     lp = torch.randn(2, 2, 4).log_softmax(-1).numpy()
     assert np.array_equal(best_paths(lp, 3, 3), lp.argmax(-1))  # 2 frames cannot read 3 symbols
     assert best_paths(lp[:0], 1, 2).shape == (0, 2)
+
+
+def test_a_diverged_net_reads_garbage_not_an_error():
+    # A run whose weights went NaN (lr far too high) validates on NaN log-probabilities: each row
+    # still gets a path of valid classes, as greedy decoding gives, and the run ends with 0.
+    lp = np.full((3, 25, 20), np.nan, np.float32)
+    lp[1, :, :] = np.log(1 / 20)
+    lp[2, 3, 5] = 0.0
+    path = best_paths(lp, 4, 5)
+    assert path.shape == (3, 25) and ((path >= 0) & (path < 20)).all()
+    crnn = CRNN(num_classes=19, rnn="none", min_length=4)
+    with torch.no_grad():
+        for p in crnn.parameters():
+            p.fill_(float("nan"))
+    index, _ = crnn.eval().decode(crnn(torch.rand(2, 1, 50, 200)), 6)
+    assert index.shape == (2, 6)

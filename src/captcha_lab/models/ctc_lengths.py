@@ -41,7 +41,9 @@ def fit_lengths(log_probs: np.ndarray, index: np.ndarray, shortest: int, longest
 def best_paths(log_probs: np.ndarray, shortest: int, longest: int) -> np.ndarray:
     """(R, T, C + 1) log-probabilities, blank last -> (R, T) frame classes of each row's most
     probable path reading `shortest` to `longest` symbols (its greedy path where none can)."""
-    scores = log_probs.astype(np.float64)
+    # A diverged net's NaN as an impossible class: NaN compares false both ways, so the argmax
+    # and backtrack would walk through states that no path reaches.
+    scores = np.nan_to_num(log_probs.astype(np.float64), nan=-np.inf, posinf=np.inf, neginf=-np.inf)
     rows, frames, classes = scores.shape
     if not rows:
         return np.empty((0, frames), np.int64)
