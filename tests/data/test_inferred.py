@@ -6,7 +6,7 @@ import pytest
 
 from captcha_lab.data import inferred
 from captcha_lab.data.datamodule import CaptchaDataModule
-from captcha_lab.errors import ConfigError
+from captcha_lab.errors import ConfigError, DataError
 
 from .image_files import save
 
@@ -23,7 +23,9 @@ def test_width_keeps_the_median_aspect_in_whole_frames(tmp_path, size, width):
     for f in files:
         save(f, "L", size=size)
     save(tmp_path / "odd.png", "L", size=(500, 10))  # one outlier moves no median
-    assert inferred.width_for([*files, tmp_path / "odd.png"], 50) == width
+    (tmp_path / "junk.png").write_text("not an image")  # no size: left out
+    sizes = inferred.header_sizes([*files, tmp_path / "odd.png", tmp_path / "junk.png"])
+    assert len(sizes) == 4 and inferred.width_for(sizes.values(), 50) == width
 
 
 def test_datamodule_infers_alphabet_lengths_and_width(mixed_length_dir):
@@ -34,6 +36,23 @@ def test_datamodule_infers_alphabet_lengths_and_width(mixed_length_dir):
     assert dm.hparams.symbols == dm.charset.symbols  # what the checkpoint and TensorBoard record
     pinned = CaptchaDataModule(dir=str(mixed_length_dir), length=5, height=32, width=64)
     assert (pinned.length, pinned.max_length, pinned.image_size) == (5, 5, (32, 64))
+
+
+def test_unreadable_files_add_no_symbols_or_lengths(tmp_path, caplog):
+    # macOS's AppleDouble files (._name.png) and other non-images: named when decoded, not learnt.
+    for name in ("2b827", "3c8d4", "4d9e5"):
+        save(tmp_path / f"{name}.png", "L", size=(200, 50))
+    (tmp_path / "._2b827.png").write_bytes(b"\x00\x05\x16\x07 AppleDouble")
+    (tmp_path / "XYZ12345.png").write_text("<html>not found</html>")
+    with caplog.at_level("WARNING"):
+        dm = CaptchaDataModule(dir=str(tmp_path), symbols="auto")
+        dm.setup("fit")
+    assert (dm.charset.symbols, dm.length, dm.max_length) == ("2345789bcde", 5, 5)
+    assert caplog.messages == ["skipped 2 file(s) that could not be read: ._2b827.png, XYZ12345.png"]
+    for p in tmp_path.glob("*.png"):
+        p.write_text("junk")
+    with pytest.raises(DataError, match=f"^no usable captcha images in {tmp_path}: none of its 5 can be read$"):
+        CaptchaDataModule(dir=str(tmp_path), symbols="auto")
 
 
 def test_synthetic_needs_a_named_alphabet(tmp_path):

@@ -10,7 +10,7 @@ from captcha_lab.data import inferred
 from captcha_lab.data.charset import CAPTCHA_V2, Charset
 from captcha_lab.data.images import CHANNELS, IMAGE_SIZE
 from captcha_lab.data.labelled import LabelledImages, load_folder, scan_labels
-from captcha_lab.data.labels import CONVENTIONS
+from captcha_lab.data.labels import CONVENTIONS, warn_skipped
 from captcha_lab.data.synthetic import ensure_synthetic, set_folder
 from captcha_lab.errors import ConfigError, DataError
 
@@ -169,8 +169,11 @@ class CaptchaDataModule(L.LightningDataModule):
         and images, before any net is built (its classes, heads and input depend on them)."""
         hp = self.hparams
         explicit = hp.symbols != inferred.AUTO
+        sizes = {}
         if not hp.synthetic and not (explicit and hp.length is not None and hp.width is not None):
-            self.found = scan_labels(hp.dir, hp.labels)
+            found = scan_labels(hp.dir, hp.labels)
+            sizes = inferred.header_sizes(found)
+            self.found = self._readable(found, sizes)
         self.charset = Charset(hp.symbols if explicit else inferred.alphabet(self.found))
         # As the system's: Lightning logs both (hparams_initial), and refuses two values of one key.
         self.save_hyperparameters({**hp, "symbols": self.charset.symbols})
@@ -179,7 +182,7 @@ class CaptchaDataModule(L.LightningDataModule):
         if self.length > self.max_length:  # data.length=null: the shortest label, found only now
             where = "data.synthetic's label length" if hp.synthetic else f"the shortest label in {hp.dir}"
             raise ConfigError(f"data.max_length={self.max_length} is below data.length={self.length} ({where})")
-        width = hp.width or (4 * hp.height if hp.synthetic else inferred.width_for(list(self.found), hp.height))
+        width = hp.width or (4 * hp.height if hp.synthetic else inferred.width_for(sizes.values(), hp.height))
         self.image_size = (hp.height, width)
         lengths = f"{self.length}" if self.length == self.max_length else f"{self.length} to {self.max_length}"
         log.info(
@@ -191,6 +194,15 @@ class CaptchaDataModule(L.LightningDataModule):
             *self.image_size,
             "grayscale" if hp.channels == 1 else "RGB",
         )
+
+    def _readable(self, found: dict[Path, str], sizes: dict[Path, tuple[int, int]]) -> dict[Path, str]:
+        """The labelled files whose header reads (`sizes`): what is inferred from and decoded. A
+        stray non-image (macOS's `._name.png`) would otherwise add its name's symbols and length."""
+        unreadable = [p.name for p in found if p not in sizes]
+        warn_skipped("that could not be read", unreadable)
+        if found and len(unreadable) == len(found):
+            raise DataError(f"no usable captcha images in {self.hparams.dir}: none of its {len(found)} can be read")
+        return {p: label for p, label in found.items() if p in sizes}
 
     def _lengths(self) -> tuple[int, int]:
         """data.length, or (null) the shortest and longest label the alphabet can write."""
