@@ -26,7 +26,8 @@ def test_bad_labels_skipped_with_one_counted_warning_per_reason(tmp_path, caplog
     assert data.images.shape == (2, 1, 50, 200) and 0 <= data.images.min() and data.images.max() <= 1
     assert data.targets.tolist()[0] == CHARSET.encode("2b827")
     messages = [r.getMessage() for r in caplog.records]
-    assert any("2 file(s) with characters outside the charset: ab827.png, ab\\xff27.png" in m for m in messages)
+    assert any("1 file(s) with characters outside the charset: ab827.png" in m for m in messages)
+    assert any("1 file(s) whose name is not UTF-8: ab\\xff27.png" in m for m in messages)
     assert printable("2b\t82\n7.png") == "2b\\x0982\\x0a7.png"  # predict.py's stdout: one line, 3 fields
     assert any("2 file(s) whose label is not 5 characters long" in m for m in messages)
 

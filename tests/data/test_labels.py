@@ -41,8 +41,14 @@ def test_file_name_and_prefix_conventions(tmp_path, caplog):
         prefix = names(labels_of(folder, files, "prefix"))
     assert prefix == {"226md.png": "226md", "aaff_886805.jpg": "aaff", "b_c_d.png": "b"}
     assert "labels: from the file names before their first '_', 3 images" in caplog.text
-    # auto: prefix only where every name has a `_`
-    assert names(labels_of(folder, files))["aaff_886805.jpg"] == "aaff_886805"
+    # auto: prefix only where every name has a `_`; where most have one, the stray ones are named
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        assert names(labels_of(folder, files))["aaff_886805.jpg"] == "aaff_886805"
+    assert caplog.messages == [
+        "labels: from the whole file names, as 1 name(s) have no '_' (226md.png); data.labels=prefix takes the part"
+        " before the first '_'"
+    ]
     assert names(labels_of(folder, files[1:]))["b_c_d.png"] == "b"
 
 
@@ -104,6 +110,18 @@ def test_empty_labels_are_skipped_with_a_warning(tmp_path, images, caplog):
     assert names(labels_of(prefixed, sorted(prefixed.iterdir()))) == {"ab_1.png": "ab"}
 
 
+def test_names_that_are_not_utf8_are_skipped_with_a_warning(tmp_path, caplog):
+    # A zip made where names are GBK, unpacked here: its bytes would become symbols of their own.
+    folder = tmp_path / "gbk"
+    folder.mkdir()
+    for name in (b"2b827.png", "2b中.png".encode("gbk"), b"_x.png"):
+        (folder / name.decode("utf-8", "surrogateescape")).write_bytes(b"")
+    with caplog.at_level(logging.WARNING):
+        labels = names(labels_of(folder, sorted(folder.iterdir()), "name"))
+    assert labels == {"2b827.png": "2b827", "_x.png": "_x"}
+    assert "skipped 1 file(s) whose name is not UTF-8: 2b\\xd6\\xd0.png" in caplog.text
+
+
 def test_unusable_labels_are_one_line_errors(images):
     folder, _ = images
     with pytest.raises(DataError, match=r"data.labels=file: no labels.tsv, labels.txt, labels.csv in "):
@@ -113,6 +131,10 @@ def test_unusable_labels_are_one_line_errors(images):
     (folder / "labels.csv").write_text("1.png,1234\n2.png 5678\n")
     with pytest.raises(DataError, match=r"labels.csv:2: no tab or comma between file name and label: '2.png 5678'"):
         load_folder(folder, DIGITS, 4)
+    (folder / "labels.tsv").write_text("1.png\t1234\n2.png\t5678\tverified\n")
+    with pytest.raises(DataError, match=r"labels.tsv:2: 3 tab-separated fields, not file name<TAB>label$"):
+        load_folder(folder, DIGITS, 4)
+    (folder / "labels.tsv").unlink()
     (folder / "labels.csv").write_text("1.png,12\n")  # no label of the length asked for
     with pytest.raises(DataError, match=r"no usable captcha images in .*set \(labels of 4 symbols from '0123456789'\)"):
         load_folder(folder, DIGITS, 4)

@@ -38,7 +38,15 @@ def labels_of(folder: Path, files: list[Path], convention: str = "auto") -> dict
         raise DataError(f"data.labels must be one of {', '.join(CONVENTIONS)}, got {convention!r}")
     label_file = next((folder / name for name in LABEL_FILES if (folder / name).is_file()), None)
     if convention == "auto":
-        convention = "file" if label_file else "prefix" if all("_" in p.stem for p in files) else "name"
+        plain = [p.name for p in files if "_" not in p.stem]
+        convention = "file" if label_file else "name" if plain else "prefix"
+        if convention == "name" and len(plain) < len(files) / 2:  # a stray file in a ddddocr-style set
+            log.warning(
+                "labels: from the whole file names, as %d name(s) have no '_' (%s); data.labels=prefix takes"
+                " the part before the first '_'",
+                len(plain),
+                first_names(plain),
+            )
     if convention == "file":
         if label_file is None:
             raise DataError(f"data.labels=file: no {', '.join(LABEL_FILES)} in {folder}")
@@ -54,11 +62,22 @@ def labels_of(folder: Path, files: list[Path], convention: str = "auto") -> dict
     else:
         labels = {p: p.stem for p in files}
         source = "the file names"
-    # An empty label (`_8868.jpg`, a tab and nothing) would make the shortest label 0 symbols long.
+    # An empty label (`_8868.jpg`, a tab and nothing) would make the shortest label 0 symbols long;
+    # a name that is not UTF-8 (its bytes kept as surrogates: a zip made where names are GBK) has
+    # no text, and its bytes would become symbols that no log, CSV or ONNX file can write.
     warn_skipped("with an empty label", [p.name for p, label in labels.items() if not label])
-    labels = {p: label for p, label in labels.items() if label}
+    warn_skipped("whose name is not UTF-8", [p.name for p, label in labels.items() if label and not _is_text(label)])
+    labels = {p: label for p, label in labels.items() if label and _is_text(label)}
     log.info("labels: from %s, %d images", source, len(labels))
     return labels
+
+
+def _is_text(label: str) -> bool:
+    try:
+        label.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _from_file(label_file: Path, files: list[Path]) -> dict[Path, str]:
@@ -98,7 +117,10 @@ def _rows(label_file: Path) -> list[tuple[str, str]]:
         if sep not in line:
             raise DataError(f"{label_file}:{number}: no tab or comma between file name and label: {line!r}")
         # Comma lines as CSV ("quoted, fields", as spreadsheets write them); a tab line as it is. Not
-        # two fields: an unquoted label holds the separator, and everything after the first is it.
+        # two comma fields: an unquoted label holds a comma, and everything after the first is it.
+        # No label holds a tab (predict.py writes `path<TAB>text`): a third column is refused.
+        if sep == "\t" and (tabs := line.count("\t")) > 1:
+            raise DataError(f"{label_file}:{number}: {tabs + 1} tab-separated fields, not file name<TAB>label")
         fields = next(csv.reader([line])) if sep == "," else []
         name, label = fields if len(fields) == 2 else line.split(sep, 1)
         rows.append((name.strip(), label.strip()))
