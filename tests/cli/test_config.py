@@ -123,7 +123,7 @@ def test_trainer_max_epochs_follows_epochs(make_cfg):
     [
         (["model.fused=abc"], "model: fused must be true or false, got 'abc'"),
         (["model.head_activation=relu"], "model: head_activation must be one of"),
-        (["+model.depth=3"], "model: .*unexpected keyword argument 'depth'"),
+        (["+model.depth=3"], "model.depth: ReportCNN has no such setting; drop it with ~model.depth$"),
         (["model.hidden=0"], r"model: hidden must be an integer >= 1, got 0$"),  # a reshape error at the first step
         (["model.dropout=1.5"], r"model: dropout must be a number in \[0, 1\), got 1.5$"),
         (["data.test_fraction=2"], r"data.test_fraction must be in \[0, 1\), got 2"),  # raised inside instantiate

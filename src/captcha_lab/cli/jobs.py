@@ -2,6 +2,7 @@
 into its error.txt), objects built from config nodes, and the end-of-job summary."""
 
 import logging
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -39,6 +40,10 @@ def make(group: str, node: DictConfig, **kwargs):
     except InstantiationException as e:
         if isinstance(e.__cause__, CaptchaLabError):  # already one line naming its key or file
             raise e.__cause__ from None
+        if unknown := re.search(r"unexpected keyword argument '(\w+)'", str(e.__cause__)):
+            # e.g. experiment=best's model.channels kept under model=report_cnn
+            key, target = unknown[1], str(node.get("_target_", "")).rsplit(".", 1)[-1]
+            raise ConfigError(f"{group}.{key}: {target} has no such setting; drop it with ~{group}.{key}") from None
         if isinstance(e.__cause__, (ValueError, TypeError, MisconfigurationException)):  # e.g. Trainer(devices=0)
             raise ConfigError(f"{group}: {e.__cause__}") from None
         raise
