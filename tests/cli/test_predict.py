@@ -2,6 +2,7 @@
 which backend reads, and what it imports."""
 
 import csv
+import io
 import os
 import shutil
 import subprocess
@@ -305,3 +306,27 @@ def test_a_file_name_that_is_not_utf8_reaches_the_csv_as_its_bytes(files, capsys
     captured = capsys.readouterr()  # the terminal gets the byte escaped: a UTF-8 stream cannot hold it
     assert "2345\\xff.png\t" in captured.out and "bad\\xff.png: not a readable image" in captured.err
     assert not list(files["root"].glob("*.tmp"))  # written aside, then moved over the earlier CSV
+
+
+def test_a_name_stdout_cannot_encode_is_escaped_and_the_csv_complete(files, monkeypatch):
+    # An ASCII locale (or a Windows console) ended the reads with a UnicodeEncodeError, CSV unwritten.
+    (files["images"] / "a.png").rename(files["images"] / "é\u2028.png")
+    stdout = io.TextIOWrapper(io.BytesIO(), encoding="ascii")
+    monkeypatch.setattr(sys, "stdout", stdout)
+    out = files["root"] / "predictions.csv"
+    assert run(predict_cfg(files, output=str(out))) == 0
+    stdout.flush()
+    assert "\\xe9\\u2028.png\t" in stdout.buffer.getvalue().decode("ascii")
+    with open(out, encoding="utf-8", newline="") as f:
+        assert [r["path"].endswith("é\u2028.png") for r in csv.DictReader(f)] == [
+            False,
+            True,
+        ]  # b.png, then a.png renamed
+
+
+def test_a_broken_link_matched_by_a_glob_is_an_unreadable_input(tmp_path, tiny_dir):
+    # As in a folder input: named as unreadable, not silently left out.
+    (tmp_path / "a.png").write_bytes(next(tiny_dir.glob("*.png")).read_bytes())
+    (tmp_path / "broken.png").symlink_to(tmp_path / "gone.png")
+    assert expand_inputs(str(tmp_path / "*")) == [tmp_path / "a.png", tmp_path / "broken.png"]
+    assert expand_inputs(str(tmp_path)) == expand_inputs(str(tmp_path / "*"))

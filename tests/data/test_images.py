@@ -4,6 +4,7 @@ import io
 
 import cv2
 import numpy as np
+import PIL.Image
 import pytest
 
 from captcha_lab.data.images import MAX_PIXELS, ImageError, decode_image, quiet_opencv, read_image, to_pixels
@@ -138,3 +139,19 @@ def test_quiet_opencv_leaves_a_truncated_file_to_our_own_error(capfd):
     with pytest.raises(ImageError, match="not a readable image"):
         decode_image(buffer.getvalue()[:300])
     assert "imdecode" not in capfd.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "shape,seen",
+    [((1, 200, 3), (1, 200, 3)), ((50, 1, 3), (50, 1, 3)), ((1, 1), (1, 1)), ((1, 50, 200), (50, 200)),
+     ((50, 200, 1), (50, 200)), ((1, 50, 200, 3), (50, 200, 3))],
+)  # fmt: skip
+def test_arrays_keep_their_height_and_width_axes(shape, seen):
+    # A squeeze of every axis of 1 read a 1 px high RGB row (1, 200, 3) as a 200x3 gray image.
+    rng = np.random.default_rng(0)
+    pixels = rng.integers(0, 256, shape, dtype=np.uint8)
+    image = pixels.reshape(seen)
+    mode = {2: "L", 3: "RGB"}[image.ndim]
+    np.testing.assert_array_equal(
+        to_pixels(pixels, channels=3), to_pixels(PIL.Image.fromarray(image, mode), channels=3)
+    )

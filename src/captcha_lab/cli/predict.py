@@ -118,7 +118,8 @@ def expand_inputs(spec: str) -> list[Path]:
             return list_images(path)  # a broken link included: an input that cannot be read
         except DataError:
             raise InputError(f"input: no image files in folder {spec}") from None
-    matches = sorted(Path(p) for p in glob.glob(spec, recursive=True) if Path(p).is_file())
+    # Not is_file(): a broken link is an input that cannot be read, as in a folder (list_images).
+    matches = sorted(Path(p) for p in glob.glob(spec, recursive=True) if not Path(p).is_dir())
     if not matches:
         raise InputError(f"input: no file, folder or glob match for {spec}")
     images = [p for p in matches if p.suffix.lower() in IMAGE_SUFFIXES]
@@ -130,6 +131,9 @@ def expand_inputs(spec: str) -> list[Path]:
 
 def run(cfg: DictConfig) -> int:
     """predict.py: print `path<TAB>text<TAB>confidence` per input image; returns how many could not be read."""
+    # A file name or read that stdout's encoding lacks (an ASCII locale, a Windows console) is
+    # escaped, not an error that would end the reads and lose the CSV.
+    sys.stdout.reconfigure(errors="backslashreplace")
     with user_errors():
         cfg = checked(cfg)
         paths = expand_inputs(str(cfg.input))

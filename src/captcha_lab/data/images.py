@@ -127,14 +127,22 @@ def to_floats(images: list[np.ndarray]) -> np.ndarray:
     return x
 
 
-CONTROL_ESCAPES = {c: f"\\x{c:02x}" for c in [*range(32), 127]}
+# Control characters, C0 and C1, and Unicode's line and paragraph separators (str.splitlines()
+# breaks at each); and the backslash, doubled: else a file named `a\x09b.png`, backslash and
+# all, would print as one whose name holds a tab does.
+CONTROL_ESCAPES = {c: f"\\x{c:02x}" for c in [*range(32), *range(127, 160)]} | {
+    0x2028: "\\u2028",
+    0x2029: "\\u2029",
+    ord("\\"): "\\\\",
+}
 
 
 def printable(name: str | Path) -> str:
     """A file name that is not UTF-8 (its bytes kept as surrogates) with those bytes escaped
     (2345\\xff.png): a UTF-8 log file or terminal would fail on the surrogates. Control
-    characters too (a\\x09b.png): a tab or newline would split predict.py's `path<TAB>text` lines."""
-    return os.fsencode(name).decode("utf-8", "backslashreplace").translate(CONTROL_ESCAPES)
+    characters too (a\\x09b.png): a tab or newline would split predict.py's `path<TAB>text` lines.
+    A backslash is doubled, so that each printed name stands for one file name."""
+    return os.fsencode(str(name).translate(CONTROL_ESCAPES)).decode("utf-8", "backslashreplace")
 
 
 def list_images(folder: str | Path) -> list[Path]:
@@ -164,13 +172,25 @@ def to_pixels(item: Image, size: tuple[int, int] = IMAGE_SIZE, channels: int = 1
         # 0..255 mode F image is refused rather than clipped to white.
         item = PIL.Image.fromarray(to_uint8(np.asarray(item), f"a mode {item.mode} image"))
     if isinstance(item, np.ndarray):
-        try:  # (H, W), (H, W, 3) RGB or (H, W, 4) RGBA, with or without axes of 1
-            item = PIL.Image.fromarray(to_uint8(item, f"a {item.dtype} array").squeeze())
+        try:
+            item = PIL.Image.fromarray(to_uint8(_hwc(item), f"a {item.dtype} array"))
         except TypeError:
             raise ImageError(f"a {item.shape} array is not an (H, W), (H, W, 3) or (H, W, 4) image") from None
     if not isinstance(item, PIL.Image.Image):
         raise ImageError(f"cannot read a {type(item).__name__} as an image")
     return decode_image(png_bytes(item), size, channels)
+
+
+def _hwc(pixels: np.ndarray) -> np.ndarray:
+    """(H, W), (H, W, 1|3|4), or those with a batch axis of 1 in front ((1, H, W) included) ->
+    (H, W) or (H, W, 3|4). Only those axes go: a row of pixels (1, W, 3) is an image 1 px high."""
+    if pixels.ndim == 4 and pixels.shape[0] == 1:
+        pixels = pixels[0]
+    if pixels.ndim == 3 and pixels.shape[-1] == 1:
+        return pixels[..., 0]
+    if pixels.ndim == 3 and pixels.shape[-1] not in (3, 4) and pixels.shape[0] == 1:
+        return pixels[0]
+    return pixels
 
 
 def to_uint8(pixels: np.ndarray, what: str) -> np.ndarray:
