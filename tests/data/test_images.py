@@ -1,13 +1,14 @@
 """Image decoding: any mode and size to 50x200 grayscale; bad files refused by name."""
 
 import io
+import warnings
 
 import cv2
 import numpy as np
 import PIL.Image
 import pytest
 
-from captcha_lab.data.images import MAX_PIXELS, ImageError, decode_image, quiet_opencv, read_image, to_pixels
+from captcha_lab.data.images import MAX_PIXELS, ImageError, decode_image, quiet_decoders, read_image, to_pixels
 
 from .image_files import png_header, save
 
@@ -128,17 +129,24 @@ def test_exif_orientation_is_ignored_as_for_pil_images(tmp_path):
         assert np.abs(to_pixels(pil).astype(int) - img).max() <= 1
 
 
-def test_quiet_opencv_leaves_a_truncated_file_to_our_own_error(capfd):
+def test_quiet_decoders_leaves_a_truncated_file_to_our_own_error(capfd):
     # OpenCV's own "[ERROR] ... imdecode_: can't read data" would repeat ImageError, and in a
     # server's log read as the server's error. capfd: OpenCV writes to the file descriptor.
     from PIL import Image
 
     buffer = io.BytesIO()
     Image.new("RGB", (200, 50)).save(buffer, "BMP")
-    quiet_opencv()
+    quiet_decoders()
     with pytest.raises(ImageError, match="not a readable image"):
         decode_image(buffer.getvalue()[:300])
     assert "imdecode" not in capfd.readouterr().err
+    # PIL warns of a bomb between its limit and twice it; ours, lower, already refuses it in one line.
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        quiet_decoders()
+        with pytest.raises(ImageError, match="more than the limit"):
+            decode_image(png_header(10_000, 10_000))
+    assert not caught
 
 
 @pytest.mark.parametrize(

@@ -1,6 +1,6 @@
 """Process-wide settings that train.py, eval.py, predict.py and serve.py make before their job
 (set_up_for_job): the two memory settings below, OpenCV's duplicate warnings off
-(data.images.quiet_opencv), Lightning's noise (quiet_lightning), and no NVML probe per optimizer
+(data.images.quiet_decoders), Lightning's noise (quiet_lightning), and no NVML probe per optimizer
 step on a machine without NVIDIA's driver (count_gpus_without_missing_nvml).
 
 reuse_freed_memory: on CPU, PyTorch allocates every activation and gradient with plain malloc.
@@ -25,7 +25,7 @@ import os
 import sys
 import warnings
 
-from captcha_lab.data.images import quiet_opencv
+from captcha_lab.data.images import quiet_decoders
 
 # mallopt parameter numbers, from glibc's <malloc.h>.
 M_TRIM_THRESHOLD = -1
@@ -90,5 +90,5 @@ def set_up_for_job() -> None:
     reuse_freed_memory()
     count_gpus_without_missing_nvml()
     freeze_loaded_objects()
-    quiet_opencv()
+    quiet_decoders()
     quiet_lightning()

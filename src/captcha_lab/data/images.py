@@ -4,6 +4,7 @@ Runtime reader never imports it; labelled.py turns folders of these into tensors
 
 import io
 import os
+import warnings
 from pathlib import Path
 
 import cv2
@@ -13,14 +14,16 @@ import PIL.Image
 from captcha_lab.errors import DataError
 
 
-def quiet_opencv() -> None:
+def quiet_decoders() -> None:
     """For the command-line entry points: an unreadable file is reported once, by name, in our
     own warning (labelled.load_folder), error (predict.py) or answer (serve.py); OpenCV's
     "[ WARN ] ... PNG input buffer is incomplete" or "[ERROR] ... imdecode_: can't read data" (a
     truncated BMP) only repeats it, and in a server's log reads as the server's own error. Every
-    failure of a read shows as its None result, so nothing is lost. Process-wide, hence not done
-    on import."""
+    failure of a read shows as its None result, so nothing is lost. PIL's DecompressionBombWarning
+    too: MAX_PIXELS, below PIL's own limit, refuses such images in one line. Process-wide, hence
+    not done on import."""
     cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+    warnings.filterwarnings("ignore", category=PIL.Image.DecompressionBombWarning)
 
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}

@@ -18,7 +18,7 @@ from types import FrameType
 import uvicorn
 from fastapi import FastAPI
 
-from captcha_lab.data.images import quiet_opencv
+from captcha_lab.data.images import quiet_decoders
 from captcha_lab.inference.onnx_backend import OnnxError, OnnxPredictor
 from captcha_lab.inference.onnx_format import missing_export, onnx_path
 from captcha_lab.serving.app import create_app
@@ -57,7 +57,7 @@ def load_reader(ckpt_path: str, batch_size: int, threads: int = 0) -> OnnxPredic
 
 
 def build_app(settings: Settings) -> FastAPI:
-    quiet_opencv()  # a bad upload is answered by name; OpenCV's own warning would only repeat it
+    quiet_decoders()  # a bad upload is answered by name; OpenCV's own warning would only repeat it
     reader = load_reader(settings.ckpt_path, settings.max_batch, settings.threads)
     return create_app(reader, settings.ckpt_path, settings.limits, settings.max_batch, settings.max_wait_ms / 1000)
 
