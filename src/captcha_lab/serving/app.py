@@ -49,7 +49,9 @@ class Health(BaseModel):
     max_batch: int
     max_wait_ms: float
     limits: dict[str, int]
-    batches: int = Field(0, description="ONNX Runtime batches run since the start")
+    batches: int = Field(
+        0, description="batches formed since the start: requests read together (one larger than max_batch alone)"
+    )
     images_read: int = Field(0, description="images in those batches")
     queued: int = Field(0, description="images waiting for the next batch")
 
