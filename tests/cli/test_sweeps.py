@@ -74,6 +74,29 @@ def test_a_sweep_goes_on_past_a_job_with_a_bad_value(tmp_path, tiny_dir):
 
 
 @pytest.mark.slow
+def test_a_sweep_goes_on_past_a_job_that_crashes(tmp_path, tiny_dir):
+    # Lightning's ValueError inside fit is no user error of ours; Hydra's sweeper would re-raise
+    # it and end the sweep with no summary of the jobs that ran.
+    sweep = tmp_path / "sweep"
+    code, stderr = run_main(
+        "train.py", "-m", f"data.dir={tiny_dir}", *TINY, "+trainer.val_check_interval=100000,1",
+        f"hydra.sweep.dir={sweep}",
+    )  # fmt: skip
+    assert code == 2
+    crashed = "0_synthetic-report_cnn-adam-lr0.001-relu"
+    assert (
+        stderr.strip()
+        .splitlines()[-1]
+        .startswith(
+            f"error: 1 sweep job(s) failed ({crashed}); the first: crashed: ValueError: `val_check_interval` (100000)"
+        )
+    )
+    assert "Traceback" in (sweep / crashed / "train.log").read_text()
+    assert [p.parent.name[0] for p in sweep.glob("*/metrics.json")] == ["1"]
+    assert len((sweep / "summary.csv").read_text().splitlines()) == 2  # header + the job that ran
+
+
+@pytest.mark.slow
 def test_a_sweep_into_nested_job_dirs_is_summarized(tmp_path, tiny_dir):
     sweep = tmp_path / "sweep"
     code, stderr = run_main(

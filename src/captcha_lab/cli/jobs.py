@@ -14,8 +14,9 @@ from hydra.utils import instantiate
 from lightning.pytorch.utilities.exceptions import MisconfigurationException, SIGTERMException
 from omegaconf import DictConfig
 
+from captcha_lab.atomic import write_text
 from captcha_lab.cli import exits
-from captcha_lab.errors import CaptchaLabError, ConfigError
+from captcha_lab.errors import ERROR_FILE, CaptchaLabError, ConfigError, first_line
 
 log = logging.getLogger("captcha_lab")
 
@@ -23,7 +24,9 @@ log = logging.getLogger("captcha_lab")
 @contextmanager
 def job_errors() -> Iterator[None]:
     """exits.user_errors, with this job's dir where it is one of a sweep's (so the sweep goes on
-    past it), plus Lightning's clean stop on SIGTERM (a SystemExit, so caught here)."""
+    past it), plus Lightning's clean stop on SIGTERM (a SystemExit, so caught here). In a sweep a
+    job's crash too: its traceback goes to its log and error.txt names it, and the other jobs
+    run and are summarised (Hydra's sweeper would re-raise it and end the sweep unsummarised)."""
     hydra = HydraConfig.get()
     sweep_job = Path(hydra.runtime.output_dir) if hydra.mode == RunMode.MULTIRUN else None
     with exits.user_errors(sweep_job):
@@ -31,6 +34,13 @@ def job_errors() -> Iterator[None]:
             yield
         except SIGTERMException:  # fit stopped cleanly (checkpoints/interrupted.ckpt); not a success
             exits.stop("error: stopped by SIGTERM", 143)
+        except CaptchaLabError:
+            raise
+        except Exception as e:
+            if sweep_job is None:
+                raise  # one run: its traceback is the report
+            log.exception("the job crashed")
+            write_text(sweep_job / ERROR_FILE, f"crashed: {type(e).__name__}: {first_line(e)} (traceback in its log)\n")
 
 
 def make(group: str, node: DictConfig, **kwargs):
