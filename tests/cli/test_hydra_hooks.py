@@ -97,3 +97,16 @@ def test_a_resume_in_place_writes_its_config_beside_the_runs_own(make_cfg, tmp_p
     ddp_rank = make_cfg(f"hydra.run.dir={run}", f"ckpt_path={run}/checkpoints/last.ckpt", "hydra.output_subdir=null")
     KeepEarlierRuns().on_run_start(ddp_rank)
     assert ddp_rank.hydra.output_subdir is None
+
+
+def test_a_resume_into_a_folder_above_its_run_is_refused(make_cfg, tmp_path, capsys):
+    # A job's checkpoint with hydra.run.dir at its sweep's root: the run would land in the sweep.
+    job = tmp_path / "sweep" / "0_job"
+    (job / "checkpoints").mkdir(parents=True)
+    (job / "checkpoints" / "last.ckpt").write_bytes(b"")
+    with pytest.raises(SystemExit):
+        KeepEarlierRuns().on_run_start(
+            make_cfg(f"hydra.run.dir={job.parent}", f"ckpt_path={job}/checkpoints/last.ckpt")
+        )
+    held = "already holds a sweep (0_job/checkpoints/last.ckpt); choose another dir"
+    assert capsys.readouterr().err == f"error: hydra.run.dir: {job.parent} {held}\n"

@@ -61,7 +61,9 @@ class KeepEarlierRuns(Callback):
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
         run_dir = resolved_dir(config, "hydra.run.dir").resolve()
         ckpt = config.get("ckpt_path") if self.resume_in_place else None
-        if ckpt is not None and run_dir in Path(ckpt).resolve().parents:
+        # Its own run's checkpoint (<run>/checkpoints/x.ckpt), not any folder above one: a sweep's
+        # root, or a folder of runs, would take a run's outputs beside its own.
+        if ckpt is not None and Path(ckpt).resolve().parent.parent == run_dir:
             keep_first_config(config, run_dir)
             return
         if found := holds_a_run(run_dir):
