@@ -62,6 +62,19 @@ def interrupted_run(tmp_path_factory, make_cfg_in) -> Path:
     return run
 
 
+def test_a_onecycle_run_resumed_for_more_epochs_is_refused_before_a_step(make_cfg_in, tmp_path, capsys):
+    # OneCycleLR restores its own length from the checkpoint: the longer run stepped past it with
+    # a ValueError in its second epoch.
+    first, again = tmp_path / "first", tmp_path / "again"
+    train(make_cfg_in(first, "scheduler=onecycle", "~logger"))
+    with pytest.raises(SystemExit) as stopped:
+        train(make_cfg_in(again, "scheduler=onecycle", "epochs=2", f"ckpt_path={first}/checkpoints/last.ckpt"))
+    assert stopped.value.code == 2
+    refused = "error: epochs: the resumed OneCycleLR schedule ends after 2 steps, this run takes 4; resume with"
+    assert refused in capsys.readouterr().err
+    assert not (again / "metrics.json").exists()
+
+
 def test_resume_of_a_run_stopped_in_its_last_validation_is_refused(interrupted_run, make_cfg, capsys):
     # Its epochs done read one fewer than Lightning counts at the resume, so the check before fit
     # lets it through; fit then trains nothing and the check after it refuses.

@@ -99,7 +99,12 @@ def test_resuming_with_another_optimizer_is_a_clear_error(make_cfg, tmp_path):
     adam = system.optimizer_factory(system.parameters())
     ckpt = {"hyper_parameters": dict(system.hparams), "state_dict": system.state_dict()}
     torch.save({**ckpt, "optimizer_states": [adam.state_dict()]}, path)
-    assert check_resumable(path, build(make_cfg("optimizer=adam", "lr=0.1"))[1]) == 0  # other settings: fine
+    assert check_resumable(path, build(make_cfg("optimizer=adam"))[1]) == 0
+    # Other settings: torch would restore the checkpoint's lr, and the run be named after 0.1.
+    with pytest.raises(
+        CheckpointError, match=r"adam.ckpt: trained with optimizer lr=0.001 there, 0.1 here; resume with"
+    ):
+        check_resumable(path, build(make_cfg("optimizer=adam", "lr=0.1"))[1])
     for name, theirs in [("sgd", "amsgrad, betas"), ("schedule_free", "amsgrad, capturable")]:
         _, other, _ = build(make_cfg(f"optimizer={name}", "scheduler=none"))
         refused = rf"adam.ckpt: trained with another optimizer \(settings {theirs}.* here\)"

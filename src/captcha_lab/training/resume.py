@@ -65,6 +65,22 @@ def init_overlap(path: str | Path, ckpt: dict, datamodule) -> str | None:
     return images_changed(path, ckpt, datamodule)
 
 
+def check_same_settings(path: str | Path, ckpt: dict, system: CaptchaSystem) -> None:
+    """The optimizer's and schedule's settings (CaptchaSystem's factory_settings) must be the
+    run's: torch restores the optimizer's from its state, so a resume at lr=1e-4 would train on
+    at the checkpoint's 1e-3, its config and run name saying 1e-4. Checkpoints from before these
+    were kept are not checked."""
+    for key in ("optimizer_settings", "scheduler_settings"):
+        theirs, ours = ckpt["hyper_parameters"].get(key), system.hparams.get(key)
+        changed = sorted(k for k in (theirs or {}).keys() & (ours or {}).keys() if theirs[k] != ours[k])
+        if changed:
+            what, k = key.split("_")[0], changed[0]
+            raise CheckpointError(
+                f"{path}: trained with {what} {k}={theirs[k]!r} there, {ours[k]!r} here; resume with its"
+                " settings, or start afresh from its weights with ckpt_init="
+            )
+
+
 def optimizer_change(ckpt: dict, system: CaptchaSystem) -> tuple[list[str], list[str]] | None:
     """The settings only the checkpoint's optimizer has and those only `system`'s has, when each
     side has some: another kind of optimizer. torch loads any optimizer's state into any other,
@@ -105,6 +121,7 @@ def check_resumable(path: str | Path, system: CaptchaSystem, datamodule=None) ->
             f"{path}: trained with another optimizer (settings {', '.join(change[0])} there, {', '.join(change[1])}"
             " here); resume with its optimizer, or start afresh from its weights with ckpt_init="
         )
+    check_same_settings(path, ckpt, system)
     theirs = {k: tuple(v.shape) for k, v in ckpt["state_dict"].items()}
     ours = {k: tuple(v.shape) for k, v in system.state_dict().items()}
     for key in sorted(theirs.keys() | ours.keys()):

@@ -12,6 +12,7 @@ from torch import nn
 from torchmetrics import MaxMetric, MeanMetric, MinMetric
 
 from captcha_lab.data.charset import PAD, UNKNOWN, Charset
+from captcha_lab.errors import ConfigError
 from captcha_lab.models.base import CaptchaNet
 from captcha_lab.models.checkpoint import load_net_and_hparams
 from captcha_lab.training.eval_weights import EvalWeights
@@ -21,6 +22,16 @@ OptimizerFactory = Callable[..., torch.optim.Optimizer]
 # Called as factory(optimizer, total_steps=N), e.g. a partial of OneCycleLR or warmup_cosine.
 SchedulerFactory = Callable[..., torch.optim.lr_scheduler.LRScheduler]
 SPLITS = ("train", "val", "test")
+
+
+def factory_settings(factory: Callable | None) -> dict:
+    """A factory's class and plain settings (a partial's lr, weight_decay, max_lr, ...), kept in
+    checkpoints: a resume at other settings would train on at the checkpoint's (its optimizer
+    state holds them) under the new run's name (training.resume)."""
+    if not isinstance(factory, partial):
+        return {}
+    plain = {k: v for k, v in factory.keywords.items() if isinstance(v, int | float | str | bool)}
+    return {"class": getattr(factory.func, "__name__", repr(factory.func)), **plain}
 
 
 class CaptchaSystem(L.LightningModule):
@@ -51,6 +62,8 @@ class CaptchaSystem(L.LightningModule):
         self.charset = Charset(symbols)
         self.optimizer_factory = optimizer or partial(torch.optim.Adam, lr=1e-3)
         self.scheduler_factory = scheduler
+        self.hparams["optimizer_settings"] = factory_settings(self.optimizer_factory)
+        self.hparams["scheduler_settings"] = factory_settings(scheduler)
         self.augment = augment  # parameter-free, so checkpoints do not depend on it
         self.eval_weights = EvalWeights()  # for optimizers that evaluate at averaged weights
         self.length = net.spec["length"]
@@ -150,6 +163,18 @@ class CaptchaSystem(L.LightningModule):
         for name, value in values.items():  # the progress bar shows the train loss
             self._log_global(name, value, prog_bar=name == "train/loss")
         return values
+
+    def on_train_start(self) -> None:
+        # After a resume restored the schedule: OneCycleLR keeps its own length, and a run made
+        # longer (more epochs) would step past its end with a ValueError in the middle of an epoch.
+        steps = self.trainer.estimated_stepping_batches
+        for config in self.trainer.lr_scheduler_configs:
+            total = getattr(config.scheduler, "total_steps", None)
+            if total is not None and total < steps:
+                raise ConfigError(
+                    f"epochs: the resumed {type(config.scheduler).__name__} schedule ends after {total} steps, this"
+                    f" run takes {steps:.0f}; resume with the run's epochs, or start afresh with ckpt_init="
+                )
 
     def on_train_batch_start(self, batch, batch_idx) -> None:
         # Before every step, not every epoch: validation may also come within an epoch.
