@@ -99,6 +99,16 @@ def test_a_resume_in_place_writes_its_config_beside_the_runs_own(make_cfg, tmp_p
     assert ddp_rank.hydra.output_subdir is None
 
 
+def test_a_sweep_subdir_without_the_job_number_is_refused(make_cfg, tmp_path, capsys):
+    # ${run_name} alone: seed=0,1 wrote both jobs into one dir, the second over the first.
+    with pytest.raises(SystemExit):
+        KeepEarlierRuns().on_multirun_start(make_cfg(f"hydra.sweep.dir={tmp_path}", "hydra.sweep.subdir=${run_name}"))
+    refused = (
+        "error: hydra.sweep.subdir: ${run_name} names no ${hydra.job.num}; jobs could share a dir and overwrite it"
+    )
+    assert capsys.readouterr().err == refused + "\n"
+
+
 def test_a_resume_into_a_folder_above_its_run_is_refused(make_cfg, tmp_path, capsys):
     # A job's checkpoint with hydra.run.dir at its sweep's root: the run would land in the sweep.
     job = tmp_path / "sweep" / "0_job"

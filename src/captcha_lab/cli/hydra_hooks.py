@@ -74,6 +74,9 @@ class KeepEarlierRuns(Callback):
             refuse(f"hydra.run.dir: {run_dir} already holds a sweep ({found}); choose another dir")
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        subdir = OmegaConf.to_container(config.hydra.sweep, resolve=False).get("subdir")
+        if "hydra.job.num" not in str(subdir):  # e.g. ${run_name}: seed=0,1 would share one dir
+            refuse(f"hydra.sweep.subdir: {subdir} names no ${{hydra.job.num}}; jobs could share a dir and overwrite it")
         sweep_dir = resolved_dir(config, "hydra.sweep.dir")
         if found := holds_a_run(sweep_dir):
             refuse(f"hydra.sweep.dir: {sweep_dir} already holds a run ({found}); choose another dir")
