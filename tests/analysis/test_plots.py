@@ -47,6 +47,14 @@ def test_epoch_axis_ticks_are_whole_epochs(tmp_path, monkeypatch):
     assert len(ticks) and all(t == int(t) for t in ticks), ticks  # not 1.25, 1.5, ...
 
 
+def test_a_one_epoch_curve_is_drawn_as_a_point(tmp_path, monkeypatch):
+    figures = []
+    monkeypatch.setattr(plt, "close", figures.append)
+    _plot(tmp_path / "loss.png", "loss", "loss", {"one epoch": {1: 0.5}, "three": {1: 0.5, 2: 0.4, 3: 0.3}})
+    one, three = figures[0].axes[0].get_lines()
+    assert (one.get_marker(), three.get_marker()) == ("o", "None")  # a line alone would not show
+
+
 def drawn(monkeypatch) -> list:
     figures = []
     monkeypatch.setattr(plt, "close", figures.append)  # keep the figures the plots draw

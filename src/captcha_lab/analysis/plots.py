@@ -23,7 +23,9 @@ def _plot(
     fig, ax = plt.subplots(figsize=(7, 4.2))
     for label, points in lines.items():
         epochs = sorted(points)
-        (line,) = ax.plot(epochs, [points[e] for e in epochs], label=label)
+        # A one-epoch curve is a single point: drawn as a line alone, it would not show at all.
+        marker = "o" if len(epochs) == 1 else None
+        (line,) = ax.plot(epochs, [points[e] for e in epochs], label=label, marker=marker)
         if label in (bands or {}):
             low, high = bands[label]
             ax.fill_between(
