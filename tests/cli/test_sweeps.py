@@ -71,6 +71,8 @@ def test_a_sweep_goes_on_past_a_job_with_a_bad_value(tmp_path, tiny_dir):
     assert [p.parent.name[0] for p in sorted(sweep.glob("*/metrics.json"))] == ["0", "2"]
     assert (sweep / bad_job / "error.txt").is_file()
     assert len((sweep / "summary.csv").read_text().splitlines()) == 3  # header + the two jobs
+    failed = f"1 job(s) failed and are left out above (each one's error.txt):\n\n- {bad_job}: lr must be a"
+    assert failed in (sweep / "summary.md").read_text()
 
 
 @pytest.mark.slow

@@ -14,7 +14,7 @@ import yaml
 from captcha_lab.analysis.plots import plot_run, plot_sweep
 from captcha_lab.analysis.runs import histories_by_label, job_dirs, job_name, job_order, read_history, write_mean_runs
 from captcha_lab.atomic import write_text, writing
-from captcha_lab.errors import DataError
+from captcha_lab.errors import ERROR_FILE, DataError
 
 COLUMNS = [
     "job",
@@ -112,8 +112,19 @@ def write_summary(sweep_dir: str | Path) -> list[dict]:
     if any(g["n"] > 1 for g in groups):
         lines += _recipe_table(groups)
         _write_recipes_csv(sweep_dir / "recipes.csv", groups)
+    lines += _failed_jobs(sweep_dir)
     write_text(sweep_dir / "summary.md", "\n".join(lines) + "\n")
     return rows
+
+
+def _failed_jobs(sweep_dir: Path) -> list[str]:
+    """Lines naming the jobs that stopped on an error (their error.txt), which no table holds:
+    else a recipe's n would drop by one without a word."""
+    failed = [job for job in job_dirs(sweep_dir) if (job / ERROR_FILE).is_file()]
+    if not failed:
+        return []
+    lines = ["", f"{len(failed)} job(s) failed and are left out above (each one's error.txt):", ""]
+    return lines + [f"- {job_name(sweep_dir, job)}: {(job / ERROR_FILE).read_text().strip()}" for job in failed]
 
 
 def _shown(groups: list[dict]) -> list[str]:
