@@ -55,6 +55,19 @@ def test_failed_sweep_jobs_are_named_in_job_order(tmp_path, capsys):
     assert capsys.readouterr().err == "error: 4 sweep job(s) failed (2_a, 9/e, 10_b, 11/d); the first: first\n"
 
 
+def test_a_sweep_dir_left_by_a_sweep_that_never_started_a_job_is_reused(make_cfg, tmp_path, capsys):
+    # `-m optimizer=adam,adamm` stops composing after Hydra wrote multirun.yaml: the corrected
+    # command may run there. With a job's folder beside it, it is a sweep that ran.
+    sweep = tmp_path / "sweep"
+    sweep.mkdir()
+    (sweep / "multirun.yaml").write_text("hydra: {}\n")
+    KeepEarlierRuns().on_multirun_start(make_cfg(f"hydra.sweep.dir={sweep}"))
+    (sweep / "0_job" / ".hydra").mkdir(parents=True)
+    with pytest.raises(SystemExit):
+        KeepEarlierRuns().on_multirun_start(make_cfg(f"hydra.sweep.dir={sweep}"))
+    assert "already holds a sweep (multirun.yaml)" in capsys.readouterr().err
+
+
 def test_a_sweep_dir_holding_jobs_at_any_depth_is_refused(make_cfg, tmp_path, capsys):
     # A hydra.sweep.subdir with `/` (e.g. `${optimizer}/${lr}`) puts the jobs deeper; optuna
     # writes no multirun.yaml, so the jobs themselves show that a sweep ran there.

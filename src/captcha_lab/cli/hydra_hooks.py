@@ -27,9 +27,10 @@ def holds_a_run(run_dir: Path) -> str | None:
 
 
 def holds_a_sweep(sweep_dir: Path) -> str | None:
-    """What in `sweep_dir` shows that a sweep ran there (multirun.yaml, or a job dir holding a
-    run at any depth: optuna's sweeper writes no multirun.yaml), or None."""
-    if (sweep_dir / "multirun.yaml").is_file():
+    """What in `sweep_dir` shows that a sweep ran there (multirun.yaml beside a job dir, or a job
+    dir holding a run at any depth: optuna's sweeper writes no multirun.yaml), or None. A
+    multirun.yaml alone is a sweep that stopped before its first job (an unknown choice)."""
+    if (sweep_dir / "multirun.yaml").is_file() and job_dirs(sweep_dir):
         return "multirun.yaml"
     held = (f"{job_name(sweep_dir, job)}/{what}" for job in job_dirs(sweep_dir) if (what := holds_a_run(job)))
     return next(held, None)
