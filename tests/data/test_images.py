@@ -151,8 +151,9 @@ def test_quiet_decoders_leaves_a_truncated_file_to_our_own_error(capfd):
 
 @pytest.mark.parametrize(
     "shape,seen",
-    [((1, 200, 3), (1, 200, 3)), ((50, 1, 3), (50, 1, 3)), ((1, 1), (1, 1)), ((1, 50, 200), (50, 200)),
-     ((50, 200, 1), (50, 200)), ((1, 50, 200, 3), (50, 200, 3))],
+    [((1, 200, 3), (1, 200, 3)), ((50, 1, 3), (50, 1, 3)), ((1, 1, 3), (1, 1, 3)), ((1, 50, 200), (50, 200)),
+     ((50, 200, 1), (50, 200)), ((1, 50, 200, 3), (50, 200, 3)), ((50, 200, 1, 1), (50, 200)),
+     ((1, 1, 50, 200, 3), (50, 200, 3))],
 )  # fmt: skip
 def test_arrays_keep_their_height_and_width_axes(shape, seen):
     # A squeeze of every axis of 1 read a 1 px high RGB row (1, 200, 3) as a 200x3 gray image.

@@ -31,7 +31,8 @@ def test_bad_labels_skipped_with_one_counted_warning_per_reason(tmp_path, caplog
     assert printable("2b\t82\n7.png") == "2b\\x0982\\x0a7.png"  # predict.py's stdout: one line, 3 fields
     # A name that holds a backslash prints apart from one with a tab; Unicode's line breaks are escaped.
     assert printable("2b\\x0982.png") == "2b\\\\x0982.png" != printable("2b\t82.png")
-    assert printable("a\u2028b\x85.png") == "a\\u2028b\\x85.png"
+    assert printable("a\u2028b\x85.png") == "a\\u2028b\\u0085.png"
+    assert printable("a\x85.png") != printable(os.fsdecode(b"a\x85.png"))  # a C1 character, an undecodable byte
     assert any("2 file(s) whose label is not 5 characters long" in m for m in messages)
 
 

@@ -6,6 +6,7 @@ best.onnx beside best.ckpt), else with PyTorch. Each backend is imported only wh
 
 import csv
 import glob
+import io
 import os
 import sys
 from collections.abc import Sequence
@@ -132,8 +133,10 @@ def expand_inputs(spec: str) -> list[Path]:
 def run(cfg: DictConfig) -> int:
     """predict.py: print `path<TAB>text<TAB>confidence` per input image; returns how many could not be read."""
     # A file name or read that stdout's encoding lacks (an ASCII locale, a Windows console) is
-    # escaped, not an error that would end the reads and lose the CSV.
-    sys.stdout.reconfigure(errors="backslashreplace")
+    # escaped, not an error that would end the reads and lose the CSV; as \N{...}, apart from
+    # the \xNN of a name's undecodable bytes. (A caller's StringIO has no encoding to lack.)
+    if isinstance(sys.stdout, io.TextIOWrapper):
+        sys.stdout.reconfigure(errors="namereplace")
     with user_errors():
         cfg = checked(cfg)
         paths = expand_inputs(str(cfg.input))

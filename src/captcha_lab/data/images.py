@@ -133,11 +133,12 @@ def to_floats(images: list[np.ndarray]) -> np.ndarray:
 # Control characters, C0 and C1, and Unicode's line and paragraph separators (str.splitlines()
 # breaks at each); and the backslash, doubled: else a file named `a\x09b.png`, backslash and
 # all, would print as one whose name holds a tab does.
-CONTROL_ESCAPES = {c: f"\\x{c:02x}" for c in [*range(32), *range(127, 160)]} | {
-    0x2028: "\\u2028",
-    0x2029: "\\u2029",
-    ord("\\"): "\\\\",
-}
+# C1 as \u0080...: \x80 is how a name's undecodable byte 0x80 prints.
+CONTROL_ESCAPES = (
+    {c: f"\\x{c:02x}" for c in [*range(32), 127]}
+    | {c: f"\\u{c:04x}" for c in [*range(128, 160), 0x2028, 0x2029]}
+    | {ord("\\"): "\\\\"}
+)
 
 
 def printable(name: str | Path) -> str:
@@ -187,8 +188,10 @@ def to_pixels(item: Image, size: tuple[int, int] = IMAGE_SIZE, channels: int = 1
 def _hwc(pixels: np.ndarray) -> np.ndarray:
     """(H, W), (H, W, 1|3|4), or those with a batch axis of 1 in front ((1, H, W) included) ->
     (H, W) or (H, W, 3|4). Only those axes go: a row of pixels (1, W, 3) is an image 1 px high."""
-    if pixels.ndim == 4 and pixels.shape[0] == 1:
+    while pixels.ndim > 3 and pixels.shape[0] == 1:
         pixels = pixels[0]
+    while pixels.ndim > 3 and pixels.shape[-1] == 1:
+        pixels = pixels[..., 0]
     if pixels.ndim == 3 and pixels.shape[-1] == 1:
         return pixels[..., 0]
     if pixels.ndim == 3 and pixels.shape[-1] not in (3, 4) and pixels.shape[0] == 1:
