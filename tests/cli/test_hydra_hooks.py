@@ -116,10 +116,11 @@ def test_a_sweep_subdir_without_the_job_number_is_refused(make_cfg, tmp_path, ca
     # ${run_name} alone: seed=0,1 wrote both jobs into one dir, the second over the first.
     with pytest.raises(SystemExit):
         KeepEarlierRuns().on_multirun_start(make_cfg(f"hydra.sweep.dir={tmp_path}", "hydra.sweep.subdir=${run_name}"))
-    refused = (
-        "error: hydra.sweep.subdir: ${run_name} names no ${hydra.job.num}; jobs could share a dir and overwrite it"
-    )
-    assert capsys.readouterr().err == refused + "\n"
+    refused = "error: hydra.sweep.subdir: ${run_name} names no ${hydra.job.num} (nor its id or override_dirname); "
+    assert capsys.readouterr().err == refused + "jobs could share a dir and overwrite it\n"
+    for unique in ("${hydra:job.num}", "job${hydra.job.id}", "${hydra.job.override_dirname}"):
+        config = make_cfg(f"hydra.sweep.dir={tmp_path}/{len(unique)}", f"hydra.sweep.subdir={unique}")
+        KeepEarlierRuns().on_multirun_start(config)  # unique per job: no refusal
 
 
 def test_a_resume_into_a_folder_above_its_run_is_refused(make_cfg, tmp_path, capsys):

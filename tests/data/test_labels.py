@@ -131,7 +131,7 @@ def test_unusable_labels_are_one_line_errors(images):
     (folder / "labels.csv").write_text("1.png,1234\n2.png 5678\n")
     with pytest.raises(DataError, match=r"labels.csv:2: no tab or comma between file name and label: '2.png 5678'"):
         load_folder(folder, DIGITS, 4)
-    (folder / "labels.tsv").write_text("1.png\t1234\n2.png\t5678\tverified\n")
+    (folder / "labels.tsv").write_text("1.png\t1234\t\n2.png\t5678\tverified\n")  # a trailing tab is no column
     with pytest.raises(DataError, match=r"labels.tsv:2: 3 tab-separated fields, not file name<TAB>label$"):
         load_folder(folder, DIGITS, 4)
     (folder / "labels.tsv").unlink()

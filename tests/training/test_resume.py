@@ -50,6 +50,21 @@ def test_ckpt_init_from_a_run_that_split_the_folder_otherwise_warns(make_cfg, tm
     assert init_overlap(path, ckpt, CaptchaDataModule(**{**data, "dir": str(other)})) is None  # other images
     reseeded = CaptchaDataModule(**{**data, "seed": 1})
     assert init_overlap(path, ckpt, reseeded).endswith(" otherwise (data.seed=0 there, 1 here)")
+    scored = CaptchaDataModule(**{**data, "dir": str(other), "test_dir": data["dir"]})  # tests what it trained on
+    assert init_overlap(path, ckpt, scored).endswith(
+        f"its run trained on {data['dir']}, which data.test_dir scores here"
+    )
+    tested = {**data, "test_dir": str(other)}  # a test folder of its own, then another: dir split alike
+    assert (
+        init_overlap(
+            path,
+            {**ckpt, "datamodule_hyper_parameters": tested},
+            CaptchaDataModule(**{**tested, "test_dir": str(shutil.copytree(other, tmp_path / "third"))}),
+        )
+        is None
+    )
+    moved = {**ckpt, "CaptchaDataModule": {"images": 1, "names_sha1": "0"}}  # its folder held other images then
+    assert "which now holds" in init_overlap(path, moved, CaptchaDataModule(**{**data, "batch_size": 8}))
     with caplog.at_level(logging.WARNING):
         init_weights(system.net, str(path), reseeded)
     assert "val/ and test/ scores may count images those weights trained on" in caplog.text

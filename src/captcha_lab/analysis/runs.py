@@ -54,6 +54,11 @@ def job_dirs(sweep_dir: Path) -> list[Path]:
     return sorted(jobs, key=lambda job: job_order(job_name(sweep_dir, job)))
 
 
+def failed_jobs(sweep_dir: Path) -> list[Path]:
+    """The job dirs whose job stopped on an error (their error.txt), in job order."""
+    return [job for job in job_dirs(sweep_dir) if (job / ERROR_FILE).is_file()]
+
+
 def job_name(sweep_dir: Path, job: Path) -> str:
     return job.relative_to(sweep_dir).as_posix()
 

@@ -12,7 +12,15 @@ from pathlib import Path
 import yaml
 
 from captcha_lab.analysis.plots import plot_run, plot_sweep
-from captcha_lab.analysis.runs import histories_by_label, job_dirs, job_name, job_order, read_history, write_mean_runs
+from captcha_lab.analysis.runs import (
+    failed_jobs,
+    histories_by_label,
+    job_dirs,
+    job_name,
+    job_order,
+    read_history,
+    write_mean_runs,
+)
 from captcha_lab.atomic import write_text, writing
 from captcha_lab.errors import ERROR_FILE, DataError
 
@@ -120,7 +128,7 @@ def write_summary(sweep_dir: str | Path) -> list[dict]:
 def _failed_jobs(sweep_dir: Path) -> list[str]:
     """Lines naming the jobs that stopped on an error (their error.txt), which no table holds:
     else a recipe's n would drop by one without a word."""
-    failed = [job for job in job_dirs(sweep_dir) if (job / ERROR_FILE).is_file()]
+    failed = failed_jobs(sweep_dir)
     if not failed:
         return []
     lines = ["", f"{len(failed)} job(s) failed and are left out above (each one's error.txt):", ""]

@@ -2,6 +2,7 @@
 the jobs, before Hydra writes a run dir's .hydra/ and after a sweep's last job."""
 
 import logging
+import re
 from pathlib import Path
 from typing import Any
 
@@ -9,7 +10,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf, read_write
 
-from captcha_lab.analysis.runs import job_dirs, job_name
+from captcha_lab.analysis.runs import failed_jobs, job_dirs, job_name
 from captcha_lab.analysis.sweep import summarize_sweep
 from captcha_lab.cli.exits import user_errors
 from captcha_lab.errors import ERROR_FILE, ConfigError
@@ -76,8 +77,10 @@ class KeepEarlierRuns(Callback):
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         subdir = OmegaConf.to_container(config.hydra.sweep, resolve=False).get("subdir")
-        if "hydra.job.num" not in str(subdir):  # e.g. ${run_name}: seed=0,1 would share one dir
-            refuse(f"hydra.sweep.subdir: {subdir} names no ${{hydra.job.num}}; jobs could share a dir and overwrite it")
+        # Unique per job: its number or id, or its overrides; ${run_name} alone is not (seed=0,1).
+        if not re.search(r"hydra[.:]job\.(num|id|override_dirname)", str(subdir)):
+            unique = "${hydra.job.num} (nor its id or override_dirname)"
+            refuse(f"hydra.sweep.subdir: {subdir} names no {unique}; jobs could share a dir and overwrite it")
         sweep_dir = resolved_dir(config, "hydra.sweep.dir")
         if found := holds_a_run(sweep_dir):
             refuse(f"hydra.sweep.dir: {sweep_dir} already holds a run ({found}); choose another dir")
@@ -113,7 +116,7 @@ class FailedJobs(Callback):
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
-        failed = [job for job in job_dirs(sweep_dir) if (job / ERROR_FILE).is_file()]
+        failed = failed_jobs(sweep_dir)
         if failed:
             names = ", ".join(job_name(sweep_dir, job) for job in failed)
             first = (failed[0] / ERROR_FILE).read_text().strip()

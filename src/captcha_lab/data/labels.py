@@ -118,8 +118,9 @@ def _rows(label_file: Path) -> list[tuple[str, str]]:
             raise DataError(f"{label_file}:{number}: no tab or comma between file name and label: {line!r}")
         # Comma lines as CSV ("quoted, fields", as spreadsheets write them); a tab line as it is. Not
         # two comma fields: an unquoted label holds a comma, and everything after the first is it.
-        # No label holds a tab (predict.py writes `path<TAB>text`): a third column is refused.
-        if sep == "\t" and (tabs := line.count("\t")) > 1:
+        # No label holds a tab (predict.py writes tab-separated path, text, confidence): a third
+        # column is refused; a trailing tab (as spreadsheets export) is no column.
+        if sep == "\t" and (tabs := line.rstrip().count("\t")) > 1:
             raise DataError(f"{label_file}:{number}: {tabs + 1} tab-separated fields, not file name<TAB>label")
         fields = next(csv.reader([line])) if sep == "," else []
         name, label = fields if len(fields) == 2 else line.split(sep, 1)

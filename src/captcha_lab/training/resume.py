@@ -51,10 +51,17 @@ def check_same_split(path: str | Path, ckpt: dict, data: dict) -> None:
 def init_overlap(path: str | Path, ckpt: dict, datamodule) -> str | None:
     """Why the weights of `ckpt` (a warm start, ckpt_init=) may have trained on images that
     `datamodule` validates or tests on, or None: its run drew from the same folder but split it
-    otherwise, or the folder's images changed since (which reshuffles every split)."""
+    otherwise, or the folder's images changed since (which reshuffles every split), or it trained
+    on the folder that data.test_dir scores here."""
     theirs, data = ckpt.get("datamodule_hyper_parameters") or {}, dict(datamodule.hparams)
+    if not theirs:
+        return None
+    if data["test_dir"] and theirs.get("dir") and Path(theirs["dir"]).resolve() == Path(data["test_dir"]).resolve():
+        return f"{path}: its run trained on {theirs['dir']}, which data.test_dir scores here"
     changed = split_changes(ckpt, data)
-    if not theirs or {"dir", "synthetic", "synthetic_seed"} & set(changed):  # other images: nothing shared
+    if theirs.get("test_dir") and data["test_dir"]:  # dir's split alike: test_fraction unused, test elsewhere
+        changed = [k for k in changed if k not in ("test_dir", "test_fraction")]
+    if {"dir", "synthetic", "synthetic_seed"} & set(changed):  # other images: nothing shared
         return None
     if changed:
         key = changed[0]
