@@ -78,6 +78,19 @@ def test_seed_sweep_overlay_has_one_mean_line_with_a_band_per_recipe(tmp_path, m
     assert list(mean) == [1, 2, 3, 4] and list(mean.values()) == pytest.approx([0.0, 0.2, 0.4, 0.6])
 
 
+def test_a_stopped_job_is_drawn_and_listed_with_its_recipe(tmp_path, monkeypatch):
+    # Seed 1 stopped (SIGTERM) after 2 epochs: no metrics.json, but its curve is logged.
+    make_job(tmp_path, "0_job", ["seed=0", "epochs=4"], {}, {"val/seq_acc": [0.1, 0.2, 0.3, 0.4]})
+    stopped = make_job(tmp_path, "1_job", ["seed=1", "epochs=4"], {}, {"val/seq_acc": [0.3, 0.4]})
+    (stopped / "metrics.json").unlink()
+    figures = drawn(monkeypatch)
+    summarize_sweep(tmp_path)
+    (line,) = figures[0].axes[0].get_lines()
+    assert line.get_label() == "all runs (mean of 2)"
+    assert list(line.get_ydata()) == pytest.approx([0.2, 0.3, 0.3, 0.4])  # the stopped one while it ran
+    assert "\n| seed=1 | " in (tmp_path / "curves.md").read_text()  # its row, not its folder name
+
+
 def test_single_seed_sweep_overlay_has_one_line_per_job_and_no_band(tmp_path, monkeypatch):
     for i, lr in enumerate(("1e-3", "1e-2")):
         make_job(tmp_path, f"{i}_job", [f"lr={lr}", "epochs=3"], {}, {"val/seq_acc": [0.0, 0.1, 0.2]})

@@ -39,17 +39,21 @@ COLUMNS = [
 ]
 
 
+def job_overrides(job: Path) -> str:
+    """A job's command-line overrides (its .hydra/overrides.yaml), as one string."""
+    overrides_file = job / ".hydra" / "overrides.yaml"
+    return " ".join((yaml.safe_load(overrides_file.read_text()) if overrides_file.is_file() else None) or [])
+
+
 def collect(sweep_dir: Path) -> list[dict]:
     rows = []
     for job in job_dirs(sweep_dir):
         metrics_file = job / "metrics.json"
         if not metrics_file.is_file():
             continue
-        overrides_file = job / ".hydra" / "overrides.yaml"
-        overrides = yaml.safe_load(overrides_file.read_text()) if overrides_file.is_file() else []
         timing_file = job / "timing.json"
         timing = json.loads(timing_file.read_text()) if timing_file.is_file() else {}
-        row = {"job": job_name(sweep_dir, job), "overrides": " ".join(overrides or [])}
+        row = {"job": job_name(sweep_dir, job), "overrides": job_overrides(job)}
         rows.append({**row, **json.loads(metrics_file.read_text()), **timing})
     # Ties (short runs often all score 0) broken by the last epoch's val/char_acc.
     return sorted(
@@ -214,7 +218,9 @@ def summarize_sweep(sweep_dir: str | Path) -> list[dict]:
     """summary.csv/.md, curves.md, the overlay plots and mean runs of a multirun; returns its rows, best first."""
     sweep_dir = Path(sweep_dir)
     rows = write_summary(sweep_dir)
-    overrides = {r["job"]: r["overrides"] for r in rows}
+    # Every job that logged a curve, finished or not: a stopped one's curve joins its recipe's.
+    logged = [job for job in job_dirs(sweep_dir) if any(job.glob("events.out.tfevents.*"))]
+    overrides = {r["job"]: r["overrides"] for r in rows} | {job_name(sweep_dir, j): job_overrides(j) for j in logged}
     recipes = recipe_labels(overrides)
     plot_sweep(sweep_dir, recipes)
     write_mean_runs(sweep_dir, histories_by_label(sweep_dir, recipes))
