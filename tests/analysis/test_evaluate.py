@@ -70,3 +70,14 @@ def test_misread_grid_shows_the_images_as_the_net_saw_them(channels):
     assert shown.shape == ((5, 20) if channels == 1 else (5, 20, 3))  # colour kept, not its red channel
     torch.testing.assert_close(torch.as_tensor(shown.data).reshape(5, 20, -1), images[1].permute(1, 2, 0))
     plt.close(fig)
+
+
+def test_a_read_where_the_label_has_a_symbol_the_net_cannot_write_is_a_false_positive():
+    # A test folder's label "?b" (? outside the alphabet) read as "ab": that "a" is a wrong read of
+    # "a", as a symbol read past a label's end is; dropped, it lifted a's precision to 1.
+    rows, confusion = char_scores("ab", ["ab", "\ufffdb"], ["ab", "ab"], missing=True)
+    assert {r["char"]: r["precision"] for r in rows} == {"a": 0.5, "b": 1.0}
+    assert confusion[2].tolist() == [1, 0, 0]  # the MISSING row: no symbol of the alphabet there
+    assert [r["support"] for r in rows] == [1, 2]
+    with pytest.raises(ValueError, match="another length or symbol need missing=True"):
+        char_scores("ab", ["\ufffdb"], ["ab"], missing=False)

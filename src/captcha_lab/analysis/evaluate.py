@@ -51,17 +51,16 @@ MISSING = "∅"  # the class of a character absent from a read or label shorter 
 
 def aligned_classes(symbols: str, truths: list[str], preds: list[str], missing: bool) -> tuple[torch.Tensor, ...]:
     """(N,) label and (N,) read class indices, position by position over every pair up to the
-    longer one's end: class len(symbols) (MISSING) marks where the shorter of the two has ended.
-    A label's symbol that the net cannot write has no row to count in: seq_acc counts it wrong."""
+    longer one's end: class len(symbols) (MISSING) marks where the shorter of the two has ended,
+    and a label's symbol that the net cannot write (no row of its own: what was read there is
+    a false positive of its symbol, as past a label's end)."""
     index = {None: len(symbols), **{s: i for i, s in enumerate(symbols)}}
     target, pred = [], []
     for t, p in zip(truths, preds, strict=True):
-        if len(t) != len(p) and not missing:  # fixed heads read their label's length
-            raise ValueError(f"read {p!r} of label {t!r}: reads of another length need missing=True")
+        if (len(t) != len(p) or UNKNOWN_SYMBOL in t) and not missing:  # fixed heads, the net's symbols
+            raise ValueError(f"read {p!r} of label {t!r}: reads of another length or symbol need missing=True")
         for a, b in itertools.zip_longest(t, p):  # None past the shorter one's end
-            if a == UNKNOWN_SYMBOL:
-                continue
-            target.append(index[a])
+            target.append(index[None if a == UNKNOWN_SYMBOL else a])
             pred.append(index[b])
     return torch.tensor(target, dtype=torch.long), torch.tensor(pred, dtype=torch.long)
 
@@ -153,7 +152,9 @@ def analyse(
     preds = read_texts(system, data.images, batch_size)
     # Fixed heads read their label's length, but a test folder (data.test_dir) keeps labels of
     # other lengths, scored as misreads: their positions then count against MISSING too.
-    missing = system.net.variable_length or any(len(t) != len(p) for t, p in zip(truths, preds, strict=True))
+    missing = system.net.variable_length or any(
+        len(t) != len(p) or UNKNOWN_SYMBOL in t for t, p in zip(truths, preds, strict=True)
+    )
     rows, confusion = char_scores(symbols, truths, preds, missing=missing)
     labels = confusion_labels(symbols, missing)
     write_char_csvs(out_dir, labels, rows, confusion)
