@@ -64,3 +64,12 @@ def test_pil_modes_png_cannot_hold_are_read_or_refused_as_image_errors(tmp_path,
 def test_predict_yaml_batch_size_is_the_predictors_default():
     # predict.yaml needs the literal (so that `batch_size=64` overrides without a +); the two must not drift.
     assert OmegaConf.load(ROOT / "conf" / "predict.yaml").batch_size == BATCH_SIZE
+
+
+@pytest.mark.parametrize("one", ["a.png", b"\x89PNG", np.zeros((50, 200), np.uint8)])
+def test_one_image_not_in_a_list_is_refused_not_iterated(predictor, one):
+    # A path was read letter by letter ("/: cannot be opened"), an (H, W) array row by row.
+    with pytest.raises(TypeError, match=r"^predict takes a list of images, got one .*: predict\(\[image\]\)$"):
+        predictor.predict(one)
+    with pytest.raises(ImageError, match=r"a \(200,\) array is not an \(H, W\)"):
+        predictor.predict([np.zeros(200, np.uint8)])  # a row of pixels has no height

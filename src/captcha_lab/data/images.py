@@ -188,6 +188,8 @@ def to_pixels(item: Image, size: tuple[int, int] = IMAGE_SIZE, channels: int = 1
 def _hwc(pixels: np.ndarray) -> np.ndarray:
     """(H, W), (H, W, 1|3|4), or those with a batch axis of 1 in front ((1, H, W) included) ->
     (H, W) or (H, W, 3|4). Only those axes go: a row of pixels (1, W, 3) is an image 1 px high."""
+    if pixels.ndim < 2:  # no height: a row of pixels is (1, W)
+        raise TypeError(f"a {pixels.shape} array has no height and width")
     while pixels.ndim > 3 and pixels.shape[0] == 1:
         pixels = pixels[0]
     while pixels.ndim > 3 and pixels.shape[-1] == 1:

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
+import PIL.Image
 
 from captcha_lab.data.charset import Charset
 from captcha_lab.data.images import IMAGE_SIZE, Image, ImageError, to_floats, to_pixels
@@ -98,6 +99,9 @@ class Reader:
 
     def predict(self, items: Sequence[Image]) -> list[Prediction]:
         """One prediction per item, in order; an unreadable item raises ImageError."""
+        if isinstance(items, str | bytes | Path | PIL.Image.Image | np.ndarray):
+            # Iterated, a path would be read letter by letter and an (H, W) array row by row.
+            raise TypeError(f"predict takes a list of images, got one {type(items).__name__}: predict([image])")
         return self.predict_pixels([self.prepare(item) for item in items])
 
     def predict_files(self, paths: Sequence[Path]) -> Iterator[tuple[Path, Prediction | ImageError]]:
