@@ -5,8 +5,11 @@ from pathlib import Path
 import lightning as L
 import pytest
 import torch
+from hydra.core.hydra_config import HydraConfig
 from hydra.errors import ConfigCompositionException
+from hydra.types import RunMode
 from hydra.utils import instantiate
+from omegaconf import read_write
 from omegaconf.errors import ConfigKeyError, ValidationError
 
 from captcha_lab.cli.train import build, train, validate
@@ -104,6 +107,21 @@ def test_activation_reaches_the_crnn_and_the_report_sweeps_need_no_dash_m(make_c
 def test_misspelt_keys_unknown_choices_and_wrong_types_fail(make_cfg, override, error, match):
     with pytest.raises(error, match=match):
         make_cfg(override)
+
+
+@pytest.mark.parametrize("devices", ["trainer=ddp_cpu", "trainer.devices=2", "trainer.devices=[0,1]"])
+def test_ddp_in_a_multirun_is_refused_however_it_is_asked_for(make_cfg, devices):
+    # Each rank would run the whole sweep; with trainer.devices=2 (strategy auto: DDP) rank 0
+    # waited for rank 1 forever, as rank 1 was refused the sweep dir rank 0 had taken.
+    def in_a_multirun(cfg):
+        with read_write(cfg.hydra):
+            cfg.hydra.mode = RunMode.MULTIRUN
+        HydraConfig.instance().set_config(cfg)
+        return cfg
+
+    with pytest.raises(ConfigError, match="^trainer: DDP cannot run inside a multirun"):
+        validate(in_a_multirun(make_cfg(devices)))
+    validate(in_a_multirun(make_cfg("trainer.devices=[0]")))  # one device
 
 
 @pytest.mark.parametrize("override,key", [("lr=-1", "lr"), ("batch_size=0", "batch_size"), ("epochs=0", "epochs")])

@@ -77,7 +77,11 @@ def validate(cfg: DictConfig) -> None:
         raise ConfigError(f"trainer.max_epochs follows epochs=; set that instead (got {cfg.trainer.max_epochs})")
     validation.check_checkpoint_file(cfg, "ckpt_path")
     validation.check_checkpoint_file(cfg, "ckpt_init")
-    if HydraConfig.get().get("mode") == RunMode.MULTIRUN and "ddp" in str(cfg.trainer.get("strategy", "")).lower():
+    devices = cfg.trainer.get("devices", 1)
+    devices = len(devices) if OmegaConf.is_list(devices) else devices
+    # strategy=auto over several devices is DDP too (trainer.devices=2)
+    ddp = "ddp" in str(cfg.trainer.get("strategy", "")).lower() or devices not in (1, "1", "auto", None)
+    if HydraConfig.get().get("mode") == RunMode.MULTIRUN and ddp:
         # Lightning re-launches sys.argv (with -m) per rank: every rank would start the whole sweep.
         raise ConfigError(
             "trainer: DDP cannot run inside a multirun (-m, or an experiment/hparams_search that sweeps);"
