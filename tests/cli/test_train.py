@@ -53,6 +53,21 @@ class StopInSecondValidation(L.Callback):
             raise KeyboardInterrupt
 
 
+class SigtermInLastTestBatch(L.Callback):
+    """SIGTERM's flag as Lightning sets it, in the test's last batch, which it finishes."""
+
+    def on_test_batch_end(self, trainer, *args, **kwargs) -> None:
+        trainer._signal_connector.received_sigterm = True
+
+
+def test_sigterm_in_the_last_test_batch_stops_the_run_as_in_any_other(make_cfg_in, tmp_path, capsys):
+    run = tmp_path / "run"
+    with pytest.raises(SystemExit) as stopped:
+        train(make_cfg_in(run, "~logger", f"+callbacks.stop._target_={__name__}.SigtermInLastTestBatch"))
+    assert stopped.value.code == 143 and capsys.readouterr().err.endswith("error: stopped by SIGTERM\n")
+    assert not (run / "metrics.json").exists() and (run / "checkpoints" / "best.ckpt").is_file()
+
+
 @pytest.fixture(scope="module")
 def interrupted_run(tmp_path_factory, make_cfg_in) -> Path:
     """A 3-epoch run stopped by Ctrl-C in epoch 1's validation (Lightning stops cleanly; train exits)."""

@@ -15,6 +15,7 @@ from hydra.core.config_store import ConfigStore
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from lightning.pytorch.callbacks import ModelCheckpoint, Timer
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import MISSING, DictConfig, OmegaConf
 
 from captcha_lab.analysis.plots import plot_run
@@ -245,6 +246,8 @@ def train(cfg: DictConfig) -> float:
         if cfg.ckpt_path is not None and not trainer.callback_metrics:  # e.g. saved in its last validation
             raise ConfigError(nothing_left(cfg, trainer))
         metrics = fit_and_test_metrics(trainer, system, datamodule)
+        if trainer.received_sigterm:  # in the test's last batch, which Lightning finishes: stop as in any other
+            raise SIGTERMException
         # Timings go apart from metrics, so that equal seeds give byte-identical metrics.json.
         timer = next((c for c in trainer.callbacks if isinstance(c, EpochTimer)), None)
         timing = {

@@ -10,6 +10,7 @@ from pathlib import Path
 import lightning as L
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from captcha_lab.atomic import replacing
@@ -75,6 +76,9 @@ class InterruptCheckpoint(L.Callback):
 
     def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
         if not isinstance(exception, (KeyboardInterrupt, SIGTERMException)):
+            return
+        if trainer.state.fn != TrainerFn.FITTING:  # train.py's test at the end: its weights are best.ckpt's
+            log.warning("interrupted during %s: nothing to save; last.ckpt holds the training", trainer.state.fn.value)
             return
         if trainer.global_step == 0:
             log.warning("interrupted before the first training step: nothing to save")
