@@ -2,6 +2,8 @@
 
 import json
 import math
+import os
+import signal
 from functools import partial
 from pathlib import Path
 
@@ -10,6 +12,7 @@ import pytest
 import torch
 
 from captcha_lab.analysis.runs import read_history
+from captcha_lab.atomic import replacing
 from captcha_lab.cli import train as pipeline
 from captcha_lab.cli.train import train
 from captcha_lab.training.system import load_system
@@ -66,6 +69,29 @@ def test_sigterm_in_the_last_test_batch_stops_the_run_as_in_any_other(make_cfg_i
         train(make_cfg_in(run, "~logger", f"+callbacks.stop._target_={__name__}.SigtermInLastTestBatch"))
     assert stopped.value.code == 143 and capsys.readouterr().err.endswith("error: stopped by SIGTERM\n")
     assert not (run / "metrics.json").exists() and (run / "checkpoints" / "best.ckpt").is_file()
+
+
+def test_sigterm_while_the_results_are_written_leaves_no_temporary_file(make_cfg_in, tmp_path, monkeypatch, capsys):
+    # Past fit and test Lightning's handler is gone: SIGTERM killed the process mid-export.
+    def export_then_sigterm(ckpt):
+        with replacing(Path(ckpt).with_suffix(".onnx")) as tmp:
+            tmp.write_bytes(b"half an export")
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    def unhandled(signum, frame):  # in place of the default, which would end pytest itself
+        raise RuntimeError("SIGTERM reached the handler from before train()")
+
+    monkeypatch.setattr("captcha_lab.inference.export.export_quietly", export_then_sigterm)
+    before = signal.signal(signal.SIGTERM, unhandled)
+    run = tmp_path / "run"
+    try:
+        with pytest.raises(SystemExit) as stopped:
+            train(make_cfg_in(run, "~logger"))
+        assert signal.getsignal(signal.SIGTERM) is unhandled  # the handler before it is back
+    finally:
+        signal.signal(signal.SIGTERM, before)
+    assert stopped.value.code == 143 and capsys.readouterr().err.endswith("error: stopped by SIGTERM\n")
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["best.ckpt", "last.ckpt"]
 
 
 @pytest.fixture(scope="module")

@@ -3,6 +3,7 @@ the best checkpoint, and write the run's results (metrics.json, plots, best.onnx
 
 import logging
 import math
+import signal
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -216,6 +217,22 @@ def uninitialized_memory_left_as_is():
         torch.utils.deterministic.fill_uninitialized_memory = before
 
 
+@contextmanager
+def sigterm_raises():
+    """After fit and test, Lightning's SIGTERM handler is gone, and SIGTERM would end the process
+    mid-write (a .best.onnx.<pid>.tmp left beside the checkpoint): raised instead, the writers
+    remove their temporary files and the run stops as any stopped one (exit 143)."""
+
+    def stop(signum, frame):
+        raise SIGTERMException
+
+    before = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, before)
+
+
 def nothing_left(cfg: DictConfig, trainer: L.Trainer) -> str:
     """Why a resumed fit trained nothing: its epochs, or its time (Lightning's Timer resumes the
     time spent, so a run stopped by trainer.max_time stops again at once)."""
@@ -255,7 +272,8 @@ def train(cfg: DictConfig) -> float:
             "epoch_s_median": timer.steady_state if timer else None,
         }
         if trainer.is_global_zero:
-            write_results(cfg, trainer, out_dir, metrics, timing)
+            with sigterm_raises():
+                write_results(cfg, trainer, out_dir, metrics, timing)
         return finite_score(metrics["val/seq_acc_best"])
     return 0.0  # a sweep job that stopped on a user error (its error.txt): optuna needs a number
 
