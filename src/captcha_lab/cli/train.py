@@ -4,6 +4,7 @@ the best checkpoint, and write the run's results (metrics.json, plots, best.onnx
 import logging
 import math
 import signal
+import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -226,6 +227,9 @@ def sigterm_raises():
     def stop(signum, frame):
         raise SIGTERMException
 
+    if threading.current_thread() is not threading.main_thread():  # a launcher's thread: Python allows none
+        yield
+        return
     before = signal.signal(signal.SIGTERM, stop)
     try:
         yield
