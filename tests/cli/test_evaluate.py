@@ -122,13 +122,14 @@ def test_eval_separate_test_dir(tmp_path, tiny_run, tiny_dir):
     for p in images[:6]:
         shutil.copy(p, test_dir)
     # A label one symbol short: the 5-head net reads 5, so it is a misread, not an error.
-    short = images[6].stem[:4]
+    short, long = images[6].stem[:4], images[7].stem + "x"  # and one a symbol longer: kept whole
     shutil.copy(images[6], test_dir / f"{short}.png")
+    shutil.copy(images[7], test_dir / f"{long}.png")
     eval_job(tmp_path / "e", f"ckpt_path={tiny_run / 'checkpoints' / 'best.ckpt'}", f"data.test_dir={test_dir}")
     result = json.loads((tmp_path / "e" / "eval.json").read_text())
     # The run's own train/val (58/14 of the 80, its 8 test images held out), not the folder split anew.
-    assert result["sizes"] == {"train": 58, "val": 14, "test": 7}
-    assert short in {m["true"] for m in result["misread"]}
+    assert result["sizes"] == {"train": 58, "val": 14, "test": 8}
+    assert {short, long} <= {m["true"] for m in result["misread"]}
     assert result["confusion_labels"][-1] == MISSING
 
 

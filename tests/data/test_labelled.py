@@ -39,18 +39,24 @@ def test_bad_labels_skipped_with_one_counted_warning_per_reason(tmp_path, caplog
 def test_a_test_folder_keeps_every_label_as_a_target(tmp_path, caplog):
     # keep_unknown (data.test_dir): labels of another length or with unknown symbols are scored,
     # not skipped, so the test accuracy counts every image.
-    for name in ["2b827.png", "ab827.png", "2b8272.png", "2b82.png"]:
+    for name in ["2b827.png", "ab827.png", "2b8272.png", "2b82727.png", "2b82.png"]:
         save(tmp_path / name, "L")
     with caplog.at_level(logging.WARNING):
         data = load_folder(tmp_path, CHARSET, length=5, keep_unknown=True)
     targets = dict(zip(data.names, data.targets.tolist(), strict=True))
-    assert targets["2b827.png"] == CHARSET.encode("2b827")
-    assert targets["ab827.png"] == [UNKNOWN, *CHARSET.encode("b827")]
-    assert targets["2b82.png"] == [*CHARSET.encode("2b82"), PAD]
-    assert targets["2b8272.png"] == [*CHARSET.encode("2b82"), UNKNOWN]  # too long: cut, and never matched
+    # One column more than the model reads (as the metrics compare reads): a label one longer is
+    # kept whole, so its first five positions score as they read; a longer one ends in UNKNOWN.
+    assert targets["2b827.png"] == [*CHARSET.encode("2b827"), PAD]
+    assert targets["ab827.png"] == [UNKNOWN, *CHARSET.encode("b827"), PAD]
+    assert targets["2b82.png"] == [*CHARSET.encode("2b82"), PAD, PAD]
+    assert targets["2b8272.png"] == CHARSET.encode("2b8272")
+    assert targets["2b82727.png"] == [*CHARSET.encode("2b827"), UNKNOWN]
     messages = " ".join(r.getMessage() for r in caplog.records)
     assert "1 label(s) hold symbols the model cannot write, scored as misreads: ab827.png" in messages
-    assert "2 label(s) are not 5 characters long, as the model reads; scored: 2b82.png, 2b8272.png" in messages
+    assert (
+        "3 label(s) are not 5 characters long, as the model reads; scored: 2b82.png, 2b8272.png, 2b82727.png"
+        in messages
+    )
 
 
 def test_unreadable_files_are_skipped_and_named(tmp_path, tiny_dir, caplog):

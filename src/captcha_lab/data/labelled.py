@@ -34,10 +34,10 @@ class LabelledImages:
         return LabelledImages(self.images[index], self.targets[index], [self.names[i] for i in index.tolist()])
 
 
-def _padded(indices: list[int], length: int) -> list[int]:
-    if len(indices) > length:  # a test label longer than any the model reads: a target no read matches
-        return indices[: length - 1] + [UNKNOWN]
-    return indices + [PAD] * (length - len(indices))
+def _padded(indices: list[int], width: int) -> list[int]:
+    if len(indices) > width:  # longer still: its first symbols, then one that no read matches
+        return indices[: width - 1] + [UNKNOWN]
+    return indices + [PAD] * (width - len(indices))
 
 
 def load_folder(
@@ -73,9 +73,12 @@ def load_folder(
     if not ok:
         wanted = _lengths(length, max_length)
         raise DataError(f"no usable captcha images in {folder} (labels of {wanted} symbols from {charset.symbols!r})")
+    # A test folder's targets have a column more than the longest label the model reads, as the
+    # metrics compare reads: a longer label keeps its symbols there, and reads wrong as a whole.
+    width = max_length + keep_unknown
     return LabelledImages(
         images=to_tensor([d for _, d in ok]),
-        targets=torch.tensor([_padded(charset.encode(kept[p], True), max_length) for p, _ in ok], dtype=torch.long),
+        targets=torch.tensor([_padded(charset.encode(kept[p], True), width) for p, _ in ok], dtype=torch.long),
         names=[p.name for p, _ in ok],
     )
 

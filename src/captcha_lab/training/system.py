@@ -120,11 +120,13 @@ class CaptchaSystem(L.LightningModule):
     def _eval_step(self, batch, split: str) -> None:
         x, y = batch
         logits = self(x)
-        # A test label with a symbol the net cannot write has no loss: its rows are left out of
-        # it (and only count, as misreads, in the accuracies).
-        writable = (y != UNKNOWN).all(1)  # (B,)
+        # A test label with a symbol the net cannot write, or longer than it reads (a test folder's
+        # targets have one column more), has no loss: its rows are left out of it (and only count,
+        # as misreads, in the accuracies).
+        writable = (y != UNKNOWN).all(1) & (y[:, self.length :] == PAD).all(1)  # (B,)
         if writable.any():
-            self.losses[f"{split}_loss"].update(self.loss(logits[writable], y[writable]), weight=int(writable.sum()))
+            loss = self.loss(logits[writable], y[writable, : self.length])
+            self.losses[f"{split}_loss"].update(loss, weight=int(writable.sum()))
         self._update_metrics(split, logits, y)
 
     @property
