@@ -86,20 +86,19 @@ def test_rank_seed_gives_each_ddp_rank_its_own_draws_and_leaves_one_device_alone
     assert torch.equal(draws(1, 0), torch.rand(4, generator=untouched))  # one device: the stream goes on
 
 
-def test_ctrl_c_before_the_first_step_says_that_nothing_was_saved(tmp_path, caplog):
-    fitting = SimpleNamespace(fn=TrainerFn.FITTING)
-    trainer = SimpleNamespace(state=fitting, global_step=0, save_checkpoint=lambda path: pytest.fail("nothing to save"))
+@pytest.mark.parametrize(
+    "fn,step,exception,message",
+    [
+        (TrainerFn.FITTING, 0, KeyboardInterrupt(), "interrupted before the first training step: nothing to save"),
+        # The test runs best.ckpt's weights: saved as interrupted.ckpt with the last step's
+        # optimizer, a resume from it went on from the best epoch's, the epochs after it lost.
+        (TrainerFn.TESTING, 21, SIGTERMException(), "interrupted during test: nothing to save; last.ckpt holds the"),
+    ],
+)
+def test_an_interrupt_with_nothing_to_resume_saves_nothing(tmp_path, caplog, fn, step, exception, message):
+    state = SimpleNamespace(fn=fn)
+    trainer = SimpleNamespace(state=state, global_step=step, save_checkpoint=lambda path: pytest.fail("saved"))
     with caplog.at_level(logging.WARNING, logger="captcha_lab.training.callbacks"):
-        InterruptCheckpoint(str(tmp_path)).on_exception(trainer, None, KeyboardInterrupt())
-    assert "interrupted before the first training step: nothing to save" in caplog.text
+        InterruptCheckpoint(str(tmp_path)).on_exception(trainer, None, exception)
+    assert message in caplog.text
     assert not list(tmp_path.iterdir())
-
-
-def test_an_interrupt_in_the_test_after_training_saves_nothing(tmp_path, caplog):
-    # The test runs best.ckpt's weights: saved as interrupted.ckpt with the last step's optimizer,
-    # a resume from it went on from the best epoch's weights, the epochs after it silently lost.
-    testing = SimpleNamespace(fn=TrainerFn.TESTING)
-    trainer = SimpleNamespace(state=testing, global_step=21, save_checkpoint=lambda path: pytest.fail("saved"))
-    with caplog.at_level(logging.WARNING, logger="captcha_lab.training.callbacks"):
-        InterruptCheckpoint(str(tmp_path)).on_exception(trainer, None, SIGTERMException())
-    assert "interrupted during test: nothing to save; last.ckpt holds the training" in caplog.text
