@@ -135,6 +135,14 @@ def test_a_bad_request_gets_a_4xx_naming_its_problem(server, case):
     assert server.client.post("/predict", **files(GOOD)).status_code == 200  # and the server still reads
 
 
+def test_a_malformed_multipart_body_is_answered_not_also_logged(server):
+    body = b"\x89PNG\r\n"  # a file sent raw under a multipart content type
+    answer = server.client.post("/predict", content=body, headers={"content-type": "multipart/form-data; boundary=XyZ"})
+    assert answer.status_code == 400
+    assert server.client.get("/health").status_code == 200  # a request after it: the log has caught up
+    assert "Expected boundary character" not in server.log.read_text()  # python-multipart's warning
+
+
 def test_other_methods_and_paths_get_json_errors(server):
     assert server.client.get("/predict").json() == {"detail": "Method Not Allowed"}
     assert server.client.get("/nowhere").status_code == 404

@@ -9,6 +9,7 @@ sharing the port; they build the app from the settings passed in an environment 
 import contextlib
 import dataclasses
 import json
+import logging
 import os
 import signal
 from collections.abc import Callable, Iterator
@@ -58,6 +59,8 @@ def load_reader(ckpt_path: str, batch_size: int, threads: int = 0) -> OnnxPredic
 
 def build_app(settings: Settings) -> FastAPI:
     quiet_decoders()  # a bad upload is answered by name; OpenCV's own warning would only repeat it
+    # A malformed multipart body too (400 "multipart body: ..."): its parser's warnings repeat it.
+    logging.getLogger("python_multipart").setLevel(logging.ERROR)
     reader = load_reader(settings.ckpt_path, settings.max_batch, settings.threads)
     return create_app(reader, settings.ckpt_path, settings.limits, settings.max_batch, settings.max_wait_ms / 1000)
 
