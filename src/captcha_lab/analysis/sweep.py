@@ -218,9 +218,10 @@ def summarize_sweep(sweep_dir: str | Path) -> list[dict]:
     """summary.csv/.md, curves.md, the overlay plots and mean runs of a multirun; returns its rows, best first."""
     sweep_dir = Path(sweep_dir)
     rows = write_summary(sweep_dir)
-    # Every job that logged a curve, finished or not: a stopped one's curve joins its recipe's.
-    logged = [job for job in job_dirs(sweep_dir) if any(job.glob("events.out.tfevents.*"))]
-    overrides = {r["job"]: r["overrides"] for r in rows} | {job_name(sweep_dir, j): job_overrides(j) for j in logged}
+    overrides = {r["job"]: r["overrides"] for r in rows}
+    # A job stopped before its metrics.json (SIGTERM) logged a curve all the same: it joins its recipe's.
+    stopped = (j for j in job_dirs(sweep_dir) if job_name(sweep_dir, j) not in overrides)
+    overrides |= {job_name(sweep_dir, j): job_overrides(j) for j in stopped if any(j.glob("events.out.tfevents.*"))}
     recipes = recipe_labels(overrides)
     plot_sweep(sweep_dir, recipes)
     write_mean_runs(sweep_dir, histories_by_label(sweep_dir, recipes))

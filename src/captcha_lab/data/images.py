@@ -131,9 +131,9 @@ def to_floats(images: list[np.ndarray]) -> np.ndarray:
 
 
 # Control characters, C0 and C1, and Unicode's line and paragraph separators (str.splitlines()
-# breaks at each); and the backslash, doubled: else a file named `a\x09b.png`, backslash and
-# all, would print as one whose name holds a tab does.
-# C1 as \u0080...: \x80 is how a name's undecodable byte 0x80 prints.
+# breaks at each); C1 as \u0080.., since \x80 is how a name's undecodable byte 0x80 prints. And
+# the backslash, doubled: else a file named `a\x09b.png`, backslash and all, would print as one
+# whose name holds a tab does.
 CONTROL_ESCAPES = (
     {c: f"\\x{c:02x}" for c in [*range(32), 127]}
     | {c: f"\\u{c:04x}" for c in [*range(128, 160), 0x2028, 0x2029]}
@@ -192,10 +192,8 @@ def _hwc(pixels: np.ndarray) -> np.ndarray:
         raise TypeError(f"a {pixels.shape} array has no height and width")
     while pixels.ndim > 3 and pixels.shape[0] == 1:
         pixels = pixels[0]
-    while pixels.ndim > 3 and pixels.shape[-1] == 1:
+    while pixels.ndim > 2 and pixels.shape[-1] == 1:
         pixels = pixels[..., 0]
-    if pixels.ndim == 3 and pixels.shape[-1] == 1:
-        return pixels[..., 0]
     if pixels.ndim == 3 and pixels.shape[-1] not in (3, 4) and pixels.shape[0] == 1:
         return pixels[0]
     return pixels

@@ -66,8 +66,9 @@ def labels_of(folder: Path, files: list[Path], convention: str = "auto") -> dict
     # a name that is not UTF-8 (its bytes kept as surrogates: a zip made where names are GBK) has
     # no text, and its bytes would become symbols that no log, CSV or ONNX file can write.
     warn_skipped("with an empty label", [p.name for p, label in labels.items() if not label])
-    warn_skipped("whose name is not UTF-8", [p.name for p, label in labels.items() if label and not _is_text(label)])
-    labels = {p: label for p, label in labels.items() if label and _is_text(label)}
+    not_text = {p: None for p, label in labels.items() if label and not _is_text(label)}  # in order
+    warn_skipped("whose name is not UTF-8", [p.name for p in not_text])
+    labels = {p: label for p, label in labels.items() if label and p not in not_text}
     log.info("labels: from %s, %d images", source, len(labels))
     return labels
 
