@@ -58,6 +58,12 @@ def as_json(body: dict) -> dict:
     return {"content": json.dumps(body).encode(), "headers": {"content-type": "application/json"}}
 
 
+def nearest_rank(ordered: list[float], percent: int) -> float:
+    """The percentile of sorted values by nearest rank: the smallest value with at least `percent`%
+    of them at or below it (integer arithmetic, so 99% of 1000 is rank 990, not 991)."""
+    return ordered[max(0, -(-percent * len(ordered) // 100) - 1)]
+
+
 def levels(server: Server, requests: list, truths: list[str], texts) -> tuple[list[dict], list[str | None]]:
     """One row per concurrency level; and the reads of the first level, in request order."""
     asyncio.run(load(server.url, requests[:20], 1))  # warm-up: ddddocr builds its model on first use
@@ -74,8 +80,8 @@ def levels(server: Server, requests: list, truths: list[str], texts) -> tuple[li
                 "server": server.name,
                 "clients": concurrency,
                 "req_per_s": len(results) / seconds,
-                "p50_ms": 1000 * latencies[len(latencies) // 2],
-                "p99_ms": 1000 * latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))],
+                "p50_ms": 1000 * nearest_rank(latencies, 50),
+                "p99_ms": 1000 * nearest_rank(latencies, 99),
                 "errors": sum(status != 200 for _, status, _ in results),
                 "right": sum(r is not None and r.lower() == t.lower() for r, t in zip(reads, truths, strict=True)),
                 "rss_mb": server.rss_mb(),

@@ -193,3 +193,12 @@ def test_peer_benches_refuse_a_missing_checkpoint_or_a_peer_without_ddddocr(monk
     peer = ["--ddddocr-python", sys.executable]
     assert run_as_main(monkeypatch, "serve_load.py", str(tmp_path / "best.ckpt"), *peer).code == no_ddddocr
     assert run_as_main(monkeypatch, "ddddocr_zero_shot.py", "--data", str(tmp_path), *peer).code == no_ddddocr
+
+
+def test_serve_load_percentiles_are_nearest_rank(monkeypatch):
+    nearest_rank = load(monkeypatch, "serve_load.py")["nearest_rank"]
+    thousand = [float(i) for i in range(1, 1001)]
+    assert nearest_rank(thousand, 99) == 990.0  # 99% of the values at or below it, and no fewer
+    assert nearest_rank(thousand, 50) == 500.0
+    assert nearest_rank([1.0, 2.0, 3.0], 50) == 2.0
+    assert nearest_rank([7.0], 99) == 7.0
