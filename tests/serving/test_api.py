@@ -96,6 +96,7 @@ def test_json_base64_is_read_as_predict_py_reads_it(server, reader, images, body
 
 
 GOOD, HUGE, LARGE = png(200, 50), png(200, 200), "A" * 250_000
+FORM = b"--XyZ\r\nContent-Disposition: form-data; name=image; filename=a.png\r\n\r\n" + GOOD + b"\r\n--XyZ--\r\n"
 BAD_REQUESTS = {
     "empty upload": (files(b""), 400, "image 0: empty file"),
     "truncated upload": (files(GOOD[: len(GOOD) // 2]), 400, "image 0: not a readable image"),
@@ -109,6 +110,11 @@ BAD_REQUESTS = {
     "images not a list": ({"json": {"images": "abc"}}, 400, "JSON images: Input should be a valid"),
     "no images": ({"json": {"images": []}}, 400, "no images in the request"),
     "form field": ({"files": [("image", (None, "abc"))]}, 400, "form field 'image' is not a file"),
+    "cut multipart": (
+        {"content": FORM[:-20], "headers": {"content-type": "multipart/form-data; boundary=XyZ"}},
+        400,
+        "no images in the request: no complete file part (is the body cut short?)",
+    ),
     "no boundary": ({"content": b"x", "headers": {"content-type": "multipart/form-data"}}, 400, "multipart body:"),
     "wrong content type": ({"content": b"x", "headers": {"content-type": "text/plain"}}, 415, "text/plain is not"),
     "no content type": ({"content": b"x"}, 415, "content type (none) is not accepted"),
@@ -175,3 +181,8 @@ def test_concurrent_requests_are_batched_and_answered_to_their_own_callers(serve
 def test_the_server_runs_without_pytorch(server):
     """import-linter checks our imports; this, everything the process loaded (Hydra's plugins too)."""
     assert "libtorch" not in Path(f"/proc/{server.process.pid}/maps").read_text()
+
+
+def test_the_cut_multipart_case_is_cut_from_a_body_that_reads(server):
+    answer = server.client.post("/predict", content=FORM, headers={"content-type": "multipart/form-data; boundary=XyZ"})
+    assert answer.status_code == 200 and len(answer.json()["results"]) == 1

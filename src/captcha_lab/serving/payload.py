@@ -72,7 +72,9 @@ async def read_images(request: Request, limits: Limits) -> list[bytes]:
     except ClientDisconnect:  # nobody reads this answer; it only keeps the log free of tracebacks
         raise RequestError(BAD_REQUEST, "the body ended before its declared length") from None
     if not blobs:
-        raise RequestError(BAD_REQUEST, "no images in the request")
+        # A multipart body cut short before a part's end parses as one without that part.
+        cut = "" if kind == JSON else ": no complete file part (is the body cut short?)"
+        raise RequestError(BAD_REQUEST, f"no images in the request{cut}")
     return blobs
 
 
