@@ -1,5 +1,7 @@
 """train.py's config: every option composes and builds; bad values and user errors fail as one clear line."""
 
+import sys
+import types
 from pathlib import Path
 
 import lightning as L
@@ -16,6 +18,8 @@ from captcha_lab.cli.train import build, train, validate
 from captcha_lab.data.images import IMAGE_SIZE
 from captcha_lab.data.synthetic import set_folder
 from captcha_lab.errors import ConfigError
+from captcha_lab.models.registry import build_net
+from captcha_lab.models.report_cnn import ReportCNN
 
 from ..conftest import ROOT
 from .conftest import TINY, run_main, tree_digest, warnings_printed
@@ -269,3 +273,48 @@ def test_command_line_errors_are_hydras_short_message_or_one_line_also_in_the_ru
     assert not list(runs[3].rglob("events.out.tfevents*"))
     assert f"error: data.dir: data folder not found: {tmp_path}/nope" in (runs[3] / "train.log").read_text()
     assert "could not be read: " in (runs[4] / "train.log").read_text()  # warnings reach the run's log
+
+
+@pytest.fixture
+def toy_models(monkeypatch):
+    """captcha_lab.models.toy, as a newcomer's module might define its net: `Toy` kind 'toy' (right),
+    `Misnamed` with another module's kind, `Fixed` without the min_length= train.py passes."""
+    toy = types.ModuleType("captcha_lab.models.toy")
+
+    class Toy(ReportCNN):
+        def __init__(self, kind="toy", **kwargs):
+            super().__init__(**kwargs)
+            self.spec = {**self.spec, "kind": kind}
+
+    class Misnamed(Toy):
+        def __init__(self, **kwargs):
+            super().__init__(kind="report_cnn", **kwargs)
+
+    class Fixed(Toy):  # takes the config's keys and what train.py gives, but min_length
+        def __init__(
+            self, num_classes, length, image_size, in_channels, activation, dropout, hidden, head_activation, fused
+        ):
+            super().__init__(num_classes=num_classes, length=length, image_size=image_size, in_channels=in_channels)
+
+    for net in (Toy, Misnamed, Fixed):
+        net.__module__ = toy.__name__
+        setattr(toy, net.__name__, net)
+    monkeypatch.setitem(sys.modules, toy.__name__, toy)
+    return toy
+
+
+def test_a_new_model_needs_no_list_and_is_checked_before_training(make_cfg, toy_models, monkeypatch):
+    # Before, a third step (a line in models/registry.py) was needed, and a run without it
+    # trained and wrote checkpoints that neither predict.py nor a resume could rebuild.
+    monkeypatch.delattr(toy_models, "Misnamed")
+    monkeypatch.delattr(toy_models, "Fixed")
+    _, system, _ = build(make_cfg("model._target_=captcha_lab.models.toy.Toy"))
+    assert type(build_net(system.hparams["net_spec"])) is toy_models.Toy
+
+
+def test_a_new_models_mistakes_fail_with_one_line(make_cfg, toy_models):
+    with pytest.raises(ConfigError, match=r"^model: Misnamed's spec kind is 'report_cnn': it must be the name of"):
+        build(make_cfg("model._target_=captcha_lab.models.toy.Misnamed"))
+    # Was "drop it with ~model.min_length", which Hydra refuses: the key is not in the config.
+    with pytest.raises(ConfigError, match=r"^model: Fixed must take min_length=; every model is given num_classes,"):
+        build(make_cfg("model._target_=captcha_lab.models.toy.Fixed"))

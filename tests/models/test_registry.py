@@ -6,15 +6,15 @@ import pytest
 import torch
 
 from captcha_lab.data.charset import PAD
-from captcha_lab.models.registry import NETS, build_net
+from captcha_lab.models.registry import build_net, net_class, net_kinds
 
 CLASSES, LENGTH = 7, 5
 
 
-@pytest.mark.parametrize("kind", sorted(NETS))
+@pytest.mark.parametrize("kind", net_kinds())
 def test_net_rebuilds_from_its_spec_and_declares_its_decoding(kind):
     torch.manual_seed(0)
-    net = NETS[kind](num_classes=CLASSES, length=LENGTH)
+    net = net_class(kind)(num_classes=CLASSES, length=LENGTH)
     assert net.spec["kind"] == kind
     assert (net.spec["num_classes"], net.spec["length"], list(net.spec["image_size"])) == (CLASSES, LENGTH, [50, 200])
     twin = build_net(net.spec)

@@ -53,6 +53,10 @@ def make(group: str, node: DictConfig, **kwargs):
         if unknown := re.search(r"unexpected keyword argument '(\w+)'", str(e.__cause__)):
             # e.g. experiment=best's model.channels kept under model=report_cnn
             key, target = unknown[1], str(node.get("_target_", "")).rsplit(".", 1)[-1]
+            if key in kwargs:  # not in the config: the command passes it, e.g. a new model's __init__ lacks it
+                raise ConfigError(
+                    f"{group}: {target} must take {key}=; every {group} is given {', '.join(kwargs)}"
+                ) from None
             raise ConfigError(f"{group}.{key}: {target} has no such setting; drop it with ~{group}.{key}") from None
         if isinstance(e.__cause__, (ValueError, TypeError, MisconfigurationException)):  # e.g. Trainer(devices=0)
             raise ConfigError(f"{group}: {e.__cause__}") from None

@@ -28,6 +28,7 @@ from captcha_lab.cli.process import set_up_for_job
 from captcha_lab.errors import ConfigError
 from captcha_lab.models.base import weights_spec
 from captcha_lab.models.checkpoint import net_and_hparams, read_checkpoint
+from captcha_lab.models.registry import check_kind
 from captcha_lab.training.callbacks import EpochTimer, RankSeed
 from captcha_lab.training.eval_weights import has_eval_weights
 from captcha_lab.training.resume import check_resumable, init_overlap
@@ -172,6 +173,10 @@ def build(cfg: DictConfig):
 
 def check_net_fits(cfg: DictConfig, net, datamodule) -> None:
     """What the net cannot do with these labels and settings, before any training."""
+    try:
+        check_kind(net)
+    except ValueError as e:
+        raise ConfigError(f"model: {e}") from None
     kind = net.spec["kind"]
     if not net.variable_length and datamodule.length != datamodule.max_length:
         raise ConfigError(

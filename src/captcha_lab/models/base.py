@@ -15,7 +15,7 @@ def weights_spec(spec: dict) -> dict:
 
 class CaptchaNet(nn.Module):
     """Subclasses also inherit a decoding family (models.decoding) and set `self.spec`, a dict of
-    plain values with `kind` (its name in models.registry) and `num_classes`, `length`,
+    plain values with `kind` (the name of its module, models.registry) and `num_classes`, `length`,
     `image_size` (H, W) and `in_channels` (1 grayscale, 3 RGB), which the system, the exporter
     and the readers read."""
 
