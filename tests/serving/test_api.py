@@ -118,7 +118,7 @@ BAD_REQUESTS = {
     "no boundary": ({"content": b"x", "headers": {"content-type": "multipart/form-data"}}, 400, "multipart body:"),
     "wrong content type": ({"content": b"x", "headers": {"content-type": "text/plain"}}, 415, "text/plain is not"),
     "no content type": ({"content": b"x"}, 415, "content type (none) is not accepted"),
-    "too many (JSON)": ({"json": {"images": [b64(GOOD)] * 5}}, 413, "5 images is more than the limit of 4"),
+    "too many (JSON)": ({"json": {"images": [b64(GOOD)] * 5}}, 413, "5 images: more than the limit of 4 images"),
     "too many (files)": (files(*[GOOD] * 5), 413, "more than the limit of 4 images"),
     "body too large": ({"json": {"images": [LARGE]}}, 413, "is more than the limit of 200000"),
     "chunked too large": (

@@ -102,7 +102,7 @@ async def from_json(request: Request, max_images: int) -> list[bytes]:
         raise RequestError(BAD_REQUEST, f"JSON {where}: {error['msg']}") from None
     texts = body.images if body.images is not None else [body.image]
     if len(texts) > max_images:
-        raise RequestError(TOO_LARGE, f"{len(texts)} images is more than the limit of {max_images} per request")
+        raise RequestError(TOO_LARGE, f"{len(texts)} images: more than the limit of {max_images} images per request")
     return [from_base64(text, i) for i, text in enumerate(texts)]
 
 
