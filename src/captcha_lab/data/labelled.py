@@ -99,7 +99,7 @@ def _usable(
         _warn_scored(f"are not {_lengths(length, max_length)} characters long, as the model reads; scored", bad_length)
         return dict(labels)
     bad_length = [name for name in bad_length if name not in bad_chars]
-    warn_skipped("with characters outside the charset", bad_chars)
+    warn_skipped("with characters outside the charset (charset=auto takes the folder's own symbols)", bad_chars)
     warn_skipped(f"whose label is not {_lengths(length, max_length)} characters long", bad_length)
     bad = set(bad_chars) | set(bad_length)
     return {p: label for p, label in labels.items() if p.name not in bad}
