@@ -56,6 +56,52 @@ def test_time_to_accuracy_reads_the_folds_mean_curve(monkeypatch):
     assert tta["mean_curve_reaches"](folds, 0.999) is None
 
 
+def test_time_to_accuracy_reads_a_folds_run(monkeypatch, tmp_path):
+    tta = load(monkeypatch, "time_to_accuracy.py")
+    history = {
+        "perf/epoch_s": {1: 2.0, 2: 3.0, 3: 4.0},  # epoch 3 trained, its validation never logged
+        "val/seq_acc": {1: 0.5, 2: 0.99},
+        "val/char_acc": {1: 0.6, 2: 0.998},
+    }
+    monkeypatch.setattr("captcha_lab.analysis.runs.read_history", lambda run: history)
+    (tmp_path / "timing.json").write_text('{"wall_s": 12.5}')
+    r = tta["fold_result"](tmp_path, 0.99)
+    assert r["reached"] == (2, 5.0)  # at the target counts, after the time of epochs 1 and 2 together
+    assert (r["seq"], r["char"], r["epochs"]) == (0.99, 0.998, 2)  # the last validated epoch's scores
+    assert (r["train_s"], r["wall_s"]) == (9.0, 12.5)  # every timed epoch's training
+    assert tta["fold_result"](tmp_path, 0.995)["reached"] is None
+    # An epoch validated but not timed stays out of the folds' mean curve.
+    untimed = {**fold([0.5, 1.0]), "acc": {1: 0.5, 2: 1.0, 3: 1.0}}
+    assert list(tta["mean_curve"]([untimed, fold([0.5, 1.0, 1.0])])) == [1, 2]
+    assert tta["mean_curve_reaches"]([fold([0.5, 0.99]), fold([0.5, 0.99])], 0.99) == (2, 2.0)  # exactly at it
+
+
+def test_time_to_accuracy_goal_lines_at_the_bar_are_met(monkeypatch, capsys):
+    tta = load(monkeypatch, "time_to_accuracy.py")
+    summaries = {"fast": dict(train_s=20.0, mean_reached=(9, 9.5), per_seed={0: (9, 9.5), 1: (8, 9.5)}, stuck=0)}
+    tta["print_goals"](summaries, tta["parse_args"](["--data", "d", "--recipe", "x=y", "--goal-s", "9.5"]))
+    out = capsys.readouterr().out
+    assert "within 9.5 s of training per fold, no fold stuck: MET\n  and on each seed's folds alone: MET" in out
+
+
+def test_time_to_accuracy_summary_means_the_folds_and_counts_a_fold_at_the_stuck_line(monkeypatch, capsys):
+    tta = load(monkeypatch, "time_to_accuracy.py")
+    results = {}
+    for key, (accs, train_s) in {(0, 0): ([0.0, 0.01], 2.0), (0, 1): ([0.5, 1.0], 4.0)}.items():
+        results[key] = {**fold(accs), "seq": accs[-1], "char": accs[-1], "train_s": train_s, "wall_s": 5.0}
+        results[key].update(epochs=2, reached=(2, 2.0) if accs[-1] >= 0.99 else None)
+    summary = tta["report"]("r", results, 0.99)
+    assert summary["train_s"] == 3.0  # the folds' mean: the bar of --goal-cut
+    assert summary["stuck"] == 1  # best val seq_acc 0.01: one captcha right in a hundred, still stuck
+    assert "| 0 | 1 | 2 | 4.0 | 5.0 | 2 | 2.0 | 1.0000 | 1.0000 |" in capsys.readouterr().out
+
+
+def test_time_to_accuracy_takes_recipes_with_other_seeds_than_seed(monkeypatch):
+    tta = load(monkeypatch, "time_to_accuracy.py")
+    args = tta["parse_args"](["--data", "d", "--recipe", "a=data.synthetic_seed=3"])
+    assert tta["recipes_of"](args) == {"a": "data.synthetic_seed=3"}
+
+
 def test_time_to_accuracy_goal_as_a_cut_from_the_baseline(monkeypatch, capsys):
     tta = load(monkeypatch, "time_to_accuracy.py")
     summaries = {

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from captcha_lab.analysis.sweep import aggregate, collect, write_summary
+from captcha_lab.analysis.sweep import aggregate, collect, write_curves, write_summary
 
 from .fake_sweep import make_job
 
@@ -88,3 +88,22 @@ def test_single_seed_sweep_writes_no_recipe_table_nor_csv(tmp_path):
     write_summary(tmp_path)
     assert "Per recipe" not in (tmp_path / "summary.md").read_text()
     assert not (tmp_path / "recipes.csv").exists()
+
+
+def test_sweep_recipes_rank_by_the_last_epoch_and_a_job_at_the_stuck_line_is_stuck():
+    rows = [
+        {"overrides": "lr=1e-3 seed=0", "val/seq_acc": 0.90, "val/seq_acc_best": 0.99},
+        {"overrides": "lr=1e-3 seed=1", "val/seq_acc": 0.01, "val/seq_acc_best": 0.01},  # one right in 100
+        {"overrides": "lr=3e-3 seed=0", "val/seq_acc": 0.95, "val/seq_acc_best": 0.95},
+    ]
+    assert aggregate(rows)[1]["stuck"] == 1
+    rows[1].update({"val/seq_acc": 0.99, "val/seq_acc_best": 0.99})  # last 0.945 < 0.95, best 0.99 > 0.95
+    assert [g["recipe"] for g in aggregate(rows)] == ["lr=3e-3", "lr=1e-3"]
+
+
+def test_sweep_curves_table_has_each_curves_last_and_best(tmp_path):
+    curves = {"val/loss": [0.5, 0.3, 0.4], "val/seq_acc": [0.2, 0.6, 0.5]}
+    make_job(tmp_path, "0_job", ["lr=1e-3"], {"val/seq_acc": 0.5}, curves)
+    write_curves(tmp_path, {"0_job": "lr=1e-3"})
+    row = (tmp_path / "curves.md").read_text().splitlines()[2]
+    assert row.startswith("| lr=1e-3 | 3 | nan | nan | 0.5000 | 0.6000 | 0.4000 | 0.3000 |")
