@@ -26,3 +26,10 @@ def test_decode_refuses_padding_and_writes_unknown_symbols():
     assert charset.decode([0, UNKNOWN]) == "2" + UNKNOWN_SYMBOL
     with pytest.raises(ValueError, match=r"not symbol indices: \[0, -1\]"):
         charset.decode([0, PAD])  # not "2y": PAD would index the last symbol
+
+
+@pytest.mark.parametrize("symbols", ["", "abca"])
+def test_a_charset_is_refused_empty_or_with_a_symbol_twice(symbols):
+    # A repeated symbol would give two indices one meaning, and decode only ever the first.
+    with pytest.raises(ValueError, match="charset symbols must be non-empty and unique"):
+        Charset(symbols)

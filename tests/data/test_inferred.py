@@ -28,6 +28,10 @@ def test_width_keeps_the_median_aspect_in_whole_frames(tmp_path, size, width):
     assert len(sizes) == 4 and inferred.width_for(sizes.values(), 50) == width
 
 
+def test_width_is_at_least_one_frame_for_very_tall_images():
+    assert inferred.width_for([(1000, 10)], 50) == inferred.WIDTH_STEP  # not 0 px wide
+
+
 def test_datamodule_infers_alphabet_lengths_and_width(mixed_length_dir):
     dm = CaptchaDataModule(dir=str(mixed_length_dir), symbols="auto")
     labels = [p.stem for p in mixed_length_dir.glob("*.png")]

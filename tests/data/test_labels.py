@@ -168,3 +168,18 @@ def test_the_data_module_reads_by_its_labels_setting(images):
     assert sorted(read) == sorted(truth.values())
     with pytest.raises(ConfigError, match=r"^data.labels must be one of auto, name, prefix, file, got 'names'$"):
         CaptchaDataModule(dir=str(folder), labels="names")
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        (b"1.png,A\n\n2.png,B\n\n", {"1.png": "A", "2.png": "B"}),  # blank lines, as editors leave them
+        (b"\xef\xbb\xbf1.png,A\r\n2.png,B\r\n", {"1.png": "A", "2.png": "B"}),  # Excel: a BOM, no header, CRLF
+        (b"1.png\ta,b\n2.png\tc\n", {"1.png": "a,b", "2.png": "c"}),  # a tab line's label may hold a comma
+        (b"1.png ,A\n 2.png\tB\n", {"1.png": "A", "2.png": "B"}),  # spaces around the name
+    ],
+)
+def test_labels_files_as_editors_and_spreadsheets_write_them(images, content, expected):
+    folder, _ = images
+    (folder / "labels.txt").write_bytes(content)
+    assert names(labels_of(folder, sorted(folder.glob("*.png")))) == expected
