@@ -71,6 +71,20 @@ def test_a_read_too_short_takes_its_best_path_of_a_trained_length():
     assert Reader("abc", 4, "ctc").decode(*(t.numpy() for t in lp.max(-1)))[0].text == "abc"  # none: greedy
 
 
+def test_a_read_too_long_takes_its_best_path_of_a_trained_length():
+    # The best frames read "0 - 0 1 2 -" = "0012", but the blank at the second frame is barely ahead
+    # of a 0 that merges the 0s: "012", the only length of 2-3 this close.
+    logits = torch.full((1, 6, BLANK + 1), -8.0)
+    for t, c in enumerate([0, BLANK, 0, 1, 2, BLANK]):
+        logits[0, t, c] = 4.0
+    logits[0, 1, 0] = 3.5
+    lp = F.log_softmax(logits, -1)
+    assert greedy_decode(lp, 5)[0].tolist() == [[0, 0, 1, 2, PAD]]
+    best, index = fit_path_lengths(lp, *lp.max(-1), 2, 3)
+    assert index[0].tolist() == best_paths(lp.numpy(), 2, 3)[0].tolist()
+    assert collapse(best, index, BLANK, 5)[0].tolist() == [[0, 1, 2, PAD, PAD]]
+
+
 def test_rows_of_a_trained_length_keep_their_greedy_path():
     torch.manual_seed(0)
     lp = torch.randn(32, 25, 20).mul(3).log_softmax(-1).numpy()

@@ -7,6 +7,7 @@ import torch.nn.functional as F
 
 from captcha_lab.data.charset import PAD
 from captcha_lab.models.decoding import ctc_loss, greedy_decode
+from captcha_lab.models.report_cnn import ReportCNN
 
 BLANK = 3  # 3 symbols + blank
 
@@ -50,3 +51,19 @@ def test_ctc_loss_prefers_the_right_label_and_ignores_padding():
     right, wrong = torch.tensor([[0, 0, 1, PAD]]), torch.tensor([[1, 0, 0, PAD]])
     assert ctc_loss(log_probs, right) < 0.01 < ctc_loss(log_probs, wrong)
     torch.testing.assert_close(ctc_loss(log_probs, right), ctc_loss(log_probs, right[:, :3]))
+
+
+def test_ctc_loss_of_a_label_longer_than_the_frames_poisons_no_batch():
+    # Three symbols need three frames; two give no alignment: an infinite loss, zeroed.
+    assert ctc_loss(frames(0, BLANK), torch.tensor([[0, 1, 2]])).item() == 0.0
+    batch = torch.cat([frames(0, BLANK), frames(1, BLANK)])
+    loss = ctc_loss(batch, torch.tensor([[0, 1, 2], [0, PAD, PAD]]))  # the second row possible, and wrong
+    assert torch.isfinite(loss) and loss.item() > 1  # that row still counts
+
+
+def test_label_smoothing_reaches_a_fixed_head_nets_loss():
+    net = ReportCNN(num_classes=4, length=2)
+    logits = torch.full((1, 2, 4), -10.0)
+    logits[0, :, 0] = 10.0  # confident and right: plain cross-entropy ~0, smoothed far from it
+    targets = torch.tensor([[0, 0]])
+    assert net.loss(logits, targets, 0.1).item() > 0.1 > net.loss(logits, targets).item()

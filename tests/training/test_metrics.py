@@ -5,7 +5,7 @@ import torch
 
 from captcha_lab.data.charset import PAD, UNKNOWN
 from captcha_lab.models.crnn import CRNN
-from captcha_lab.training.metrics import ckpt_score
+from captcha_lab.training.metrics import CaptchaAccuracy, ckpt_score
 from captcha_lab.training.system import CaptchaSystem
 
 SYMBOLS = "2345678bcdefgmnpwxy"
@@ -67,3 +67,10 @@ def test_unwritable_label_symbols_count_wrong_and_shapes_are_checked():
     assert values["test/acc_pos2"] == 0 and values["test/acc_pos3"] == 1
     with pytest.raises(ValueError, match=r"\(B, 4\)"):
         metrics.update(read, label)  # not padded to the longest label + 1
+
+
+def test_a_position_no_label_reaches_scores_zero_not_nan():
+    metric = CaptchaAccuracy(4, "v/", positions=3)
+    metric.update(torch.tensor([[0, 1, PAD, PAD]]), torch.tensor([[0, 1, PAD, PAD]]))
+    scores = metric.compute()
+    assert scores["v/acc_pos3"].item() == 0.0 and scores["v/acc_pos1"].item() == 1.0
