@@ -1,6 +1,7 @@
 """Resume checks (ckpt_path=): the checkpoint must fit the system and split the same images."""
 
 import logging
+import re
 import shutil
 
 import pytest
@@ -63,6 +64,9 @@ def test_ckpt_init_from_a_run_that_split_the_folder_otherwise_warns(make_cfg, tm
         )
         is None
     )
+    # Its run held out a test_fraction of the folder; here that share trains and validates.
+    elsewhere = init_overlap(path, ckpt, CaptchaDataModule(**{**data, "test_dir": str(other)}))
+    assert elsewhere.endswith(f" otherwise (data.test_dir=None there, {str(other)!r} here)")
     moved = {**ckpt, "CaptchaDataModule": {"images": 1, "names_sha1": "0"}}  # its folder held other images then
     assert "which now holds" in init_overlap(path, moved, CaptchaDataModule(**{**data, "batch_size": 8}))
     with caplog.at_level(logging.WARNING):
@@ -125,3 +129,14 @@ def test_resuming_with_another_optimizer_is_a_clear_error(make_cfg, tmp_path):
         refused = rf"adam.ckpt: trained with another optimizer \(settings {theirs}.* here\)"
         with pytest.raises(CheckpointError, match=refused):
             check_resumable(path, other)
+
+
+def test_a_checkpoint_missing_a_weight_is_refused_naming_it(make_cfg, tmp_path):
+    _, system, _ = build(make_cfg())
+    path = fake_checkpoint(make_cfg, tmp_path / "run.ckpt")
+    ckpt = torch.load(path, weights_only=True)
+    key = sorted(ckpt["state_dict"])[-1]
+    del ckpt["state_dict"][key]
+    torch.save(ckpt, path)
+    with pytest.raises(CheckpointError, match=rf"does not fit this model \({re.escape(key)} is None there, "):
+        check_resumable(path, system)
