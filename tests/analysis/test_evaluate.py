@@ -11,6 +11,7 @@ from captcha_lab.analysis.evaluate import (
     char_scores,
     confusion_figure,
     confusion_labels,
+    misread,
     misread_figure,
     write_char_csvs,
 )
@@ -81,3 +82,9 @@ def test_a_read_where_the_label_has_a_symbol_the_net_cannot_write_is_a_false_pos
     assert [r["support"] for r in rows] == [1, 2]
     with pytest.raises(ValueError, match="another length or symbol need missing=True"):
         char_scores("ab", ["\ufffdb"], ["ab"], missing=False)
+
+
+def test_only_captchas_read_otherwise_are_misread_and_a_symbol_never_predicted_has_precision_0():
+    assert misread(["ab", "cd", "ef"], ["ab", "cx", "efg"]) == [1, 2]
+    rows, _ = char_scores("ab", ["ab"], ["aa"], missing=False)
+    assert rows[1]["char"] == "b" and (rows[1]["precision"], rows[1]["recall"]) == (0.0, 0.0)  # not 1.0

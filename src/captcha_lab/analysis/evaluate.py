@@ -119,9 +119,14 @@ def confusion_figure(labels: list[str], confusion: torch.Tensor, title: str) -> 
     return fig
 
 
+def misread(truths: list[str], preds: list[str]) -> list[int]:
+    """The indices of the captchas read otherwise than labelled."""
+    return [i for i, (t, p) in enumerate(zip(truths, preds, strict=True)) if t != p]
+
+
 def misread_figure(data: LabelledImages, truths: list[str], preds: list[str], limit: int = 24) -> plt.Figure:
     """A grid of misread captchas titled `true -> predicted` (at most `limit`)."""
-    wrong = [i for i, (t, p) in enumerate(zip(truths, preds, strict=True)) if t != p][:limit]
+    wrong = misread(truths, preds)[:limit]
     cols = 4
     rows = max(1, -(-len(wrong) // cols))
     fig, axes = plt.subplots(rows, cols, figsize=(cols * 2.6, rows * 1.0), squeeze=False)
@@ -168,13 +173,13 @@ def analyse(
         for name, fig in figures.items():
             fig.savefig(out_dir / f"{name}.png", dpi=90)
             tb.add_figure(f"{analysis_split}/{name}", fig, 0)  # closes the figure
-    misread = [{"name": n, "true": t, "pred": p} for n, t, p in zip(data.names, truths, preds, strict=True) if t != p]
+    wrong = [{"name": data.names[i], "true": truths[i], "pred": preds[i]} for i in misread(truths, preds)]
     results.update(
         analysis_split=analysis_split,
         sizes={k: len(v) for k, v in splits.items()},
         per_char=rows,
         confusion_matrix=confusion.tolist(),
         confusion_labels=labels,
-        misread=misread,
+        misread=wrong,
     )
     return results
