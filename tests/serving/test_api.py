@@ -186,3 +186,16 @@ def test_the_server_runs_without_pytorch(server):
 def test_the_cut_multipart_case_is_cut_from_a_body_that_reads(server):
     answer = server.client.post("/predict", content=FORM, headers={"content-type": "multipart/form-data; boundary=XyZ"})
     assert answer.status_code == 200 and len(answer.json()["results"]) == 1
+
+
+def test_a_request_at_each_limit_is_read_and_the_media_type_is_case_blind(server):
+    body = f'{{"images": ["{b64(GOOD)}"]}}'.encode()
+    at_limit = body + b" " * (LIMITS["max_body_bytes"] - len(body))  # JSON may end in white space
+    answers = [
+        server.client.post("/predict", json={"images": [b64(GOOD)] * LIMITS["max_images"]}),
+        server.client.post("/predict", **files(png(200, LIMITS["max_pixels"] // 200))),
+        server.client.post("/predict", content=at_limit, headers={"content-type": "application/json"}),
+        server.client.post("/predict", content=body, headers={"content-type": "Application/JSON; charset=UTF-8"}),
+    ]
+    assert [a.status_code for a in answers] == [200] * 4, [a.text for a in answers]
+    assert len(answers[0].json()["results"]) == LIMITS["max_images"]
