@@ -8,7 +8,7 @@ from omegaconf import OmegaConf
 
 from captcha_lab.data.charset import CAPTCHA_V2
 from captcha_lab.data.images import ImageError
-from captcha_lab.inference.reader import BATCH_SIZE
+from captcha_lab.inference.reader import BATCH_SIZE, Reader
 from captcha_lab.inference.torch_backend import Predictor
 from captcha_lab.models.crnn import CRNN
 
@@ -73,3 +73,14 @@ def test_one_image_not_in_a_list_is_refused_not_iterated(predictor, one):
         predictor.predict(one)
     with pytest.raises(ImageError, match=r"a \(200,\) array is not an \(H, W\)"):
         predictor.predict([np.zeros(200, np.uint8)])  # a row of pixels has no height
+
+
+def test_ctc_reads_keep_one_symbol_past_the_length_and_confidence_weighs_every_frame():
+    best = np.log(np.array([[0.9, 0.5, 0.9]]))
+    read = Reader("abc", 2, "ctc").decode(best, np.array([[0, 1, 2]]))[0]
+    assert read.text == "abc"  # one symbol too many stays in the read, so it is wrong, not cut to "ab"
+    read = Reader("abc", 1, "ctc").decode(best, np.array([[0, 1, 2]]))[0]
+    assert read.text == "ab" and len(read.char_confidences) == 2  # cut at length + 1, both alike
+    read = Reader("abc", 2, "ctc").decode(best, np.array([[0, 3, 1]]))[0]  # 3: the blank
+    assert read.text == "ab" and read.char_confidences == pytest.approx((0.9, 0.9))
+    assert read.confidence == pytest.approx(0.9 * 0.5 * 0.9)  # the path's probability, blank frames too
