@@ -232,3 +232,20 @@ def test_run_datamodule_splits_as_the_run_did(tiny_run):
     assert images_changed(tiny_run, ckpt, module) is None  # and the same images in the folder
     assert module.charset.symbols == ckpt["hyper_parameters"]["symbols"]
     assert run_datamodule(tiny_run, seed=1).hparams.seed == 1  # overrides on top
+
+
+def test_eval_refuses_another_input_size_and_a_damaged_run_config(tmp_path, tiny_run, capsys):
+    ckpt = tiny_run / "checkpoints" / "best.ckpt"
+    # A shape error at the first batch, or a CRNN scored at a width it never trained at.
+    for key in ("data.height=10", "data.width=64", "data.channels=3"):
+        code, err = refusal(capsys, tmp_path / key, f"ckpt_path={ckpt}", key)
+        assert (code, err) == (2, f"error: {key.split('=')[0]}: the net reads 50x200 images with 1 channel(s), as "
+                                  "it trained; eval prepares every image so: drop it")  # fmt: skip
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    shutil.copy(ckpt, run / "checkpoints")
+    (run / ".hydra").mkdir()
+    for text in ("", "data: [", "model: {}\n"):
+        (run / ".hydra" / "config.yaml").write_text(text)
+        code, err = refusal(capsys, tmp_path / f"e{len(text)}", f"ckpt_path={run / 'checkpoints' / 'best.ckpt'}")
+        assert code == 2 and err.startswith(f"error: {run / '.hydra' / 'config.yaml'}: not a run's config"), err

@@ -6,9 +6,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import yaml
 from hydra.core.config_store import ConfigStore
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import MISSING, DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 from captcha_lab.analysis.evaluate import analyse
 from captcha_lab.atomic import write_json
@@ -16,7 +18,7 @@ from captcha_lab.cli.jobs import job_errors, log_summary, make, override_keys
 from captcha_lab.cli.process import set_up_for_job
 from captcha_lab.cli.validation import check_checkpoint_file, check_keys, require, require_at_least_one
 from captcha_lab.data.datamodule import CaptchaDataModule
-from captcha_lab.errors import ConfigError
+from captcha_lab.errors import ConfigError, first_line
 from captcha_lab.models.checkpoint import read_checkpoint
 from captcha_lab.training.resume import images_changed, split_changes
 from captcha_lab.training.system import load_system
@@ -43,7 +45,14 @@ RUN_CONFIG = Path(".hydra", "config.yaml")  # in a run dir: the config its train
 
 def run_data_settings(run_dir: str | Path) -> dict:
     """The data settings a finished run's train.py resolved (its RUN_CONFIG), as plain values."""
-    return OmegaConf.to_container(OmegaConf.load(Path(run_dir) / RUN_CONFIG).data, resolve=True)
+    path = Path(run_dir) / RUN_CONFIG
+    try:
+        data = OmegaConf.to_container(OmegaConf.load(path).data, resolve=True)
+    except (OSError, yaml.YAMLError, OmegaConfBaseException, ValueError) as e:  # ValueError: data is no node
+        raise ConfigError(f"{path}: not a run's config with its data settings ({first_line(e)})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: its data: is {data!r}, not the run's data settings")
+    return data
 
 
 def run_datamodule(run_dir: str | Path, **overrides) -> CaptchaDataModule:
@@ -64,6 +73,13 @@ def eval_data_config(cfg: DictConfig, net) -> tuple[DictConfig, str | None]:
     run_dir = Path(cfg.ckpt_path).resolve().parent.parent
     run_config = run_dir / RUN_CONFIG
     keys = override_keys()
+    for key in keys:  # else a shape error at the first batch, or scores at a size it never trained at
+        if key in ("data.height", "data.width", "data.channels"):
+            (h, w), channels = net.spec["image_size"], net.spec["in_channels"]
+            raise ConfigError(
+                f"{key}: the net reads {h}x{w} images with {channels} channel(s), as it trained; eval prepares"
+                " every image so: drop it"
+            )
     if "data" in keys:
         data = with_net_input(cfg.data.copy(), net)
         longest = net.spec["length"]
