@@ -134,3 +134,15 @@ def test_a_resume_into_a_folder_above_its_run_is_refused(make_cfg, tmp_path, cap
         )
     held = "already holds a sweep (0_job/checkpoints/last.ckpt); choose another dir"
     assert capsys.readouterr().err == f"error: hydra.run.dir: {job.parent} {held}\n"
+
+
+def test_a_run_dir_that_is_the_data_folder_is_refused(make_cfg, tmp_path, tiny_dir, capsys):
+    # Its loss.png and accuracy.png would be read as captchas labelled "loss" and "accuracy".
+    for key, other in (("data.dir", "data.test_dir"), ("data.test_dir", "data.dir")):
+        with pytest.raises(SystemExit):
+            KeepEarlierRuns().on_run_start(
+                make_cfg(f"hydra.run.dir={tiny_dir}", f"{key}={tiny_dir}", f"{other}={tmp_path}")
+            )
+        refused = f"error: hydra.run.dir: {tiny_dir} is {key}: the run's figures would become its images"
+        assert capsys.readouterr().err == refused + "; choose another\n"
+    KeepEarlierRuns().on_run_start(make_cfg(f"hydra.run.dir={tiny_dir}/run"))  # a folder inside it is never read

@@ -62,6 +62,10 @@ class KeepEarlierRuns(Callback):
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
         run_dir = resolved_dir(config, "hydra.run.dir").resolve()
+        for key in ("data.dir", "data.test_dir"):  # its loss.png would then be read as a captcha
+            folder = OmegaConf.select(config, key, default=None)
+            if folder and Path(folder).resolve() == run_dir:
+                refuse(f"hydra.run.dir: {run_dir} is {key}: the run's figures would become its images; choose another")
         ckpt = config.get("ckpt_path") if self.resume_in_place else None
         # Its own run's checkpoint (<run>/checkpoints/x.ckpt), not any folder above one: a sweep's
         # root, or a folder of runs, would take a run's outputs beside its own.
