@@ -318,3 +318,15 @@ def test_a_new_models_mistakes_fail_with_one_line(make_cfg, toy_models):
     # Was "drop it with ~model.min_length", which Hydra refuses: the key is not in the config.
     with pytest.raises(ConfigError, match=r"^model: Fixed must take min_length=; every model is given num_classes,"):
         build(make_cfg("model._target_=captcha_lab.models.toy.Fixed"))
+
+
+def test_a_checkpoint_dir_holding_another_runs_checkpoints_is_refused(make_cfg, tmp_path):
+    # last.ckpt there was silently replaced by this run's; best.ckpt's folder got best-v1.ckpt.
+    other = tmp_path / "victim" / "checkpoints"
+    other.mkdir(parents=True)
+    validate(make_cfg(f"callbacks.last_checkpoint.dirpath={other}"))  # empty: a folder of its own is fine
+    (other / "last.ckpt").write_bytes(b"weights")
+    for name in ("last_checkpoint", "checkpoint"):
+        with pytest.raises(ConfigError, match=rf"^callbacks.{name}.dirpath: {other} holds another run's checkpoints"):
+            validate(make_cfg(f"callbacks.{name}.dirpath={other}"))
+    validate(make_cfg(f"callbacks.last_checkpoint.dirpath={other}", f"ckpt_path={other / 'last.ckpt'}"))  # a resume

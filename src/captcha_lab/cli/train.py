@@ -81,6 +81,7 @@ def validate(cfg: DictConfig) -> None:
         raise ConfigError(f"trainer.max_epochs follows epochs=; set that instead (got {cfg.trainer.max_epochs})")
     validation.check_checkpoint_file(cfg, "ckpt_path")
     validation.check_checkpoint_file(cfg, "ckpt_init")
+    validation.check_checkpoint_dirs(cfg, Path(HydraConfig.get().runtime.output_dir))
     devices = cfg.trainer.get("devices", 1)
     devices = len(devices) if OmegaConf.is_list(devices) else devices
     # strategy=auto over several devices is DDP too (trainer.devices=2)

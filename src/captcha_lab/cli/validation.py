@@ -34,3 +34,18 @@ def check_keys(cfg: DictConfig, schema: type) -> None:
     for key in cfg:
         if key not in known and key != "hydra":
             raise ConfigError(f"{key}: no such key (+{key}= adds one that nothing reads); the keys: {', '.join(known)}")
+
+
+def check_checkpoint_dirs(cfg: DictConfig, run_dir: Path) -> None:
+    """A callback's `dirpath` outside the run dir that holds another run's checkpoints would
+    overwrite them (last.ckpt) or write beside them (best-v1.ckpt); resuming from one there is fine."""
+    resumed = Path(cfg.ckpt_path).resolve().parent if cfg.get("ckpt_path") else None
+    for name, node in cfg.get("callbacks", {}).items():
+        dirpath = node.get("dirpath") if node is not None else None
+        folder = Path(dirpath).resolve() if dirpath else None
+        if folder is None or folder.is_relative_to(run_dir.resolve()) or folder == resumed:
+            continue
+        if held := sorted(folder.glob("*.ckpt")):
+            raise ConfigError(
+                f"callbacks.{name}.dirpath: {folder} holds another run's checkpoints ({held[0].name}); choose another"
+            )
