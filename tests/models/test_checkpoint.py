@@ -1,5 +1,6 @@
 """Reading checkpoints: pickles refused, other charsets and kinds named, broken files refused."""
 
+import re
 from pathlib import Path
 
 import cv2
@@ -68,3 +69,24 @@ def test_truncated_and_foreign_checkpoints_are_clear_errors(make_cfg, tmp_path):
     cv2.imwrite(str(image), np.full((50, 200), 255, np.uint8))
     with pytest.raises(CheckpointError, match=f"^{image}: not a checkpoint \\(no torch.save file\\)$"):
         read_checkpoint(image)
+
+
+@pytest.mark.parametrize(
+    ("change", "what"),
+    [
+        ({"symbols": ""}, "symbols ''"),
+        ({"symbols": "aab"}, "symbols 'aab'"),
+        ({"symbols": 7}, "symbols 7"),
+        ({"net_spec": "report_cnn"}, "net_spec 'report_cnn'"),
+        ({"state_dict": []}, "a state_dict of type list"),
+    ],
+)
+def test_a_checkpoint_with_malformed_contents_is_a_clear_error(make_cfg, tmp_path, change, what):
+    # Each was a ValueError, TypeError or AttributeError traceback in predict.py, eval.py or ckpt_init=.
+    path = fake_checkpoint(make_cfg, tmp_path / "odd.ckpt")
+    ckpt = torch.load(path, weights_only=True)
+    for key, value in change.items():
+        (ckpt if key == "state_dict" else ckpt["hyper_parameters"])[key] = value
+    torch.save(ckpt, path)
+    with pytest.raises(CheckpointError, match=re.escape(f"{path}: not a captcha-lab checkpoint ({what})")):
+        read_checkpoint(path)

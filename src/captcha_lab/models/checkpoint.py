@@ -39,6 +39,14 @@ def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     hparams = ckpt.get("hyper_parameters") if isinstance(ckpt, dict) else None
     if not hparams or "net_spec" not in hparams or "symbols" not in hparams or "state_dict" not in ckpt:
         raise CheckpointError(f"{path}: not a captcha-lab checkpoint (no net_spec in its hyper-parameters)")
+    symbols = hparams["symbols"]
+    for ok, what in [
+        (isinstance(symbols, str) and symbols and len(set(symbols)) == len(symbols), f"symbols {symbols!r}"),
+        (isinstance(hparams["net_spec"], dict), f"net_spec {hparams['net_spec']!r}"),
+        (isinstance(ckpt["state_dict"], dict), f"a state_dict of type {type(ckpt['state_dict']).__name__}"),
+    ]:
+        if not ok:  # written by hand or by another program: readers would fail far from here
+            raise CheckpointError(f"{path}: not a captcha-lab checkpoint ({what})")
     return ckpt
 
 
