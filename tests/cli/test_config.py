@@ -128,7 +128,10 @@ def test_ddp_in_a_multirun_is_refused_however_it_is_asked_for(make_cfg, devices)
     validate(in_a_multirun(make_cfg("trainer.devices=[0]")))  # one device
 
 
-@pytest.mark.parametrize("override,key", [("lr=-1", "lr"), ("batch_size=0", "batch_size"), ("epochs=0", "epochs")])
+@pytest.mark.parametrize(
+    "override,key",
+    [("lr=-1", "lr"), ("batch_size=0", "batch_size"), ("epochs=0", "epochs"), ("seed=4294967296", "seed")],
+)
 def test_out_of_range_values_fail_before_data(make_cfg, override, key):
     with pytest.raises(ConfigError, match=f"^{key} must be"):
         validate(make_cfg(override))
@@ -150,6 +153,10 @@ def test_trainer_max_epochs_follows_epochs(make_cfg):
         (["model.dropout=1.5"], r"model: dropout must be a number in \[0, 1\), got 1.5$"),
         (["data.test_fraction=2"], r"data.test_fraction must be in \[0, 1\), got 2"),  # raised inside instantiate
         (["data.fold=2"], "data.fold=2 needs data.folds > 1"),  # would be ignored: five equal 'folds'
+        # Every image is kept at this size: 100000 took the machine's memory (exit 137).
+        (["data.width=100000"], r"data.width must be 8 to 2048 pixels or null \(from the images' aspect\), got 100000"),
+        (["data.height=4"], "data.height must be 8 to 2048 pixels, got 4"),
+        (["data.seed=-1"], r"data.seed must be in \[0, 4294967295\], got -1"),  # past the top-level seed's check
         (["model=crnn", "label_smoothing=0.1"], r"label_smoothing: model=crnn \(ctc\) has none"),
         (["model=crnn", "model.rnn_layers=0"], r"model: rnn_layers must be an integer >= 1, got 0$"),
         # Checked before the Trainer, which needs no GPU for it; on one, the first backward failed.

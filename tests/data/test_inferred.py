@@ -62,3 +62,10 @@ def test_unreadable_files_add_no_symbols_or_lengths(tmp_path, caplog):
 def test_synthetic_needs_a_named_alphabet(tmp_path):
     with pytest.raises(ConfigError, match="^charset: data.synthetic generates captchas"):
         CaptchaDataModule(dir=str(tmp_path), symbols="auto", synthetic=10)
+
+
+def test_a_width_from_an_extreme_aspect_is_refused(tmp_path):
+    for i in range(3):
+        save(tmp_path / f"abcd{i}.png", "L", size=(4000, 20))  # 200:1
+    with pytest.raises(ConfigError, match=r"^data.width: the images' aspect gives 10000 pixels at data.height=50"):
+        CaptchaDataModule(dir=str(tmp_path), symbols="auto", length=None, width=None)

@@ -71,7 +71,7 @@ def validate(cfg: DictConfig) -> None:
         ("lr", cfg.lr > 0 and math.isfinite(cfg.lr), "a positive number"),
         ("batch_size", cfg.batch_size >= 1, "at least 1"),
         ("epochs", cfg.epochs >= 1, "at least 1"),
-        ("seed", cfg.seed >= 0, "at least 0"),
+        ("seed", 0 <= cfg.seed <= 2**32 - 1, "in [0, 4294967295] (NumPy's seeds)"),
         ("label_smoothing", 0 <= cfg.label_smoothing < 1, "in [0, 1)"),
     ]
     for key, ok, expected in checks:

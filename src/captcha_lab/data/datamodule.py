@@ -16,6 +16,10 @@ from captcha_lab.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
 SYNTHETIC_LENGTH = 5  # generated labels, where data.length is null: captcha_v2's
+# Every image is kept in memory at this size: far past any captcha's, a typo (100000) would take
+# the machine's memory before the first epoch instead of failing here.
+MAX_SIDE = 2048
+MAX_SEED = 2**32 - 1  # NumPy's and Lightning's seeds
 
 
 def split_indices(
@@ -83,6 +87,9 @@ def check_settings(hp: dict) -> None:
         raise ConfigError(f"data.fold={fold} needs data.folds > 1 (k-fold cross-validation), got {folds}")
     if folds and not 0 <= fold < folds:
         raise ConfigError(f"data.fold must be in [0, data.folds={folds}), got {fold}")
+    for key in ("seed", "synthetic_seed"):  # data.seed= overrides the top-level seed's own check
+        if not 0 <= hp[key] <= MAX_SEED:
+            raise ConfigError(f"data.{key} must be in [0, {MAX_SEED}], got {hp[key]}")
     if hp["num_workers"] < 0:
         raise ConfigError(f"data.num_workers must be >= 0, got {hp['num_workers']}")
     if hp["synthetic"] < 0:
@@ -97,10 +104,12 @@ def check_settings(hp: dict) -> None:
 
 
 def check_geometry(hp: dict) -> None:
-    if hp["height"] < 8:
-        raise ConfigError(f"data.height must be >= 8 pixels, got {hp['height']}")
-    if hp["width"] is not None and hp["width"] < 8:
-        raise ConfigError(f"data.width must be >= 8 pixels or null (from the images' aspect), got {hp['width']}")
+    if not 8 <= hp["height"] <= MAX_SIDE:
+        raise ConfigError(f"data.height must be 8 to {MAX_SIDE} pixels, got {hp['height']}")
+    if hp["width"] is not None and not 8 <= hp["width"] <= MAX_SIDE:
+        raise ConfigError(
+            f"data.width must be 8 to {MAX_SIDE} pixels or null (from the images' aspect), got {hp['width']}"
+        )
     if hp["channels"] not in CHANNELS:
         raise ConfigError(f"data.channels must be 1 (grayscale) or 3 (RGB), got {hp['channels']!r}")
 
@@ -183,6 +192,9 @@ class CaptchaDataModule(L.LightningDataModule):
             where = "data.synthetic's label length" if hp.synthetic else f"the shortest label in {hp.dir}"
             raise ConfigError(f"data.max_length={self.max_length} is below data.length={self.length} ({where})")
         width = hp.width or (4 * hp.height if hp.synthetic else inferred.width_for(sizes.values(), hp.height))
+        if width > MAX_SIDE:  # the folder's median aspect, at data.height
+            raise ConfigError(f"data.width: the images' aspect gives {width} pixels at data.height={hp.height}, over "
+                              f"{MAX_SIDE}; set data.width")  # fmt: skip
         self.image_size = (hp.height, width)
         lengths = f"{self.length}" if self.length == self.max_length else f"{self.length} to {self.max_length}"
         log.info(
