@@ -58,8 +58,11 @@ def make(group: str, node: DictConfig, **kwargs):
                     f"{group}: {target} must take {key}=; every {group} is given {', '.join(kwargs)}"
                 ) from None
             raise ConfigError(f"{group}.{key}: {target} has no such setting; drop it with ~{group}.{key}") from None
-        if isinstance(e.__cause__, (ValueError, TypeError, MisconfigurationException)):  # e.g. Trainer(devices=0)
-            raise ConfigError(f"{group}: {e.__cause__}") from None
+        cause = e.__cause__
+        # e.g. Trainer(devices=0); accelerator=tpu without torch_xla; logger.save_dir=/proc/x
+        user = (ValueError, TypeError, MisconfigurationException, ImportError, OSError, MemoryError)
+        if isinstance(cause, user) or (isinstance(cause, RuntimeError) and "allocate" in str(cause)):  # hidden=1e6
+            raise ConfigError(f"{group}: {first_line(cause)}") from None
         raise
 
 
