@@ -171,6 +171,12 @@ def test_trainer_max_epochs_follows_epochs(make_cfg):
         # Built only when fit starts (partials): each ended in a traceback after the logger began.
         (["optimizer=sgd", "optimizer.momentum=-1"], "optimizer: Invalid momentum value: -1"),
         (["optimizer.eps=abc"], "optimizer: "),
+        # Unchecked by torch and schedulefree: rmsprop's alpha=5 trained to a NaN loss and exited 0.
+        (["optimizer=rmsprop", "optimizer.alpha=5"], r"optimizer.alpha must be in \[0, 1\), got 5"),
+        (["optimizer=sgd", "optimizer.momentum=5"], r"optimizer.momentum must be in \[0, 1\), got 5"),
+        (["optimizer=schedule_free", "+optimizer.betas=[0.9,1.5]"], r"optimizer.beta2 must be in \[0, 1\), got 1.5"),
+        (["optimizer=schedule_free", "optimizer.weight_decay=-1"], r"optimizer.weight_decay must be in \[0, inf\)"),
+        (["optimizer=schedule_free", "optimizer.warmup_steps=-5"], r"optimizer.warmup_steps must be in \[0, inf\)"),
         (["scheduler=onecycle", "scheduler.pct_start=2"], "scheduler: Expected float between 0 and 1 pct_start"),
         # Onecycle moves betas[0], which schedule-free's averaged weights take as fixed.
         (["optimizer=schedule_free", "scheduler=onecycle"], "scheduler: this optimizer warms up itself and takes no"),

@@ -121,6 +121,9 @@ def init_weights(net, path: str, datamodule) -> None:
         log.warning("ckpt_init: %s: val/ and test/ scores may count images those weights trained on", why)
 
 
+UNBOUNDED = dict.fromkeys(("weight_decay", "warmup_steps"), (0, math.inf))  # optimizer settings >= 0
+
+
 def check_factories(net, optimizer, scheduler) -> None:
     """Build the optimizer and schedule once now: their own checks (SGD's momentum, OneCycle's
     pct_start) would otherwise end the run with a traceback when fit starts, after the logger."""
@@ -128,6 +131,11 @@ def check_factories(net, optimizer, scheduler) -> None:
         built = optimizer(net.parameters())
     except (ValueError, TypeError) as e:
         raise ConfigError(f"optimizer: {e}") from None
+    # What torch and schedulefree leave unchecked (rmsprop's alpha=5 trained to a NaN loss, exit 0).
+    settings = {**built.defaults, **dict(zip(("beta1", "beta2"), built.defaults.get("betas", ()), strict=False))}
+    for key, (low, high) in {**dict.fromkeys(("momentum", "alpha", "beta1", "beta2"), (0, 1)), **UNBOUNDED}.items():
+        if isinstance(settings.get(key), int | float) and not low <= settings[key] < high:
+            raise ConfigError(f"optimizer.{key} must be in [{low}, {high}), got {settings[key]}")
     try:
         if scheduler is not None:
             scheduler(built, total_steps=100)
