@@ -180,8 +180,11 @@ def test_trainer_max_epochs_follows_epochs(make_cfg):
         (["scheduler=onecycle", "scheduler.pct_start=2"], "scheduler: Expected float between 0 and 1 pct_start"),
         # Onecycle moves betas[0], which schedule-free's averaged weights take as fixed.
         (["optimizer=schedule_free", "scheduler=onecycle"], "scheduler: this optimizer warms up itself and takes no"),
-        (["augment=light", "augment.degrees=abc"], "augment: degrees must be a number >= 0, got 'abc'$"),
+        (["augment=light", "augment.degrees=abc"], r"augment: degrees must be a number in \[0, 180\], got 'abc'$"),
         (["augment=light", "augment.erase=2"], r"augment: erase must be a number in \[0, 1\], got 2$"),
+        # Trained on blank images (translate=50) or a negative zoom (scale >= 1), exit 0.
+        (["augment=light", "augment.translate=50"], r"augment: translate must be a number in \[0, 0.5\], got 50"),
+        (["augment=light", "augment.scale=1"], r"augment: scale must be a number in \[0, 1\), got 1"),
         # The data would be encoded with other characters than the net and its checkpoint read.
         (["data.symbols=yxwpnmgfedcb8765432"], "data.symbols: 'yxwpnmgfedcb8765432' differs from charset.symbols"),
         # Lightning would stop with a traceback at the end of the first epoch.

@@ -41,9 +41,12 @@ class Augment(nn.Module):
         erase: float = 0.0,
     ):
         super().__init__()
-        sizes = dict(degrees=degrees, translate=translate, scale=scale, shear=shear, elastic=elastic, noise=noise)
-        for name, value in sizes.items():
-            check_range(name, value, 0)
+        # Upper bounds past any useful warp (translate=50 made every image blank, scale >= 1 a
+        # negative zoom), each (value, bound, whether the bound itself is allowed).
+        sizes = dict(degrees=(degrees, 180, True), translate=(translate, 0.5, True), scale=(scale, 1, False))
+        sizes |= dict(shear=(shear, 90, False), elastic=(elastic, 1, True), noise=(noise, 1, True))
+        for name, (value, high, closed) in sizes.items():
+            check_range(name, value, 0, high, closed=closed)
         check_range("erase", erase, 0, 1, closed=True)  # a probability
         self.degrees, self.translate, self.scale, self.shear = degrees, translate, scale, shear
         # Standard deviation of the smooth displacement field, in grid_sample's units (half the
