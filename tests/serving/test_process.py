@@ -103,6 +103,7 @@ def test_a_missing_export_is_refused_in_one_line(copied_run, serve_cfg, capsys):
         (["batching=5"], "error: batching is a group of settings (batching.KEY=VALUE), got 5"),
         (["+limits.max_files=3"], "error: limits.max_files: Key 'max_files' not in 'LimitsConfig'"),
         (["+prot=1"], "error: prot: no such key"),
+        (["host="], "error: host is empty; name an address (127.0.0.1, or 0.0.0.0 for every interface)"),
     ],
 )
 def test_a_bad_config_is_refused_in_one_line(tiny_ckpt, serve_cfg, capsys, overrides, message):

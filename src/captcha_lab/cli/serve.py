@@ -89,6 +89,8 @@ def checked(cfg: DictConfig) -> DictConfig:
 def check_address(host: str, port: int) -> None:
     """A host that does not resolve or a port in use: one line naming the key, before the model
     loads (uvicorn would log its start-up and then exit 3)."""
+    if not host.strip():  # uvicorn takes "" as every interface: the server open to other machines
+        raise ConfigError("host is empty; name an address (127.0.0.1, or 0.0.0.0 for every interface)")
     try:
         with socket.create_server((host, port)):  # SO_REUSEADDR, as uvicorn binds
             pass
