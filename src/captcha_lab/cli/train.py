@@ -121,7 +121,10 @@ def init_weights(net, path: str, datamodule) -> None:
         log.warning("ckpt_init: %s: val/ and test/ scores may count images those weights trained on", why)
 
 
-UNBOUNDED = dict.fromkeys(("weight_decay", "warmup_steps"), (0, math.inf))  # optimizer settings >= 0
+# [low, high) of optimizer settings that torch and schedulefree leave unchecked (rmsprop's alpha=5
+# trained to a NaN loss, exit 0); betas are checked as beta1 and beta2.
+OPTIMIZER_BOUNDS = dict.fromkeys(("momentum", "alpha", "beta1", "beta2"), (0, 1))
+OPTIMIZER_BOUNDS |= dict.fromkeys(("weight_decay", "warmup_steps"), (0, math.inf))
 
 
 def check_factories(net, optimizer, scheduler) -> None:
@@ -131,9 +134,9 @@ def check_factories(net, optimizer, scheduler) -> None:
         built = optimizer(net.parameters())
     except (ValueError, TypeError) as e:
         raise ConfigError(f"optimizer: {e}") from None
-    # What torch and schedulefree leave unchecked (rmsprop's alpha=5 trained to a NaN loss, exit 0).
-    settings = {**built.defaults, **dict(zip(("beta1", "beta2"), built.defaults.get("betas", ()), strict=False))}
-    for key, (low, high) in {**dict.fromkeys(("momentum", "alpha", "beta1", "beta2"), (0, 1)), **UNBOUNDED}.items():
+    settings = dict(built.defaults)
+    settings.update(zip(("beta1", "beta2"), settings.get("betas", ()), strict=False))
+    for key, (low, high) in OPTIMIZER_BOUNDS.items():
         if isinstance(settings.get(key), int | float) and not low <= settings[key] < high:
             raise ConfigError(f"optimizer.{key} must be in [{low}, {high}), got {settings[key]}")
     try:
