@@ -142,3 +142,61 @@ def test_a_stopped_batcher_starts_again_and_one_not_started_says_so():
         return answer
 
     assert texts(asyncio.run(main())) == ["1"]
+
+
+class HeldNet(Net):
+    """A Net whose batches wait on `release` (on the worker thread), so callers can go meanwhile."""
+
+    def __init__(self):
+        super().__init__()
+        self.running, self.release = threading.Event(), threading.Event()
+
+    def __call__(self, images) -> list[Prediction]:
+        self.running.set()
+        assert self.release.wait(5)
+        return super().__call__(images)
+
+
+def test_a_caller_gone_during_its_batch_leaves_the_others_their_own_answers():
+    async def main():
+        net = HeldNet()
+        batcher = await started(net, max_batch=8, max_wait_s=0.05)
+        jobs = [asyncio.ensure_future(batcher.predict([image(i), image(i)])) for i in (1, 2, 3)]  # 6 > inline
+        await asyncio.get_running_loop().run_in_executor(None, net.running.wait, 5)
+        jobs[0].cancel()  # while the batch runs: the others' answers lie after its images
+        net.release.set()
+        answers = await asyncio.wait_for(asyncio.gather(*jobs[1:]), 5)
+        await batcher.stop()
+        return net, answers
+
+    net, answers = asyncio.run(main())
+    assert net.batches == [6] and [texts(a) for a in answers] == [["2", "2"], ["3", "3"]]
+
+
+def test_a_full_batch_waits_for_no_one():
+    async def main():
+        net = Net()
+        batcher = await started(net, max_batch=4, max_wait_s=10)
+        answers = await asyncio.wait_for(asyncio.gather(*(batcher.predict([image(i)]) for i in range(8))), 1)
+        await batcher.stop()
+        return net, answers
+
+    net, answers = asyncio.run(main())
+    assert [texts(a) for a in answers] == [[str(i)] for i in range(8)]
+    assert net.batches == [4, 4]  # exactly full: one batch, not split, with no wait for more
+
+
+def test_the_batcher_goes_on_after_every_caller_of_a_batch_left_during_its_wait():
+    async def main():
+        net = Net()
+        batcher = await started(net, max_batch=4, max_wait_s=0.5)
+        gone = asyncio.ensure_future(batcher.predict([image(9)]))
+        await asyncio.sleep(0.01)
+        gone.cancel()  # the only caller: the wait then ends with nobody to answer
+        await asyncio.sleep(0.7)
+        later = await asyncio.wait_for(batcher.predict([image(1)]), 1)
+        await batcher.stop()
+        return net, later
+
+    net, later = asyncio.run(main())
+    assert texts(later) == ["1"] and net.batches == [1]  # the gone caller's image never read
