@@ -8,7 +8,16 @@ import numpy as np
 import PIL.Image
 import pytest
 
-from captcha_lab.data.images import MAX_PIXELS, ImageError, decode_image, quiet_decoders, read_image, to_pixels
+from captcha_lab.data.images import (
+    MAX_PIXELS,
+    ImageError,
+    decode_image,
+    list_images,
+    quiet_decoders,
+    read_image,
+    to_floats,
+    to_pixels,
+)
 
 from .image_files import png_header, save
 
@@ -164,3 +173,20 @@ def test_arrays_keep_their_height_and_width_axes(shape, seen):
     np.testing.assert_array_equal(
         to_pixels(pixels, channels=3), to_pixels(PIL.Image.fromarray(image, mode), channels=3)
     )
+
+
+def test_a_transparent_images_colours_stay_rgb(tmp_path):
+    rgba = np.zeros((50, 200, 4), np.uint8)  # transparent, over white
+    rgba[10:40, 20:80] = (200, 30, 10, 255)  # an opaque red patch
+    PIL.Image.fromarray(rgba, "RGBA").save(tmp_path / "red.png")
+    pixels = read_image(tmp_path / "red.png", (50, 200), channels=3)
+    assert tuple(pixels[20, 50]) == (200, 30, 10) and tuple(pixels[0, 0]) == (255, 255, 255)  # not BGR
+
+
+def test_folders_list_images_by_any_suffix_case_and_floats_keep_white_at_one(tmp_path):
+    for name in ("a.PNG", "b.jpg", "notes.txt"):
+        (tmp_path / name).write_bytes(b"")
+    (tmp_path / "c.png").mkdir()  # a folder named like an image is no image
+    assert [p.name for p in list_images(tmp_path)] == ["a.PNG", "b.jpg"]
+    # Augmentation fills from outside the image with 1.0: the background must be exactly that.
+    assert to_floats([np.full((50, 200), 255, np.uint8)]).max() == 1.0

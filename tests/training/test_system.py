@@ -67,3 +67,10 @@ def test_the_model_summary_counts_every_layers_flops():
     summary = ModelSummary(system)
     assert summary.total_flops == counter.get_total_flops() > 40e6  # 41.5 MFLOP: conv1 included
     assert summary.in_sizes[0] == [1, 1, 50, 200] and summary.out_sizes[0] == [1, 5, 19]
+
+
+def test_a_schedule_steps_every_batch():
+    # Stepped per epoch, a warm-up over 10% of the steps would last the whole run.
+    system = CaptchaSystem(ReportCNN(num_classes=19), "2345678bcdefgmnpwxy", scheduler=lambda opt, total_steps: None)
+    system.trainer = type("T", (), {"estimated_stepping_batches": 100})()
+    assert system.configure_optimizers()["lr_scheduler"]["interval"] == "step"
