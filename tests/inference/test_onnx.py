@@ -154,3 +154,10 @@ def test_an_export_with_min_length_above_length_is_refused_when_loaded(tmp_path)
     onnx.save(model, tmp_path / "bad.onnx")
     with pytest.raises(OnnxError, match="min_length 9 is outside 0..length 5"):
         OnnxPredictor.from_file(tmp_path / "bad.onnx")
+
+
+def test_onnx_reader_runs_on_the_threads_asked_for(tiny_run):
+    # serve.py's threads=1 gives each batch one core; ignored, every batch took them all.
+    onnx_path = tiny_run / "checkpoints" / "best.onnx"
+    options = OnnxPredictor.from_file(onnx_path, threads=2).session.get_session_options()
+    assert (options.intra_op_num_threads, options.inter_op_num_threads) == (2, 1)

@@ -10,7 +10,7 @@ import torch
 
 from captcha_lab.cli.train import train
 from captcha_lab.data.charset import REPORT36, Charset
-from captcha_lab.models.checkpoint import CheckpointError, read_checkpoint
+from captcha_lab.models.checkpoint import CheckpointError, load_net, read_checkpoint
 from captcha_lab.training.system import load_system
 
 from .fake_checkpoints import fake_checkpoint
@@ -90,3 +90,8 @@ def test_a_checkpoint_with_malformed_contents_is_a_clear_error(make_cfg, tmp_pat
     torch.save(ckpt, path)
     with pytest.raises(CheckpointError, match=re.escape(f"{path}: not a captcha-lab checkpoint ({what})")):
         read_checkpoint(path)
+
+
+def test_a_loaded_net_is_in_eval_mode(make_cfg, tmp_path):
+    net, symbols = load_net(fake_checkpoint(make_cfg, tmp_path / "run.ckpt"))  # dropout off, BatchNorm's statistics
+    assert not net.training and not any(m.training for m in net.modules()) and symbols

@@ -60,3 +60,9 @@ def test_frame_layers_match_conv1d_and_batchnorm1d_on_frames_last(kernel):
     norm, reference = FrameNorm(4), nn.BatchNorm1d(4)
     torch.testing.assert_close(norm(out), reference(out.transpose(1, 2)).transpose(1, 2))
     torch.testing.assert_close(norm.running_var, reference.running_var)
+
+
+@pytest.mark.parametrize(("setting", "value"), [("hidden", True), ("context", 2.5)])
+def test_integer_settings_refuse_bools_and_fractions(setting, value):
+    with pytest.raises(ValueError, match=f"{setting} must be an integer"):
+        CRNN(19, **{setting: value})
