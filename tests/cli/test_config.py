@@ -157,7 +157,7 @@ def test_trainer_max_epochs_follows_epochs(make_cfg):
         (["data.width=100000"], r"data.width must be 8 to 2048 pixels or null \(from the images' aspect\), got 100000"),
         (["data.height=4"], "data.height must be 8 to 2048 pixels, got 4"),
         (["data.folds=5", "data.fold=5"], r"data.fold must be in \[0, data.folds=5\), got 5"),  # an IndexError
-        (["data.num_workers=-1"], "data.num_workers must be >= 0, got -1"),
+        (["+data.num_workers=-1"], "data.num_workers must be >= 0, got -1"),
         (["data.seed=-1"], r"data.seed must be in \[0, 4294967295\], got -1"),  # past the top-level seed's check
         (["model=crnn", "label_smoothing=0.1"], r"label_smoothing: model=crnn \(ctc\) has none"),
         (["model=crnn", "model.rnn_layers=0"], r"model: rnn_layers must be an integer >= 1, got 0$"),
