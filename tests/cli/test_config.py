@@ -14,6 +14,7 @@ from hydra.utils import instantiate
 from omegaconf import read_write
 from omegaconf.errors import ConfigKeyError, ValidationError
 
+from captcha_lab.cli.exits import user_errors
 from captcha_lab.cli.train import build, train, validate
 from captcha_lab.data.images import IMAGE_SIZE
 from captcha_lab.data.synthetic import set_folder
@@ -349,3 +350,9 @@ def test_a_checkpoint_dir_holding_another_runs_checkpoints_is_refused(make_cfg, 
         with pytest.raises(ConfigError, match=rf"^callbacks.{name}.dirpath: {other} holds another run's checkpoints"):
             validate(make_cfg(f"callbacks.{name}.dirpath={other}"))
     validate(make_cfg(f"callbacks.last_checkpoint.dirpath={other}", f"ckpt_path={other / 'last.ckpt'}"))  # a resume
+
+
+def test_ctrl_c_outside_fit_exits_130_in_one_line(capsys):
+    with pytest.raises(SystemExit) as stopped, user_errors():
+        raise KeyboardInterrupt
+    assert stopped.value.code == 130 and capsys.readouterr().err == "error: interrupted\n"

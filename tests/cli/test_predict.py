@@ -335,3 +335,10 @@ def test_a_broken_link_matched_by_a_glob_is_an_unreadable_input(tmp_path, tiny_d
     (tmp_path / "broken.png").symlink_to(tmp_path / "gone.png")
     assert expand_inputs(str(tmp_path / "*")) == [tmp_path / "a.png", tmp_path / "broken.png"]
     assert expand_inputs(str(tmp_path)) == expand_inputs(str(tmp_path / "*"))
+
+
+def test_a_recursive_glob_finds_nested_images(tmp_path):
+    (tmp_path / "a" / "b").mkdir(parents=True)
+    for path in (tmp_path / "top.png", tmp_path / "a" / "b" / "deep.png"):
+        path.write_bytes(b"")
+    assert [p.name for p in expand_inputs(f"{tmp_path}/**/*.png")] == ["deep.png", "top.png"]

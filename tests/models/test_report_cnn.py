@@ -73,3 +73,10 @@ def test_batched_heads_equal_separate_dense_heads():
             dense2.weight.copy_(heads.weight[i].T)
             dense2.bias.copy_(heads.bias[i])
         torch.testing.assert_close(heads(z)[:, i], dense2(torch.tanh(dense1(z))))
+
+
+def test_the_heads_dropout_is_on_in_training_only():
+    torch.manual_seed(0)
+    net, x = ReportCNN(num_classes=19), torch.rand(2, 1, 50, 200)
+    assert not torch.equal(net.train()(x), net(x))  # two draws of the dropout masks
+    assert torch.equal(net.eval()(x), net(x))
