@@ -1,14 +1,28 @@
 """Every registered net rebuilds from its own spec and declares its decoding family."""
 
 import math
+import pkgutil
 
 import pytest
 import torch
 
+from captcha_lab import models
 from captcha_lab.data.charset import PAD
-from captcha_lab.models.registry import build_net, net_class, net_kinds
+from captcha_lab.models.registry import build_net, net_class
 
 CLASSES, LENGTH = 7, 5
+
+
+def net_kinds() -> list[str]:
+    """Every kind the package holds: its modules that define a net."""
+    kinds = []
+    for info in pkgutil.iter_modules(models.__path__):
+        try:
+            net_class(info.name)
+        except ValueError:
+            continue
+        kinds.append(info.name)
+    return kinds
 
 
 @pytest.mark.parametrize("kind", net_kinds())
@@ -37,3 +51,7 @@ def test_net_rebuilds_from_its_spec_and_declares_its_decoding(kind):
     assert index.shape == (2, LENGTH + 1) and index.dtype == torch.long
     assert ((index == PAD) | ((0 <= index) & (index < CLASSES))).all()
     assert confidence.shape == (2,) and ((0 <= confidence) & (confidence <= 1)).all()
+
+
+def test_the_kinds_are_found():  # else the test above would pass on none
+    assert {"crnn", "report_cnn"} <= set(net_kinds())

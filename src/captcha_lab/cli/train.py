@@ -25,6 +25,7 @@ from captcha_lab.atomic import write_json
 from captcha_lab.cli import validation
 from captcha_lab.cli.jobs import job_errors, log_summary, make
 from captcha_lab.cli.process import set_up_for_job
+from captcha_lab.data.datamodule import MAX_SEED
 from captcha_lab.errors import ConfigError
 from captcha_lab.models.base import weights_spec
 from captcha_lab.models.checkpoint import net_and_hparams, read_checkpoint
@@ -71,7 +72,7 @@ def validate(cfg: DictConfig) -> None:
         ("lr", cfg.lr > 0 and math.isfinite(cfg.lr), "a positive number"),
         ("batch_size", cfg.batch_size >= 1, "at least 1"),
         ("epochs", cfg.epochs >= 1, "at least 1"),
-        ("seed", 0 <= cfg.seed <= 2**32 - 1, "in [0, 4294967295] (NumPy's seeds)"),
+        ("seed", 0 <= cfg.seed <= MAX_SEED, f"in [0, {MAX_SEED}] (NumPy's seeds)"),
         ("label_smoothing", 0 <= cfg.label_smoothing < 1, "in [0, 1)"),
     ]
     for key, ok, expected in checks:

@@ -192,8 +192,9 @@ class CaptchaDataModule(L.LightningDataModule):
             where = "data.synthetic's label length" if hp.synthetic else f"the shortest label in {hp.dir}"
             raise ConfigError(f"data.max_length={self.max_length} is below data.length={self.length} ({where})")
         width = hp.width or (4 * hp.height if hp.synthetic else inferred.width_for(sizes.values(), hp.height))
-        if width > MAX_SIDE:  # the folder's median aspect, at data.height
-            raise ConfigError(f"data.width: the images' aspect gives {width} pixels at data.height={hp.height}, over "
+        if width > MAX_SIDE:  # the folder's median aspect (synthetic: 4:1), at data.height
+            aspect = "4:1 of synthetic captchas" if hp.synthetic else "images' aspect"
+            raise ConfigError(f"data.width: the {aspect} gives {width} pixels at data.height={hp.height}, over "
                               f"{MAX_SIDE}; set data.width")  # fmt: skip
         self.image_size = (hp.height, width)
         lengths = f"{self.length}" if self.length == self.max_length else f"{self.length} to {self.max_length}"

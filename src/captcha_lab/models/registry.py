@@ -3,7 +3,6 @@ defines it (report_cnn: models/report_cnn.py), so a checkpoint's net is rebuilt 
 alone, and a new model is one module and one conf/model/*.yaml, with no list to extend."""
 
 import importlib
-import pkgutil
 import re
 
 from captcha_lab import models
@@ -31,18 +30,6 @@ def net_class(kind) -> type[CaptchaNet]:
     if len(nets) != 1:
         raise ValueError(f"net kind {kind!r}: models/{kind}.py defines {len(nets)} CaptchaNet classes, not one")
     return nets[0]
-
-
-def net_kinds() -> list[str]:
-    """Every kind the package holds: its modules that define a net."""
-    kinds = []
-    for info in pkgutil.iter_modules(models.__path__):
-        try:
-            net_class(info.name)
-        except ValueError:
-            continue
-        kinds.append(info.name)
-    return kinds
 
 
 def check_kind(net: CaptchaNet) -> None:
