@@ -80,6 +80,7 @@ def validate(cfg: DictConfig) -> None:
             raise ConfigError(f"{key} must be {expected}, got {cfg[key]}")
     if cfg.trainer.get("max_epochs") != cfg.epochs:  # Lightning would assert an int mid-fit
         raise ConfigError(f"trainer.max_epochs follows epochs=; set that instead (got {cfg.trainer.max_epochs})")
+    validation.check_trainer_settings(cfg)
     validation.check_checkpoint_file(cfg, "ckpt_path")
     validation.check_checkpoint_file(cfg, "ckpt_init")
     validation.check_checkpoint_dirs(cfg, Path(HydraConfig.get().runtime.output_dir))

@@ -49,3 +49,36 @@ def check_checkpoint_dirs(cfg: DictConfig, run_dir: Path) -> None:
             raise ConfigError(
                 f"callbacks.{name}.dirpath: {folder} holds another run's checkpoints ({held[0].name}); choose another"
             )
+
+
+def _int_from(low: int):
+    return lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= low
+
+
+# Trainer settings that Lightning takes unchecked: deterministic=maybe trained without
+# deterministic algorithms, log_every_n_steps=-5 logged every 5th step, patience=-1 stopped at the
+# first epoch that did not improve, accumulate_grad_batches=0 failed mid-fit.
+TRAINER_CHECKS = {
+    "deterministic": (lambda v: v in (True, False, "warn"), "true, false or warn"),
+    "log_every_n_steps": (_int_from(0), "an integer >= 0 (0: never)"),
+    "check_val_every_n_epoch": (_int_from(1), "an integer >= 1 or null"),
+    "accumulate_grad_batches": (_int_from(1), "an integer >= 1"),
+    "num_sanity_val_steps": (_int_from(-1), "an integer >= -1 (-1: every batch)"),
+    "min_epochs": (_int_from(0), "an integer >= 0 or null"),
+    "gradient_clip_val": (lambda v: isinstance(v, int | float) and not isinstance(v, bool) and v >= 0, ">= 0 or null"),
+    **{
+        key: (lambda v: isinstance(v, bool), "true or false")
+        for key in ("benchmark", "detect_anomaly", "sync_batchnorm", "enable_checkpointing", "enable_progress_bar")
+    },
+}
+
+
+def check_trainer_settings(cfg: DictConfig) -> None:
+    for key, (ok, expected) in TRAINER_CHECKS.items():
+        value = cfg.trainer.get(key)
+        if value is not None and not ok(value):
+            raise ConfigError(f"trainer.{key} must be {expected}, got {value!r}")
+    for name, node in cfg.get("callbacks", {}).items():
+        patience = node.get("patience") if node is not None else None
+        if patience is not None and not _int_from(0)(patience):
+            raise ConfigError(f"callbacks.{name}.patience must be an integer >= 0, got {patience!r}")
