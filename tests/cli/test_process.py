@@ -9,12 +9,14 @@ import sys
 import warnings
 import weakref
 
+import cv2
+import PIL.Image
 import pytest
 from lightning.pytorch.utilities import rank_zero_info
 from lightning.pytorch.utilities._pytree import _tree_flatten
 
 from captcha_lab.cli import process
-from captcha_lab.cli.process import freeze_loaded_objects, quiet_lightning, reuse_freed_memory
+from captcha_lab.cli.process import freeze_loaded_objects, quiet_lightning, reuse_freed_memory, set_up_for_job
 
 from ..conftest import ROOT
 
@@ -85,3 +87,21 @@ def test_no_nvml_probe_per_step_without_nvidias_driver(nvml, monkeypatch):
     monkeypatch.delenv("PYTORCH_NVML_BASED_CUDA_CHECK")  # Lightning not imported: left alone
     assert not process.count_gpus_without_missing_nvml()
     assert "PYTORCH_NVML_BASED_CUDA_CHECK" not in process.os.environ
+
+
+def test_set_up_for_job_quiets_the_decoders(monkeypatch):
+    """Each entry point relies on set_up_for_job for quiet_decoders: OpenCV's log off and PIL's
+    bomb warning ignored, so an unreadable image is reported once, in our own words."""
+    for step in ("reuse_freed_memory", "freeze_loaded_objects", "count_gpus_without_missing_nvml"):
+        monkeypatch.setattr(process, step, lambda: None)  # process-wide, and tested above
+    level = cv2.utils.logging.getLogLevel()
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_WARNING)
+    try:
+        with warnings.catch_warnings(record=True) as seen:
+            warnings.simplefilter("always")
+            set_up_for_job()
+            warnings.warn("image size exceeds limit", PIL.Image.DecompressionBombWarning, stacklevel=1)
+        assert cv2.utils.logging.getLogLevel() == cv2.utils.logging.LOG_LEVEL_SILENT
+        assert not seen
+    finally:
+        cv2.utils.logging.setLogLevel(level)
