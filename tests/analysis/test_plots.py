@@ -2,6 +2,7 @@
 a seed sweep's mean lines, bands and mean runs."""
 
 import shutil
+from pathlib import Path
 
 import matplotlib.pyplot as plt
 import pytest
@@ -11,7 +12,7 @@ from captcha_lab.analysis.runs import read_history
 from captcha_lab.analysis.sweep import job_labels, recipe_labels, replot, summarize_sweep
 from captcha_lab.errors import DataError
 
-from .fake_sweep import make_job
+from .fake_sweep import make_job, write_events
 
 
 def test_run_and_sweep_plots(tiny_run, tmp_path):
@@ -53,6 +54,27 @@ def test_a_one_epoch_curve_is_drawn_as_a_point(tmp_path, monkeypatch):
     _plot(tmp_path / "loss.png", "loss", "loss", {"one epoch": {1: 0.5}, "three": {1: 0.5, 2: 0.4, 3: 0.3}})
     one, three = figures[0].axes[0].get_lines()
     assert (one.get_marker(), three.get_marker()) == ("o", "None")  # a line alone would not show
+
+
+def test_a_runs_figures_draw_each_curve_under_its_own_name(tmp_path, monkeypatch):
+    """loss.png and accuracy.png each draw their train and val curves from their own tags: none
+    drawn twice, swapped with another or left out."""
+    curves = {
+        "train/loss": [2.0, 1.5, 1.0],
+        "val/loss": [2.5, 2.0, 1.75],
+        "train/char_acc": [0.25, 0.5, 0.75],
+        "val/char_acc": [0.125, 0.375, 0.625],
+        "train/seq_acc": [0.0, 0.125, 0.5],
+        "val/seq_acc": [0.0, 0.0625, 0.25],
+    }
+    write_events(tmp_path, curves)
+    saved = {}
+    monkeypatch.setattr(plt.Figure, "savefig", lambda fig, path, **kw: saved.setdefault(Path(path).name, fig))
+    assert [p.name for p in plot_run(tmp_path)] == ["loss.png", "accuracy.png"]
+    for png, tags in [("loss.png", ["train/loss", "val/loss"]), ("accuracy.png", list(curves)[2:])]:
+        lines = saved[png].axes[0].get_lines()
+        assert {line.get_label(): list(line.get_ydata()) for line in lines} == {tag: curves[tag] for tag in tags}
+        assert all(list(line.get_xdata()) == [1, 2, 3] for line in lines)  # epochs from 1
 
 
 def drawn(monkeypatch) -> list:
