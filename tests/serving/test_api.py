@@ -56,6 +56,11 @@ def test_health_describes_the_model_and_limits(server, reader, tiny_ckpt):
     assert health["version"] and health["limits"] == LIMITS
 
 
+def test_health_gives_the_settings_batch_wait(server):
+    """Guards the wait's trip from serve.yaml's milliseconds to the batcher's seconds and back."""
+    assert server.client.get("/health").json()["max_wait_ms"] == 20  # conftest.server's setting
+
+
 def test_the_api_is_documented(server):
     paths = server.client.get("/openapi.json").json()["paths"]
     body = paths["/predict"]["post"]["requestBody"]["content"]
