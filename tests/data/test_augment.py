@@ -56,3 +56,63 @@ def test_affine_grid_matches_torch():
     theta = torch.randn(4, 2, 3, generator=torch.Generator().manual_seed(0))
     expected = F.affine_grid(theta, [4, 3, 7, 30], align_corners=False)
     torch.testing.assert_close(affine_grid(theta, 7, 30), expected)
+
+
+def warp_parts(augment: Augment, h: int = 50, w: int = 200) -> tuple[torch.Tensor, torch.Tensor]:
+    """(n, 2, 2) linear parts in pixels and (n, 2) shifts as fractions of the width and height."""
+    torch.manual_seed(0)
+    theta = augment._affine(256, h, w, "cpu").double()
+    return pixel_matrices(augment, h, w), theta[:, :, 2] / 2  # [-1, 1] spans each side twice over
+
+
+def test_translate_alone_shifts_each_axis_by_up_to_its_fraction():
+    """translate bounds the shift across and down, and moves nothing else."""
+    linear, shift = warp_parts(Augment(degrees=0, translate=0.1, scale=0, shear=0))
+    torch.testing.assert_close(linear, torch.eye(2, dtype=torch.double).expand_as(linear))
+    assert (shift.abs().amax(0) <= 0.1).all() and (shift.abs().amax(0) > 0.09).all()  # across and down
+
+
+def test_scale_alone_zooms_by_up_to_its_fraction_and_composes_with_a_turn():
+    """scale bounds an even zoom, of a turned image too."""
+    linear, shift = warp_parts(Augment(degrees=0, translate=0, scale=0.08, shear=0))
+    assert shift.abs().max() == 0
+    zoom = 1 / linear.diagonal(dim1=1, dim2=2)  # output size over input size, one per axis
+    torch.testing.assert_close(linear, torch.diag_embed(1 / zoom))
+    torch.testing.assert_close(zoom[:, 0], zoom[:, 1])  # no stretch
+    assert (zoom - 1).abs().max() <= 0.08 and (zoom - 1).abs().max() > 0.07
+    # With a turn: that turn, zoomed (one seed draws the same angles and zooms for each setting).
+    turned, _ = warp_parts(Augment(degrees=10, translate=0, scale=0.08, shear=0))
+    turn, _ = warp_parts(Augment(degrees=10, translate=0, scale=0, shear=0))
+    torch.testing.assert_close(turned, turn / zoom[:, :1, None])
+
+
+def displacement(augment: Augment, axis: int) -> torch.Tensor:
+    """Each interior pixel's displacement along `axis` (-1: across, -2: down) in grid_sample's
+    units, read off a ramp image: bilinear sampling of a linear ramp is exact."""
+    n = (50, 200)[axis]
+    ramp = 0.25 + 0.5 * torch.arange(n) / (n - 1)
+    x = (ramp if axis == -1 else ramp[:, None]).expand(8, 1, 50, 200).clone()
+    torch.manual_seed(0)
+    moved = augment.train()._warp(x) - x
+    return moved[..., 8:-8, 8:-8] * 2 * (n - 1) / (n * 0.5)
+
+
+def test_elastic_displacement_grows_with_its_setting():
+    """elastic is the field's standard deviation (bicubic upsampling smooths it a little)."""
+    for axis in (-1, -2):
+        assert displacement(Augment(degrees=0, translate=0, scale=0, shear=0), axis).abs().max() < 1e-5
+        for elastic in (0.01, 0.04):
+            field = displacement(Augment(degrees=0, translate=0, scale=0, shear=0, elastic=elastic), axis)
+            assert 0.5 * elastic < field.std() < elastic, (axis, elastic)
+
+
+def test_noise_and_erasing_follow_their_settings():
+    """noise is the noise's standard deviation, erase a chance per image of a small white patch."""
+    gray = torch.full((32, 1, 50, 200), 0.5)
+    off = dict(degrees=0, translate=0, scale=0, shear=0)
+    torch.manual_seed(0)
+    noise = Augment(**off, noise=0.05).train()(gray.clone()) - gray
+    assert 0.045 < noise.std() < 0.055
+    erased = (Augment(**off, erase=0.5).train()(gray.clone()) == 1).flatten(1).float().mean(1)
+    assert 0 < (erased > 0).sum() < 32  # a chance per image
+    assert erased.max() <= 0.02 and erased[erased > 0].min() >= 0.005  # small patches only

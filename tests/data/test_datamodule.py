@@ -1,4 +1,5 @@
-"""The data module: seeded splits, a test folder, empty splits refused, one synthetic set per sweep."""
+"""The data module: seeded splits, a test folder, empty splits refused, one synthetic set per
+sweep, the names' digest, shuffled training batches."""
 
 import logging
 from pathlib import Path
@@ -9,6 +10,8 @@ import torch
 from captcha_lab.data.datamodule import CaptchaDataModule, split_indices
 from captcha_lab.data.synthetic import MANIFEST, ensure_synthetic
 from captcha_lab.errors import DataError
+
+from .image_files import save
 
 
 def test_split_is_seeded_disjoint_and_sized():
@@ -88,3 +91,44 @@ def test_seed_sweep_shares_one_synthetic_set(tmp_path):
     assert prepare(seed=1) == first
     assert prepare(seed=1, synthetic_seed=1)[0] != first[0]
     assert prepare(seed=2) == first  # the other set did not replace it
+
+
+def names_digest(folder: Path) -> str:
+    dm = CaptchaDataModule(dir=str(folder), length=5, width=200)
+    dm.setup("fit")
+    assert dm.source["images"] == 12
+    return dm.source["names_sha1"]
+
+
+@pytest.mark.parametrize("old, new", [("2b2c2", "2b2c3"), ("7b7c7", "7b7c8"), ("x6y6w", "x6y6x")])
+def test_names_sha1_changes_when_one_image_is_swapped_for_another_name(tmp_path, old, new):
+    """A checkpoint resumes on the split only if the folder holds the same names: a count alone,
+    or some of the names, would pass a folder whose split has moved under it. Each swap keeps the
+    sorted order and the symbols, and changes one place: the first, a middle, the last."""
+    labels = [f"{d}b{d}c{d}" for d in "2345678"] + [f"x{d}y{d}w" for d in "23456"]
+    folder = tmp_path / "set"
+    folder.mkdir()
+    for label in labels:
+        save(folder / f"{label}.png", "L")
+    before = names_digest(folder)
+    assert names_digest(folder) == before
+    (folder / f"{old}.png").rename(folder / f"{new}.png")
+    assert names_digest(folder) != before
+
+
+def test_training_batches_are_shuffled_and_evaluation_batches_are_not(tiny_dir):
+    """Batches in one fixed order every epoch train worse. Shuffling val/test would change no
+    score but draw from the RNG that seeds training's shuffles (Lightning warns of it)."""
+    dm = CaptchaDataModule(dir=str(tiny_dir), batch_size=8, eval_batch_size=4)
+    dm.setup("fit")
+
+    def order(loader):
+        return torch.cat([y for _, y in loader])
+
+    torch.manual_seed(0)
+    train = dm.splits["train"].targets
+    first, second = order(dm.train_dataloader()), order(dm.train_dataloader())
+    assert not torch.equal(first, train) and not torch.equal(first, second)  # another order each epoch
+    assert sorted(map(tuple, first.tolist())) == sorted(map(tuple, train.tolist()))  # every image once
+    assert torch.equal(order(dm.val_dataloader()), dm.splits["val"].targets)
+    assert torch.equal(order(dm.test_dataloader()), dm.splits["test"].targets)

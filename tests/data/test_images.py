@@ -190,3 +190,15 @@ def test_folders_list_images_by_any_suffix_case_and_floats_keep_white_at_one(tmp
     assert [p.name for p in list_images(tmp_path)] == ["a.PNG", "b.jpg"]
     # Augmentation fills from outside the image with 1.0: the background must be exactly that.
     assert to_floats([np.full((50, 200), 255, np.uint8)]).max() == 1.0
+
+
+@pytest.mark.parametrize("mode", ["I;16L", "I;16N"])
+def test_16_bit_modes_png_lacks_are_scaled_not_clipped(mode):
+    """PNG holds 16-bit gray only as I;16: a conversion to RGB on the way would clip every value
+    over 255 to white, one to 8 bits keep only the low byte."""
+    rng = np.random.default_rng(0)
+    pixels = rng.integers(0, 65536, (50, 200), dtype=np.uint16)
+    image = PIL.Image.frombytes(mode, (200, 50), pixels.astype({"I;16L": "<u2", "I;16N": "=u2"}[mode]).tobytes())
+    got = to_pixels(image)
+    np.testing.assert_array_equal(got, to_pixels(PIL.Image.fromarray(pixels)))  # its PNG-native I;16 twin
+    assert np.abs(got.astype(int) - pixels / 257).max() <= 1

@@ -70,3 +70,19 @@ def test_synthetic_refuses_foreign_folder(tmp_path):
     (tmp_path / "mine.png").write_bytes(b"")
     with pytest.raises(DataError, match=r"not made by captcha-lab \(mine.png\).*add data=captcha_v2"):
         ensure_synthetic(tmp_path, n=3)
+
+
+def test_each_seed_draws_its_own_labels_and_images_and_the_set_is_readable_by_all(tmp_path):
+    """A seed that changed the labels alone would train a sweep's seeds on the same pictures, so
+    one symbol in one place: every seed makes the one label "7", and only the drawing can differ."""
+
+    def pictures(root, seed, **kw):
+        folder = ensure_synthetic(tmp_path / root, seed=seed, **kw)
+        return folder, {p.name: p.read_bytes() for p in folder.glob("*.png")}
+
+    folder, zero = pictures("a", 0, n=1, symbols="7", length=1)
+    assert list(zero) == ["7.png"] and pictures("b", 0, n=1, symbols="7", length=1)[1] == zero
+    assert pictures("c", 1, n=1, symbols="7", length=1)[1]["7.png"] != zero["7.png"]
+    assert pictures("d", 0, n=3)[1].keys() != pictures("e", 1, n=3)[1].keys()
+    # mkdtemp makes the set 0700: other users of a shared data dir could not read it.
+    assert folder.stat().st_mode & 0o777 == 0o755
