@@ -1,4 +1,5 @@
-"""The CRNN: output frames, spec rebuild, its activation, each frame's field of view, its frame layers."""
+"""The CRNN: output frames, spec rebuild, its activation, each frame's field of view, its frame
+layers, its residual branches."""
 
 import pytest
 import torch
@@ -66,3 +67,21 @@ def test_frame_layers_match_conv1d_and_batchnorm1d_on_frames_last(kernel):
 def test_integer_settings_refuse_bools_and_fractions(setting, value):
     with pytest.raises(ValueError, match=f"{setting} must be an integer"):
         CRNN(19, **{setting: value})
+
+
+@pytest.mark.parametrize("rnn", ["lstm", "gru"])
+def test_context_and_rnn_are_residual_branches(rnn):
+    """Each branch adds to its input: the logits are those computed by hand, and with the context
+    convs' last norm and the RNN's weights zeroed (both branches output zeros) the head of the
+    projection's frames, which pass straight through."""
+    torch.manual_seed(0)
+    net = CRNN(num_classes=19, channels=(8, 8, 8), hidden=16, context=2, rnn=rnn).eval()
+    x = torch.rand(2, 1, 50, 200)
+    with torch.no_grad():
+        frames = net.project(net.trunk(x).permute(0, 3, 1, 2).flatten(2))  # (B, T, hidden)
+        z = frames + net.context(frames)
+        torch.testing.assert_close(net(x), net.head(z + net.rnn(z)[0]))
+        for p in [*net.context[-1][1].parameters(), *net.rnn.parameters()]:
+            p.zero_()
+        torch.testing.assert_close(net(x), net.head(frames))
+        assert not torch.allclose(net(x), net.head(torch.zeros_like(frames)))  # as without the inputs

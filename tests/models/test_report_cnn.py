@@ -80,3 +80,23 @@ def test_the_heads_dropout_is_on_in_training_only():
     net, x = ReportCNN(num_classes=19), torch.rand(2, 1, 50, 200)
     assert not torch.equal(net.train()(x), net(x))  # two draws of the dropout masks
     assert torch.equal(net.eval()(x), net(x))
+
+
+def test_gelu_keeps_the_reports_conv_activation_pool_order():
+    """GELU is not monotonic, so pooling before it would compute another function: the trunk
+    must match a plain conv -> GELU -> pool, which pool -> GELU does not."""
+    torch.manual_seed(0)
+    net = ReportCNN(num_classes=19, activation="gelu").eval()
+    conv1, conv2 = [m for m in net.trunk if isinstance(m, torch.nn.Conv2d)][:2]
+    rest = list(net.trunk)[6:]  # conv32, act, BN, pool: as in every order
+
+    def reference(x, pool_first=False):
+        for conv in (conv1, conv2):
+            x = conv(x)
+            x = F.gelu(F.max_pool2d(x, 2, ceil_mode=True)) if pool_first else F.max_pool2d(F.gelu(x), 2, ceil_mode=True)
+        return torch.nn.Sequential(*rest)(x)
+
+    x = 4 * torch.randn(2, 1, 50, 200)  # large enough to reach GELU's dip (below about -0.75)
+    with torch.no_grad():
+        torch.testing.assert_close(net.features(x), reference(x))
+        assert (reference(x, pool_first=True) - reference(x)).abs().max() > 0.1
