@@ -15,7 +15,8 @@ from omegaconf import read_write
 from omegaconf.errors import ConfigKeyError, ValidationError
 
 from captcha_lab.cli.exits import user_errors
-from captcha_lab.cli.train import build, train, validate
+from captcha_lab.cli.train import build, train
+from captcha_lab.cli.train_config import validate
 from captcha_lab.data.images import IMAGE_SIZE
 from captcha_lab.data.synthetic import set_folder
 from captcha_lab.errors import ConfigError

@@ -2,7 +2,7 @@
 
 import pytest
 
-from captcha_lab.cli.train import validate
+from captcha_lab.cli.train_config import validate
 from captcha_lab.errors import ConfigError
 
 
