@@ -65,6 +65,30 @@ def run_datamodule(run_dir: str | Path, **overrides) -> CaptchaDataModule:
     return module
 
 
+def refuse_input_size(keys: list[str], net) -> None:
+    """Else a shape error at the first batch, or scores at a size the net never trained at."""
+    for key in keys:
+        if key in ("data.height", "data.width", "data.channels"):
+            (h, w), channels = net.spec["image_size"], net.spec["in_channels"]
+            raise ConfigError(
+                f"{key}: the net reads {h}x{w} images with {channels} channel(s), as it trained; eval prepares"
+                " every image so: drop it"
+            )
+
+
+def named_data(data: DictConfig, net) -> DictConfig:
+    """A `data=...` config named on the command line, fitted to the net's input and label lengths."""
+    data = with_net_input(data.copy(), net)
+    longest = net.spec["length"]
+    if net.variable_length:  # reads up to `longest` characters
+        if type(data.length) is int:  # else the data module's checks name the bad value
+            data.length = min(data.length, longest)
+        data.max_length = longest
+    else:  # fixed heads read exactly `longest`
+        data.length, data.max_length = longest, None
+    return data
+
+
 def eval_data_config(cfg: DictConfig, net) -> tuple[DictConfig, str | None]:
     """The data config of the run that wrote the checkpoint (so train/val/test are the split it
     trained on), with `data.*=` overrides on top; `data=...` on the command line replaces it,
@@ -73,23 +97,9 @@ def eval_data_config(cfg: DictConfig, net) -> tuple[DictConfig, str | None]:
     run_dir = Path(cfg.ckpt_path).resolve().parent.parent
     run_config = run_dir / RUN_CONFIG
     keys = override_keys()
-    for key in keys:  # else a shape error at the first batch, or scores at a size it never trained at
-        if key in ("data.height", "data.width", "data.channels"):
-            (h, w), channels = net.spec["image_size"], net.spec["in_channels"]
-            raise ConfigError(
-                f"{key}: the net reads {h}x{w} images with {channels} channel(s), as it trained; eval prepares"
-                " every image so: drop it"
-            )
+    refuse_input_size(keys, net)
     if "data" in keys:
-        data = with_net_input(cfg.data.copy(), net)
-        longest = net.spec["length"]
-        if net.variable_length:  # reads up to `longest` characters
-            if type(data.length) is int:  # else the data module's checks name the bad value
-                data.length = min(data.length, longest)
-            data.max_length = longest
-        else:  # fixed heads read exactly `longest`
-            data.length, data.max_length = longest, None
-        return data, None
+        return named_data(cfg.data, net), None
     if not run_config.is_file():  # a copied checkpoint: eval.yaml's default data would be a guess
         raise ConfigError(
             f"ckpt_path: {cfg.ckpt_path} is not in a run dir's checkpoints/ (no {run_config}), so its split "
