@@ -3,8 +3,8 @@
 A plain training loop (no Lightning, no augmentation, constant Adam lr) over fold 0 of the real
 captchas, printing train/val CTC loss and val seq_acc every `--every` steps, for CRNN variants:
 
-    .venv/bin/python bench/ctc_probe.py --context 3 --rnn lstm   # experiment=best's net
-    .venv/bin/python bench/ctc_probe.py --context 3 --rnn none   # without its LSTM
+    .venv/bin/python bench/ctc_probe.py --context 3 --rnn lstm   # experiment=crnn60's net
+    .venv/bin/python bench/ctc_probe.py --context 3 --rnn none   # without its LSTM (experiment=best's, at full width)
     .venv/bin/python bench/ctc_probe.py --context 0 --rnn lstm   # without its frame convs
     # the first CRNN (no frame convs, narrower trunk, 2 BiLSTM layers)
     .venv/bin/python bench/ctc_probe.py --context 0 --rnn lstm --channels 24 48 64 --layers 2 --dropout 0.25
