@@ -42,6 +42,9 @@ def test_trainer_max_epochs_follows_epochs(make_cfg):
         (["data.seed=-1"], r"data.seed must be in \[0, 4294967295\], got -1"),  # past the top-level seed's check
         (["model=crnn", "label_smoothing=0.1"], r"label_smoothing: model=crnn \(ctc\) has none"),
         (["model=crnn", "model.rnn_layers=0"], r"model: rnn_layers must be an integer >= 1, got 0$"),
+        # Read letter by letter ("got 'a'"); 1000 frame convs trained for minutes an epoch.
+        (["model=crnn", "model.channels=abc"], r"model: channels must be a list of conv widths, .* got 'abc'$"),
+        (["model=crnn", "model.context=1000"], r"model: context must be an integer in \[0, 16\], got 1000$"),
         # Checked before the Trainer, which needs no GPU for it; on one, the first backward failed.
         (["model=crnn", "trainer=gpu", "trainer.deterministic=true"], "trainer.deterministic=true: ctc's CUDA"),
         # Lightning's own checks of the Trainer's arguments (a MisconfigurationException traceback).
@@ -126,3 +129,32 @@ def test_bad_trainer_settings_fail_before_data(make_cfg, overrides, message):
 )
 def test_good_trainer_settings_pass(make_cfg, overrides):
     validate(make_cfg(*overrides))
+
+
+@pytest.mark.parametrize(
+    "overrides,message",
+    [
+        # A TypeError from SummaryWriter at the first logged value, mid-fit.
+        (["+logger.foo=1"], "logger.foo: TensorBoardLogger has no such setting; drop it with ~logger.foo$"),
+        # Settings with nothing to build them into: an AttributeError after fit.
+        (["~logger", "+logger.x=1"], r"logger: settings \(x\) but no logger chosen to take them$"),
+        (["~augment", "+augment.x=1"], r"augment: settings \(x\) but no augment chosen to take them$"),
+        # Replaced another run's last.ckpt from inside this run's checkpoints/.
+        (["callbacks.last_checkpoint.filename=../../other/last"], "callbacks.last_checkpoint.filename: a file name,"),
+        (["callbacks.checkpoint.filename=.."], "callbacks.checkpoint.filename: a file name, not a path, got '..'"),
+    ],
+)
+def test_settings_that_reach_past_the_run_or_nothing_fail_before_data(make_cfg, overrides, message):
+    with pytest.raises(ConfigError, match=f"^{message}"):
+        validate(make_cfg(*overrides))
+
+
+def test_a_logger_dir_holding_another_runs_events_is_refused(make_cfg, tmp_path):
+    """Its curves and plots would mix with this run's; an empty or new folder is the user's choice."""
+    other = tmp_path / "other"
+    other.mkdir()
+    validate(make_cfg(f"logger.save_dir={other}"))
+    (other / "events.out.tfevents.1.host.1.0").write_bytes(b"")
+    with pytest.raises(ConfigError, match=f"^logger.save_dir: {other} holds another run's events"):
+        validate(make_cfg(f"logger.save_dir={other}"))
+    validate(make_cfg(f"logger.save_dir={other}", "logger.version=v2"))  # a folder of its own inside it

@@ -4,6 +4,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from captcha_lab.cli.hydra_hooks import FailedJobs, KeepEarlierRuns
+from captcha_lab.cli.no_sweeps import NoSweeps
 
 from .conftest import TINY, run_main, tree_digest
 
@@ -146,3 +147,32 @@ def test_a_run_dir_that_is_the_data_folder_is_refused(make_cfg, tmp_path, tiny_d
         refused = f"error: hydra.run.dir: {tiny_dir} is {key}: the run's figures would become its images"
         assert capsys.readouterr().err == refused + "; choose another\n"
     KeepEarlierRuns().on_run_start(make_cfg(f"hydra.run.dir={tiny_dir}/run"))  # a folder inside it is never read
+
+
+def test_a_dir_that_is_a_file_or_inside_a_run_or_empty_is_refused(make_cfg, tmp_path, capsys):
+    # A file: a FileExistsError traceback from Hydra's mkdir. Inside a run (its checkpoints/):
+    # the new run's outputs would sit among that run's.
+    (tmp_path / "afile").write_text("x")
+    (tmp_path / "done" / "checkpoints").mkdir(parents=True)
+    (tmp_path / "done" / "checkpoints" / "best.ckpt").write_bytes(b"")
+    for hook, key in (("on_run_start", "hydra.run.dir"), ("on_multirun_start", "hydra.sweep.dir")):
+        for folder, why in [
+            (tmp_path / "afile", f"{tmp_path}/afile is a file, not a folder"),
+            (tmp_path / "afile" / "sub", f"{tmp_path}/afile is a file, not a folder"),
+            (tmp_path / "done" / "checkpoints", f"{tmp_path}/done/checkpoints is inside the run in {tmp_path}/done"),
+        ]:
+            with pytest.raises(SystemExit):
+                getattr(KeepEarlierRuns(), hook)(make_cfg(f"{key}={folder}"))
+            assert capsys.readouterr().err.startswith(f"error: {key}: {why}")
+        with pytest.raises(SystemExit):  # else the current dir, whatever it holds
+            getattr(KeepEarlierRuns(), hook)(make_cfg(f"{key}="))
+        assert capsys.readouterr().err == f"error: {key} is empty; name a new dir\n"
+
+
+def test_predict_and_serve_refuse_a_sweep_before_it_makes_a_dir(capsys):
+    # serve.py -m started one server after the other, each until stopped.
+    config = OmegaConf.create({"hydra": {"job": {"name": "serve"}}})
+    with pytest.raises(SystemExit) as stop:
+        NoSweeps().on_multirun_start(config)
+    assert stop.value.code == 2
+    assert capsys.readouterr().err == "error: serve.py runs one job, not a sweep (-m); run one command per setting\n"

@@ -60,7 +60,7 @@ def test_checkpoint_of_other_charset_or_kind_is_a_clear_error(make_cfg, tmp_path
 def test_truncated_and_foreign_checkpoints_are_clear_errors(make_cfg, tmp_path):
     whole = fake_checkpoint(make_cfg, tmp_path / "whole.ckpt").read_bytes()
     (tmp_path / "cut.ckpt").write_bytes(whole[: len(whole) // 2])  # what a non-atomic write killed midway leaves
-    with pytest.raises(CheckpointError, match="cut.ckpt: not a readable checkpoint"):
+    with pytest.raises(CheckpointError, match=r"cut.ckpt: not a readable checkpoint, truncated or damaged \(.+\)$"):
         read_checkpoint(tmp_path / "cut.ckpt")
     torch.save({"state_dict": {}}, tmp_path / "foreign.ckpt")
     with pytest.raises(CheckpointError, match="not a captcha-lab checkpoint"):
@@ -95,3 +95,16 @@ def test_a_checkpoint_with_malformed_contents_is_a_clear_error(make_cfg, tmp_pat
 def test_a_loaded_net_is_in_eval_mode(make_cfg, tmp_path):
     net, symbols = load_net(fake_checkpoint(make_cfg, tmp_path / "run.ckpt"))  # dropout off, BatchNorm's statistics
     assert not net.training and not any(m.training for m in net.modules()) and symbols
+
+
+def test_a_checkpoint_whose_weights_do_not_fit_its_net_names_the_key(make_cfg, tmp_path):
+    # load_state_dict's first line ("Error(s) in loading state_dict for ReportCNN:") names nothing.
+    path = fake_checkpoint(make_cfg, tmp_path / "odd.ckpt")
+    ckpt = torch.load(path, weights_only=True)
+    name = next(k for k in ckpt["state_dict"] if k.endswith(".weight"))
+    del ckpt["state_dict"][name]
+    torch.save(ckpt, path)
+    with pytest.raises(CheckpointError, match="cannot rebuild its model") as refused:
+        load_net(path)
+    message = str(refused.value)
+    assert name.removeprefix("net.") in message and "\n" not in message and len(message) < len(str(path)) + 260

@@ -1,4 +1,4 @@
-"""Hydra callbacks of train.py and eval.py (hydra.callbacks in their configs): they run around
+"""Hydra callbacks of the commands (hydra.callbacks in their configs): they run around
 the jobs, before Hydra writes a run dir's .hydra/ and after a sweep's last job."""
 
 import logging
@@ -41,7 +41,21 @@ def resolved_dir(config: DictConfig, key: str) -> Path:
     # A dir named after `${hydra:...}` choices (train.yaml's run_name) resolves only once
     # HydraConfig is set, which Hydra does after on_run_start, first thing in run_job.
     HydraConfig.instance().set_config(config)
-    return Path(OmegaConf.select(config, key))
+    value = str(OmegaConf.select(config, key)).strip()
+    if not value:  # else the current dir, whatever it holds
+        refuse(f"{key} is empty; name a new dir")
+    return Path(value)
+
+
+def check_dir(run_dir: Path, key: str) -> None:
+    """A dir Hydra could not create (a file, or under one: a traceback from mkdir), or one inside
+    an earlier run (its checkpoints/ or .hydra/), whose outputs would then hold this run's."""
+    for folder in (run_dir, *run_dir.parents):
+        if folder.exists() and not folder.is_dir():
+            refuse(f"{key}: {folder} is a file, not a folder; choose another dir")
+    for folder in run_dir.parents:
+        if found := holds_a_run(folder):
+            refuse(f"{key}: {run_dir} is inside the run in {folder} ({found}); choose another dir")
 
 
 def refuse(message: str) -> None:
@@ -62,6 +76,7 @@ class KeepEarlierRuns(Callback):
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
         run_dir = resolved_dir(config, "hydra.run.dir").resolve()
+        check_dir(run_dir, "hydra.run.dir")
         for key in ("data.dir", "data.test_dir"):  # its loss.png would then be read as a captcha
             folder = OmegaConf.select(config, key, default=None)
             if folder and Path(folder).resolve() == run_dir:
@@ -86,6 +101,7 @@ class KeepEarlierRuns(Callback):
             unique = "${hydra.job.num} (nor its id or override_dirname)"
             refuse(f"hydra.sweep.subdir: {subdir} names no {unique}; jobs could share a dir and overwrite it")
         sweep_dir = resolved_dir(config, "hydra.sweep.dir")
+        check_dir(sweep_dir.resolve(), "hydra.sweep.dir")
         if found := holds_a_run(sweep_dir):
             refuse(f"hydra.sweep.dir: {sweep_dir} already holds a run ({found}); choose another dir")
         if found := holds_a_sweep(sweep_dir):

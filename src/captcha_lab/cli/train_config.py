@@ -2,6 +2,7 @@
 that types cannot express, each failing as one line naming the key before any data is read
 (the net's fit to the labels and the optimizer's settings once those are built)."""
 
+import inspect
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,6 +46,7 @@ class TrainSchema:
 
 
 ConfigStore.instance().store(name="train_schema", node=TrainSchema)
+GROUPS = ("data", "model", "optimizer", "scheduler", "augment", "trainer", "logger")
 
 
 def validate(cfg: DictConfig) -> None:
@@ -65,7 +67,11 @@ def validate(cfg: DictConfig) -> None:
     validation.check_trainer_settings(cfg)
     validation.check_checkpoint_file(cfg, "ckpt_path")
     validation.check_checkpoint_file(cfg, "ckpt_init")
-    validation.check_checkpoint_dirs(cfg, Path(HydraConfig.get().runtime.output_dir))
+    run_dir = Path(HydraConfig.get().runtime.output_dir)
+    validation.check_targets(cfg, GROUPS)
+    validation.check_checkpoint_dirs(cfg, run_dir)
+    validation.check_logger_dir(cfg, run_dir)
+    check_logger_settings(cfg)
     devices = cfg.trainer.get("devices", 1)
     devices = len(devices) if OmegaConf.is_list(devices) else devices
     # strategy=auto over several devices is DDP too (trainer.devices=2)
@@ -133,3 +139,18 @@ def check_net_fits(cfg: DictConfig, net, datamodule) -> None:
     if deterministic and not net.deterministic_on_cuda:
         # torch.use_deterministic_algorithms would stop the first backward with a RuntimeError.
         raise ConfigError(f"trainer.deterministic=true: {net.decoding}'s CUDA backward is not deterministic; use warn")
+
+
+def check_logger_settings(cfg: DictConfig) -> None:
+    """TensorBoardLogger hands settings it does not know to SummaryWriter, which would fail with a
+    TypeError at the first logged value, mid-fit."""
+    logger = cfg.get("logger")
+    if not logger or not str(logger.get("_target_", "")).endswith(".TensorBoardLogger"):
+        return
+    from lightning.pytorch.loggers import TensorBoardLogger
+    from torch.utils.tensorboard import SummaryWriter
+
+    known = set(inspect.signature(TensorBoardLogger).parameters) | set(inspect.signature(SummaryWriter).parameters)
+    for key in logger:
+        if not str(key).startswith("_") and key not in known:
+            raise ConfigError(f"logger.{key}: TensorBoardLogger has no such setting; drop it with ~logger.{key}")

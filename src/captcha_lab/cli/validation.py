@@ -38,9 +38,13 @@ def check_keys(cfg: DictConfig, schema: type) -> None:
 
 def check_checkpoint_dirs(cfg: DictConfig, run_dir: Path) -> None:
     """A callback's `dirpath` outside the run dir that holds another run's checkpoints would
-    overwrite them (last.ckpt) or write beside them (best-v1.ckpt); resuming from one there is fine."""
+    overwrite them (last.ckpt) or write beside them (best-v1.ckpt); resuming from one there is fine.
+    A `filename` holding a path (../../other/checkpoints/last) would do the same from any dirpath."""
     resumed = Path(cfg.ckpt_path).resolve().parent if cfg.get("ckpt_path") else None
     for name, node in cfg.get("callbacks", {}).items():
+        filename = node.get("filename") if node is not None else None
+        if filename is not None and (Path(str(filename)).name != str(filename) or str(filename) in ("", ".", "..")):
+            raise ConfigError(f"callbacks.{name}.filename: a file name, not a path, got {filename!r}; use dirpath=")
         dirpath = node.get("dirpath") if node is not None else None
         folder = Path(dirpath).resolve() if dirpath else None
         if folder is None or folder.is_relative_to(run_dir.resolve()) or folder == resumed:
@@ -82,3 +86,25 @@ def check_trainer_settings(cfg: DictConfig) -> None:
         patience = node.get("patience") if node is not None else None
         if patience is not None and not _int_from(0)(patience):
             raise ConfigError(f"callbacks.{name}.patience must be an integer >= 0, got {patience!r}")
+
+
+def check_logger_dir(cfg: DictConfig, run_dir: Path) -> None:
+    """A logger folder outside the run dir that holds another run's event files would mix this
+    run's curves into that run's (its plots and TensorBoard read every event file there)."""
+    logger = cfg.get("logger")
+    if not logger or not logger.get("save_dir"):
+        return
+    parts = [logger.get(key) for key in ("name", "version")]
+    folder = Path(logger.save_dir, *(str(p) for p in parts if p not in (None, ""))).resolve()
+    if folder.is_relative_to(run_dir.resolve()):
+        return
+    if held := sorted(folder.glob("events.out.tfevents.*")):
+        raise ConfigError(f"logger.save_dir: {folder} holds another run's events ({held[0].name}); choose another")
+
+
+def check_targets(cfg: DictConfig, groups: tuple[str, ...]) -> None:
+    """`~augment +augment.x=1` leaves a group with settings but nothing to build them into."""
+    nodes = [(g, cfg.get(g)) for g in groups] + [(f"callbacks.{k}", v) for k, v in cfg.get("callbacks", {}).items()]
+    for key, node in nodes:
+        if isinstance(node, DictConfig) and len(node) and "_target_" not in node:  # empty: none chosen
+            raise ConfigError(f"{key}: settings ({', '.join(map(str, node))}) but no {key} chosen to take them")

@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-from captcha_lab.errors import CaptchaLabError, first_line
+from captcha_lab.errors import CaptchaLabError
 from captcha_lab.models.base import CaptchaNet
 from captcha_lab.models.registry import build_net
 
@@ -34,8 +34,8 @@ def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         # torch's message is a paragraph; its gist is the unpickler's first sentence.
         reason = str(e).split("WeightsUnpickler error:")[-1].strip().split(". ")[0].splitlines()[0]
         raise CheckpointError(f"{path}: refused, not a plain-data checkpoint ({reason})") from None
-    except (RuntimeError, EOFError, OSError, ValueError) as e:
-        raise CheckpointError(f"{path}: not a readable checkpoint ({e or type(e).__name__})") from None
+    except (RuntimeError, EOFError, OSError, ValueError) as e:  # e.g. a copy cut short
+        raise CheckpointError(f"{path}: not a readable checkpoint, truncated or damaged ({gist(e)})") from None
     hparams = ckpt.get("hyper_parameters") if isinstance(ckpt, dict) else None
     if not hparams or "net_spec" not in hparams or "symbols" not in hparams or "state_dict" not in ckpt:
         raise CheckpointError(f"{path}: not a captcha-lab checkpoint (no net_spec in its hyper-parameters)")
@@ -99,5 +99,12 @@ def rebuilt(path: str | Path, spec: dict, weights: dict | None = None) -> Captch
         if weights is not None:
             net.load_state_dict(weights)
     except (ValueError, TypeError, RuntimeError) as e:
-        raise CheckpointError(f"{path}: cannot rebuild its model ({first_line(e)})") from None
+        raise CheckpointError(f"{path}: cannot rebuild its model ({gist(e)})") from None
     return net
+
+
+def gist(e: Exception, limit: int = 200) -> str:
+    """A library's message on one line, cut to `limit` characters: load_state_dict's first line
+    ("Error(s) in loading state_dict for CRNN:") says nothing without the next, which names the keys."""
+    text = " ".join(line.strip() for line in str(e).splitlines() if line.strip()) or type(e).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."

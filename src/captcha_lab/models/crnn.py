@@ -1,6 +1,8 @@
 """CRNN: strided conv trunk, 1-D convs over the frames, an optional bidirectional LSTM/GRU, and
 per-frame logits for CTC."""
 
+from collections.abc import Sequence
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -83,8 +85,11 @@ def _check_arguments(channels, width_halvings, hidden, context, rnn, rnn_layers,
     check_range("hidden", hidden, 1, integer=True)
     check_range("dropout", dropout, 0, 1)
     check_range("rnn_layers", rnn_layers, 1, integer=True)
-    check_range("context", context, 0, integer=True)
+    # More frame convs than ~16 see past any captcha's width and only cost time.
+    check_range("context", context, 0, 16, integer=True, closed=True)
     check_range("width_halvings", width_halvings, 0, integer=True)
+    if isinstance(channels, str) or not isinstance(channels, Sequence):  # a string would be read by letter
+        raise ValueError(f"channels must be a list of conv widths, e.g. [16,32,64], got {channels!r}")
     if not channels:
         raise ValueError("channels must list at least one conv's width, got []")
     for c in channels:
