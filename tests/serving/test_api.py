@@ -108,6 +108,7 @@ BAD_REQUESTS = {
     "not an image": (files(GOOD, b"GIF89a, or so it says"), 400, "image 1: not a readable image"),
     "bad base64": ({"json": {"images": [b64(GOOD), "%%%"]}}, 400, "image 1: not valid base64"),
     "non-ASCII base64": ({"json": {"images": ["é"]}}, 400, "image 0: not valid base64"),
+    "data URI, no comma": ({"json": {"image": "data:image/png;base64"}}, 400, "image 0: a data: URI has no comma"),
     "not JSON": ({"content": b"{", "headers": {"content-type": "application/json"}}, 400, "JSON body: Invalid JSON"),
     "no images key": ({"json": {}}, 400, 'give "images"'),
     "both keys": ({"json": {"image": "", "images": []}}, 400, "not both or neither"),

@@ -108,7 +108,11 @@ async def from_json(request: Request, max_images: int) -> list[bytes]:
 
 def from_base64(text: str, index: int) -> bytes:
     if text.startswith("data:"):
-        text = text.partition(",")[2]
+        _, comma, text = text.partition(",")
+        if not comma:  # else read as no base64 at all, and answered as an empty file
+            raise RequestError(
+                BAD_REQUEST, f"image {index}: a data: URI has no comma before its base64 (data:image/png;base64,...)"
+            )
     try:
         return base64.b64decode("".join(text.split()), validate=True)
     except (binascii.Error, ValueError) as e:  # ValueError: characters outside ASCII
