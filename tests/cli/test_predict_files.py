@@ -18,6 +18,8 @@ from captcha_lab.cli.predict import InputError, expand_inputs, run
 from captcha_lab.data.charset import CAPTCHA_V2
 from captcha_lab.models.crnn import CRNN
 
+from ..data.image_files import named_pipe
+
 
 def test_expand_inputs_order_and_errors(tmp_path, tiny_dir):
     files = sorted(tiny_dir.glob("*.png"))
@@ -140,3 +142,13 @@ def test_a_recursive_glob_finds_nested_images(tmp_path):
     for path in (tmp_path / "top.png", tmp_path / "a" / "b" / "deep.png"):
         path.write_bytes(b"")
     assert [p.name for p in expand_inputs(f"{tmp_path}/**/*.png")] == ["deep.png", "top.png"]
+
+
+def test_a_named_pipe_is_an_input_that_cannot_be_read_not_one_waited_on(files, capsys):
+    # Named as an image, alone or in a folder, it waited for a writer for ever.
+    with named_pipe(files["images"] / "c.png", files["image"].read_bytes()) as fifo:
+        assert run(predict_cfg(files, input=str(fifo))) == 1
+        assert run(predict_cfg(files)) == 1  # the folder: its two images read, the pipe named
+    captured = capsys.readouterr()
+    assert captured.err.splitlines() == [f"error: {fifo}: not a regular file"] * 2
+    assert len(captured.out.splitlines()) == 2

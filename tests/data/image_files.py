@@ -1,8 +1,13 @@
-"""Image files for the loaders' tests: random pixels, a bomb's PNG header, unreadable files."""
+"""Image files for the loaders' tests: random pixels, a bomb's PNG header, unreadable files, a
+named pipe that cannot hang a test."""
 
+import contextlib
+import os
 import shutil
 import struct
+import threading
 import zlib
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -42,3 +47,29 @@ def mixed_copy(tiny_dir: Path, folder: Path) -> Path:
     (folder / "55555.png").symlink_to(folder / "gone.png")
     (folder / "notes.txt").write_text("not an image")
     return folder
+
+
+@contextlib.contextmanager
+def named_pipe(path: Path, content: bytes = b"", every_s: float = 1.0) -> Iterator[Path]:
+    """A named pipe at `path` for the block. A reader that waits on it (the hang under test) is let
+    go every `every_s` by a writer that opens it, writes `content` (under the pipe's 64 KiB) and
+    closes it, so that such a test fails instead of hanging: the reader reads `content`."""
+    os.mkfifo(path)
+    done = threading.Event()
+
+    def release():
+        while not done.wait(every_s):
+            with contextlib.suppress(OSError):  # ENXIO: nobody is waiting on it
+                fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK)
+                try:
+                    os.write(fd, content)
+                finally:
+                    os.close(fd)
+
+    thread = threading.Thread(target=release, daemon=True)
+    thread.start()
+    try:
+        yield path
+    finally:
+        done.set()
+        thread.join()

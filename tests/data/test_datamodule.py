@@ -2,6 +2,7 @@
 sweep, the names' digest, shuffled training batches."""
 
 import logging
+import shutil
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,7 @@ from captcha_lab.data.datamodule import CaptchaDataModule, split_indices
 from captcha_lab.data.synthetic import MANIFEST, ensure_synthetic
 from captcha_lab.errors import DataError
 
-from .image_files import save
+from .image_files import named_pipe, save
 
 
 def test_split_is_seeded_disjoint_and_sized():
@@ -30,6 +31,17 @@ def test_same_seed_same_split_other_seed_other_split(tiny_dir):
 
     assert val_names(0) == val_names(0)
     assert val_names(0) != val_names(1)
+
+
+def test_a_named_pipe_among_the_images_is_skipped_not_waited_on(tiny_dir, tmp_path, caplog):
+    folder = tmp_path / "set"
+    shutil.copytree(tiny_dir, folder)
+    image = next(folder.glob("*.png")).read_bytes()  # what the pipe gives a reader that waits on it
+    with named_pipe(folder / "22222.png", image), caplog.at_level(logging.WARNING):
+        dm = CaptchaDataModule(dir=str(folder))  # data.width=null: every header is read first
+        dm.setup("fit")
+    assert sum(len(split) for split in dm.splits.values()) == 80
+    assert "skipped 1 file(s) that could not be read: 22222.png" in caplog.text
 
 
 @pytest.fixture(scope="module")

@@ -12,6 +12,7 @@ from captcha_lab.data.images import (
     MAX_PIXELS,
     ImageError,
     decode_image,
+    image_size,
     list_images,
     quiet_decoders,
     read_image,
@@ -19,7 +20,7 @@ from captcha_lab.data.images import (
     to_pixels,
 )
 
-from .image_files import png_header, save
+from .image_files import named_pipe, png_header, save
 
 
 @pytest.mark.parametrize("name,mode", [("2b827.png", "RGBA"), ("2b827.jpg", "RGB"), ("2b827.png", "L")])
@@ -53,6 +54,17 @@ def test_bad_image_is_refused_with_its_name(tmp_path, data, reason):
     path.write_bytes(data)
     with pytest.raises(ImageError, match=f"^{path}: {reason}"):
         read_image(path)
+
+
+def test_a_named_pipe_or_device_is_refused_unopened(tmp_path):
+    # Opening a pipe named like an image waited for a writer for ever; /dev/zero never ends.
+    with named_pipe(tmp_path / "2b827.png") as fifo:
+        with pytest.raises(ImageError, match=f"^{fifo}: not a regular file$"):
+            read_image(fifo)
+        assert image_size(fifo) is None  # what charset=auto and data.width=null read first
+    (tmp_path / "zero.png").symlink_to("/dev/zero")
+    with pytest.raises(ImageError, match="zero.png: not a regular file$"):
+        read_image(tmp_path / "zero.png")
 
 
 def every_mode(tmp_path, rgb: np.ndarray) -> dict[str, "Path"]:  # noqa: F821

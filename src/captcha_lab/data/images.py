@@ -4,8 +4,10 @@ Runtime reader never imports it; labelled.py turns folders of these into tensors
 
 import io
 import os
+import stat
 import warnings
 from pathlib import Path
+from typing import BinaryIO
 
 import cv2
 import numpy as np
@@ -85,16 +87,28 @@ def _over_white(buf: np.ndarray) -> np.ndarray | None:
     return np.rint(bgr * 255).astype(np.uint8)
 
 
+def open_regular(path: str | Path) -> io.BufferedReader:
+    """`path` opened to read, or ImageError where it is no regular file: a named pipe would block
+    the read until a writer comes (for ever), a device (a link to /dev/zero) would never end."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))  # opening a pipe waits too, else
+    if not stat.S_ISREG(os.fstat(fd).st_mode):  # of the file opened, not of a name that may change
+        os.close(fd)
+        raise ImageError("not a regular file")
+    return os.fdopen(fd, "rb")
+
+
 def read_image(path: str | Path, size: tuple[int, int] = IMAGE_SIZE, channels: int = 1) -> np.ndarray:
     try:
-        return decode_image(np.fromfile(path, np.uint8), size, channels)
+        with open_regular(path) as f:
+            data = f.read()
+        return decode_image(np.frombuffer(data, np.uint8), size, channels)
     except ImageError as e:
         raise ImageError(f"{path}: {e}") from None
     except OSError as e:  # a broken link, no permission: skipped and named like a corrupt file
         raise ImageError(f"{path}: cannot be opened ({e.strerror or e})") from None
 
 
-def _header(file: str | Path | io.BytesIO) -> tuple[tuple[int, int], bool] | None:
+def _header(file: str | Path | BinaryIO) -> tuple[tuple[int, int], bool] | None:
     """(H, W) and whether it has alpha, from the file's header alone; None where it cannot be
     read; ImageError where it claims more pixels than PIL's decompression-bomb check opens."""
     try:
@@ -106,7 +120,7 @@ def _header(file: str | Path | io.BytesIO) -> tuple[tuple[int, int], bool] | Non
         return None
 
 
-def header_size(file: str | Path | io.BytesIO) -> tuple[int, int] | None:
+def header_size(file: str | Path | BinaryIO) -> tuple[int, int] | None:
     """(H, W) from the file's header alone, or None where it cannot be read; ImageError where the
     header claims more pixels than PIL's decompression-bomb check lets it open."""
     header = _header(file)
@@ -114,10 +128,12 @@ def header_size(file: str | Path | io.BytesIO) -> tuple[int, int] | None:
 
 
 def image_size(path: str | Path) -> tuple[int, int] | None:
-    """(H, W) from the file's header alone, or None where it cannot be read (a bomb included)."""
+    """(H, W) from the file's header alone, or None where it cannot be read (a bomb, a named pipe
+    included)."""
     try:
-        return header_size(path)
-    except ImageError:
+        with open_regular(path) as f:
+            return header_size(f)
+    except (ImageError, OSError):
         return None
 
 
