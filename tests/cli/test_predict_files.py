@@ -152,3 +152,17 @@ def test_a_named_pipe_is_an_input_that_cannot_be_read_not_one_waited_on(files, c
     captured = capsys.readouterr()
     assert captured.err.splitlines() == [f"error: {fifo}: not a regular file"] * 2
     assert len(captured.out.splitlines()) == 2
+
+
+def test_a_recursive_glob_goes_down_no_linked_folder_and_lists_an_image_once(tmp_path):
+    (tmp_path / "sub").mkdir()
+    for path in (tmp_path / "top.png", tmp_path / "sub" / "deep.png"):
+        path.write_bytes(b"")
+    (tmp_path / "sub" / "up").symlink_to("..")  # glob listed top.png 41 times, through sub/up/sub/up/...
+    expected = [tmp_path / "sub" / "deep.png", tmp_path / "top.png"]
+    assert expand_inputs(f"{tmp_path}/**/*.png") == expected
+    for name in ("a", "b"):  # links to their own folder: glob went round them for ever
+        (tmp_path / name).symlink_to(".")
+    assert expand_inputs(f"{tmp_path}/**/*.png") == expected
+    # A plain `*` still follows a link, but a/top.png and b/top.png are one file in one folder.
+    assert expand_inputs(f"{tmp_path}/*/*.png") == [tmp_path / "a" / "top.png", tmp_path / "sub" / "deep.png"]

@@ -9,7 +9,7 @@ import glob
 import io
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
@@ -120,7 +120,7 @@ def expand_inputs(spec: str) -> list[Path]:
         except DataError:
             raise InputError(f"input: no image files in folder {spec}") from None
     # Not is_file(): a broken link is an input that cannot be read, as in a folder (list_images).
-    matches = sorted(Path(p) for p in glob.glob(spec, recursive=True) if not Path(p).is_dir())
+    matches = [p for p in glob_paths(spec) if not p.is_dir()]
     if not matches:
         raise InputError(f"input: no file, folder or glob match for {spec}")
     images = [p for p in matches if p.suffix.lower() in IMAGE_SUFFIXES]
@@ -128,6 +128,45 @@ def expand_inputs(spec: str) -> list[Path]:
         suffixes = ", ".join(sorted(IMAGE_SUFFIXES))
         raise InputError(f"input: {len(matches)} files match {spec}, none an image ({suffixes})")
     return images
+
+
+def glob_paths(pattern: str) -> list[Path]:
+    """glob.glob(pattern, recursive=True), sorted, but `**` goes down into no linked folder (as
+    pathlib's): a link to its own folder (`a -> .`) would take glob round it for ever. A file
+    reached by two paths through linked folders (`sub/up -> ..`) is listed once."""
+    found = {}
+    for path in sorted(_glob(pattern)):  # the first path in order is the one kept
+        found.setdefault((os.path.realpath(os.path.dirname(path)), os.path.basename(path)), path)
+    return sorted(Path(p) for p in found.values())
+
+
+def _glob(pattern: str) -> Iterator[str]:
+    parts = pattern.split("/")
+    if "**" not in parts:
+        yield from glob.glob(pattern)
+        return
+    i = parts.index("**")
+    head, rest = "/".join(parts[:i]) or ("/" if i else ""), "/".join(parts[i + 1 :]) or "*"
+    for base in glob.glob(head) if head else [""]:
+        for folder in _folders(base):
+            yield from _glob(os.path.join(glob.escape(folder), rest))
+
+
+def _folders(base: str) -> Iterator[str]:
+    """`base` and each folder below it, as glob's `**` finds them (no hidden ones), but no link."""
+    stack = [base]
+    while stack:
+        folder = stack.pop()
+        yield folder
+        try:
+            with os.scandir(folder or os.curdir) as entries:
+                stack += [
+                    os.path.join(folder, e.name)
+                    for e in entries
+                    if not e.name.startswith(".") and e.is_dir(follow_symlinks=False)
+                ]
+        except OSError:  # a file, or a folder this user cannot list: as glob, nothing below it
+            continue
 
 
 def run(cfg: DictConfig) -> int:
