@@ -1,5 +1,5 @@
 """predict.py's inputs and CSV output: globs and their order, names that are not UTF-8 or that stdout
-cannot encode, and outputs it refuses (no .csv, the checkpoint, an input)."""
+cannot encode, and outputs it refuses (no .csv, the checkpoint, an input, a run's or eval's own file)."""
 
 import contextlib
 import csv
@@ -94,6 +94,37 @@ def test_output_over_an_earlier_csv_is_still_written(files, capsys):
     lines = out.read_text().splitlines()
     assert lines[0] == "path,text,confidence,error" and len(lines) == 3
     assert len(capsys.readouterr().out.splitlines()) == 2
+
+
+@pytest.mark.parametrize("marker", ["eval.json", "metrics.json", ".hydra"])
+def test_output_over_a_csv_of_a_run_or_eval_is_refused(files, capsys, marker):
+    # An eval's per_char.csv was silently replaced by predictions.
+    own = files["root"] / "evals" / "x" / "per_char.csv"
+    own.parent.mkdir(parents=True)
+    (own.parent / marker).mkdir() if marker == ".hydra" else (own.parent / marker).write_text("{}")
+    own.write_text("the eval's own\n")
+    (files["root"] / "to_eval.csv").symlink_to(own)
+    for output in (own, files["root"] / "to_eval.csv"):  # by a link too
+        with pytest.raises(SystemExit) as exit_info:
+            run(predict_cfg(files, output=str(output)))
+        err = capsys.readouterr().err
+        assert exit_info.value.code == 2 and len(err.splitlines()) == 1
+        assert err.startswith(f"error: output: {output} is a file of the run, eval or sweep in {own.parent} (")
+    assert own.read_text() == "the eval's own\n"
+    assert run(predict_cfg(files, output=str(own.parent / "new.csv"))) == 0  # a new name there is the user's
+
+
+def test_output_that_is_a_link_writes_its_target_and_stays_a_link(files, capsys):
+    target, link = files["root"] / "kept.csv", files["root"] / "latest.csv"
+    target.write_text("an earlier CSV\n")
+    link.symlink_to(target.name)
+    assert run(predict_cfg(files, output=str(link))) == 0
+    assert link.is_symlink() and target.read_text().startswith("path,text,confidence,error")
+    (files["root"] / "notes.txt").write_text("mine")
+    (files["root"] / "notes.csv").symlink_to("notes.txt")  # a .csv name for a file that is no CSV
+    with pytest.raises(SystemExit):
+        run(predict_cfg(files, output=str(files["root"] / "notes.csv")))
+    assert "links to " in capsys.readouterr().err and (files["root"] / "notes.txt").read_text() == "mine"
 
 
 def test_a_file_name_that_is_not_utf8_reaches_the_csv_as_its_bytes(files, capsys):

@@ -67,8 +67,8 @@ def checked(cfg: DictConfig) -> DictConfig:
     if cfg.backend == Backend.onnx and cfg.device != "cpu":
         raise ConfigError(f"backend: onnx reads on the CPU only; use backend=torch for device={cfg.device}")
     check_device(cfg.device)
-    # Before any work, not after every image is read: the CSV must be writable.
-    folder = Path(cfg.output).parent if cfg.output else None
+    # Before any work, not after every image is read: the CSV must be writable (where a link points).
+    folder = Path(os.path.realpath(cfg.output)).parent if cfg.output else None
     if cfg.output and (Path(cfg.output).is_dir() or not folder.is_dir() or not os.access(folder, os.W_OK)):
         raise ConfigError(
             f"output: cannot write a CSV file at {cfg.output} (a folder, or its folder is missing or read-only)"
@@ -76,19 +76,40 @@ def checked(cfg: DictConfig) -> DictConfig:
     return cfg
 
 
-def check_output(output: str, ckpt_path: str, inputs: Sequence[Path]) -> None:
-    """Refuse an `output` that is no .csv name (e.g. a run's last.ckpt or metrics.json) or that
-    is the checkpoint or an input image, by any path, link or hard link (the same file, not the
-    same name): the CSV would replace it."""
+# What a run, eval or sweep dir holds: a CSV of theirs (an eval's per_char.csv) must stay theirs.
+RUN_FILES = ("eval.json", "metrics.json", ".hydra", "multirun.yaml")
+
+
+def check_output(output: str, ckpt_path: str, inputs: Sequence[Path]) -> str:
+    """Refuse an `output` that is no .csv name (e.g. a run's last.ckpt or metrics.json), that is
+    the checkpoint or an input image by any path, link or hard link (the same file, not the same
+    name), or that is a file of a run or eval: the CSV would replace it. Returns the path to
+    write: a link's target, so that the link stays a link."""
     if not output.lower().endswith(".csv"):
         raise ConfigError(f"output: {output} is not a .csv file name; predict.py writes a CSV there")
+    target = os.path.realpath(output)
     try:
-        target = os.stat(output)
+        existing = os.stat(target)
     except OSError:  # not there yet: neither the checkpoint (it must exist) nor an input with data to lose
-        return
+        existing = None
+    if existing is not None:
+        check_not_an_input(output, existing, ckpt_path, inputs)
+    if not target.lower().endswith(".csv"):
+        raise ConfigError(f"output: {output} links to {target}, not a .csv file name; predict.py writes a CSV there")
+    folder = os.path.dirname(target)
+    held = [name for name in RUN_FILES if os.path.lexists(os.path.join(folder, name))]
+    if existing is not None and held:
+        raise ConfigError(
+            f"output: {output} is a file of the run, eval or sweep in {folder} (it holds {held[0]}); "
+            "the CSV would replace it: write it elsewhere"
+        )
+    return target
+
+
+def check_not_an_input(output: str, existing: os.stat_result, ckpt_path: str, inputs: Sequence[Path]) -> None:
     for path, what in [(ckpt_path, "the checkpoint (ckpt_path)"), *((p, f"the input {p}") for p in inputs)]:
         try:
-            same = os.path.samestat(target, os.stat(path))
+            same = os.path.samestat(existing, os.stat(path))
         except OSError:  # a broken link among the inputs: not the existing output
             continue
         if same:
@@ -179,8 +200,7 @@ def run(cfg: DictConfig) -> int:
     with user_errors():
         cfg = checked(cfg)
         paths = expand_inputs(str(cfg.input))
-        if cfg.output:
-            check_output(str(cfg.output), str(cfg.ckpt_path), paths)
+        output = check_output(str(cfg.output), str(cfg.ckpt_path), paths) if cfg.output else None
         set_up_for_job()
         predictor = load_reader(cfg, len(paths))
         rows, failed = [], 0
@@ -193,8 +213,8 @@ def run(cfg: DictConfig) -> int:
                 failed += 1
                 print(f"error: {printable(str(result))}", file=sys.stderr, flush=True)
                 rows.append([str(path), "", "", str(result)])
-        if cfg.output:
-            write_csv(str(cfg.output), [["path", "text", "confidence", "error"], *rows])
+        if output:
+            write_csv(output, [["path", "text", "confidence", "error"], *rows])
         return failed
 
 
