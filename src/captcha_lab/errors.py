@@ -2,6 +2,7 @@
 line reports them as one line (`error: ...`, exit status 2), never as a traceback."""
 
 import math
+import re
 
 ERROR_FILE = "error.txt"  # a failed sweep job's one-line error, in its job dir
 
@@ -21,6 +22,12 @@ class ConfigError(CaptchaLabError):
 def first_line(e: Exception) -> str:
     """An exception's message cut to one line (libraries' messages run to many), or its class."""
     return (str(e).strip().splitlines() or [type(e).__name__])[0]
+
+
+def first_sentence(e: Exception) -> str:
+    """first_line(e) up to its first full stop: torch's "Could not run ... from the 'MPS' backend."
+    goes on for a paragraph of advice and backend names."""
+    return re.split(r"(?<=\.)\s", first_line(e), maxsplit=1)[0]
 
 
 def check_range(name: str, value, low: float, high: float = math.inf, integer: bool = False, closed: bool = False):

@@ -11,8 +11,9 @@ from typing import NamedTuple
 import pytest
 from omegaconf import OmegaConf
 
-from captcha_lab.cli.predict import run
+from captcha_lab.cli.predict import check_device, run
 from captcha_lab.data.charset import CAPTCHA_V2
+from captcha_lab.errors import ConfigError
 from captcha_lab.inference.export import write_onnx
 from captcha_lab.inference.torch_backend import Predictor
 from captcha_lab.models.report_cnn import ReportCNN
@@ -212,3 +213,16 @@ def test_backend_errors_are_one_line(tmp_path, tiny_run, tiny_dir, capsys, overr
         run(OmegaConf.create(cfg))
     captured = capsys.readouterr()
     assert captured.err.startswith(message) and len(captured.err.splitlines()) == 1 and not captured.out
+
+
+def test_a_device_torch_cannot_use_is_named_in_torchs_first_sentence():
+    # Torch's message for mps on this machine runs on for a paragraph and a list of ~60 backends.
+    import torch
+
+    if torch.backends.mps.is_available():
+        pytest.skip("mps is usable here")
+    with pytest.raises(ConfigError) as refused:
+        check_device("mps")
+    message = str(refused.value)
+    assert message.startswith("device: 'mps' is not usable here (") and message.endswith(".)")
+    assert "Facebook" not in message and len(message) < 200

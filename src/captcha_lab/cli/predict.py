@@ -23,7 +23,7 @@ from captcha_lab.cli.exits import user_errors
 from captcha_lab.cli.process import set_up_for_job
 from captcha_lab.cli.validation import check_checkpoint_file, check_keys, require, require_at_least_one
 from captcha_lab.data.images import IMAGE_SUFFIXES, list_images, printable
-from captcha_lab.errors import CaptchaLabError, ConfigError, DataError, first_line
+from captcha_lab.errors import CaptchaLabError, ConfigError, DataError, first_line, first_sentence
 from captcha_lab.inference.onnx_format import missing_export, onnx_path
 from captcha_lab.inference.reader import BATCH_SIZE, Prediction, Reader
 
@@ -126,7 +126,7 @@ def check_device(device: str) -> None:
         if torch.empty(0, device=device).is_meta:
             raise RuntimeError("it holds no data")
     except Exception as e:  # RuntimeError, AssertionError (no XPU), NotImplementedError (mps), ImportError (hpu)
-        raise ConfigError(f"device: {device!r} is not usable here ({first_line(e)})") from None
+        raise ConfigError(f"device: {device!r} is not usable here ({first_sentence(e)})") from None
 
 
 def expand_inputs(spec: str) -> list[Path]:
