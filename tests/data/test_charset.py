@@ -4,6 +4,8 @@ import pytest
 import torch
 
 from captcha_lab.data.charset import PAD, REPORT36, UNKNOWN, UNKNOWN_SYMBOL, Charset
+from captcha_lab.data.datamodule import CaptchaDataModule
+from captcha_lab.errors import ConfigError
 
 SYMBOLS = "2345678bcdefgmnpwxy"
 
@@ -33,3 +35,17 @@ def test_a_charset_is_refused_empty_or_with_a_symbol_twice(symbols):
     # A repeated symbol would give two indices one meaning, and decode only ever the first.
     with pytest.raises(ValueError, match="charset symbols must be non-empty and unique"):
         Charset(symbols)
+
+
+@pytest.mark.parametrize(
+    ("symbols", "message"),
+    [
+        ("", "charset.symbols: empty; "),  # was blamed on data.synthetic: "0 symbols make only 0 labels"
+        ("2345678 bcdefgmnpwxy", r"charset.symbols: '2345678 bcdefgmnpwxy' holds whitespace \(' '\)"),  # was a class
+        ("abca", "charset.symbols: 'abca' holds 'a' twice"),
+    ],
+)
+def test_a_configured_charset_is_refused_empty_with_whitespace_or_a_symbol_twice(tmp_path, symbols, message):
+    with pytest.raises(ConfigError, match=f"^{message}"):
+        CaptchaDataModule(dir=str(tmp_path), symbols=symbols, synthetic=50)  # before any captcha is made
+    assert not any(tmp_path.iterdir())

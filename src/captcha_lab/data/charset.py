@@ -1,11 +1,28 @@
 from dataclasses import dataclass
 
+from captcha_lab.errors import ConfigError
+
 # The 19 symbols of the public captcha_images_v2 set; the report used a-z0-9.
 CAPTCHA_V2 = "2345678bcdefgmnpwxy"
 REPORT36 = "abcdefghijklmnopqrstuvwxyz0123456789"
 PAD = -1  # target index after the end of a label shorter than the longest
 UNKNOWN = -2  # target index of a test label's symbol outside the charset: never read right
 UNKNOWN_SYMBOL = "\ufffd"  # how such a symbol is written in texts
+
+
+def check_symbols(symbols: str) -> None:
+    """charset.symbols as a config names it, refused in one line naming the key: empty (else
+    data.synthetic would be blamed, 0 symbols making 0 labels), with whitespace (a quoting slip
+    such as '2345678 bcdefg' would add a class that no captcha's symbol is) or a symbol twice.
+    charset=auto's alphabet comes from the labels, a blank in them included, and is not checked."""
+    if not symbols:
+        raise ConfigError(
+            "charset.symbols: empty; name the captchas' symbols (e.g. charset=captcha_v2) or charset=auto"
+        )
+    if blank := next((c for c in symbols if c.isspace()), None):
+        raise ConfigError(f"charset.symbols: {symbols!r} holds whitespace ({blank!r}); name the symbols without it")
+    if twice := next((c for c in symbols if symbols.count(c) > 1), None):
+        raise ConfigError(f"charset.symbols: {symbols!r} holds {twice!r} twice; name each symbol once")
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ import torch
 from torch.utils.data import DataLoader, TensorDataset
 
 from captcha_lab.data import inferred
-from captcha_lab.data.charset import CAPTCHA_V2, Charset
+from captcha_lab.data.charset import CAPTCHA_V2, Charset, check_symbols
 from captcha_lab.data.images import CHANNELS, IMAGE_SIZE
 from captcha_lab.data.labelled import LabelledImages, load_folder, scan_labels
 from captcha_lab.data.labels import CONVENTIONS, warn_skipped
@@ -62,6 +62,8 @@ def check_types(hp: dict) -> None:
         raise ConfigError(
             f"charset.symbols must be a string, got {hp['symbols']!r}: quote digits, charset.symbols=\"'0123456789'\""
         )
+    if hp["symbols"] != inferred.AUTO:
+        check_symbols(hp["symbols"])
 
 
 def check_settings(hp: dict) -> None:
