@@ -40,6 +40,16 @@ def test_bad_labels_skipped_with_one_counted_warning_per_reason(tmp_path, caplog
     assert any("2 file(s) whose label is not 5 characters long" in m for m in messages)
 
 
+def test_a_test_folder_whose_labels_all_hold_unknown_symbols_is_refused(tmp_path):
+    # Every image would score as a misread and the loss of none: eval.py wrote test/loss=nan, exit 0.
+    for name in ["ab827.png", "zz827.png"]:
+        save(tmp_path / name, "L")
+    with pytest.raises(DataError, match=f"^{tmp_path}: none of its 2 labels uses only the model's symbols"):
+        load_folder(tmp_path, CHARSET, length=5, keep_unknown=True)
+    save(tmp_path / "2b827.png", "L")  # one the model can read: scored, the others as misreads
+    assert len(load_folder(tmp_path, CHARSET, length=5, keep_unknown=True).names) == 3
+
+
 def test_a_test_folder_keeps_every_label_as_a_target(tmp_path, caplog):
     # keep_unknown (data.test_dir): labels of another length or with unknown symbols are scored,
     # not skipped, so the test accuracy counts every image.

@@ -58,6 +58,11 @@ def load_folder(
     as targets no read can match (so its accuracy counts every image)."""
     max_length = max_length or length
     found = found if found is not None else scan_labels(folder, labels)
+    if keep_unknown and found and all(map(charset.unknown, found.values())):  # all misreads, and no loss
+        raise DataError(
+            f"{folder}: none of its {len(found)} labels uses only the model's symbols {charset.symbols!r} (e.g. "
+            f"{next(iter(found)).name}): labels of another site, or another convention (data.labels)?"
+        )
     kept = _usable(found, charset, length, max_length, keep_unknown)
 
     def read(path):
