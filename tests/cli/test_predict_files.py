@@ -87,6 +87,15 @@ def test_output_that_is_no_csv_or_the_checkpoint_or_an_input_is_refused(files, c
     assert {p: p.read_bytes() for p in before} == before  # nothing written over
 
 
+def test_output_over_a_folders_labels_file_is_refused(files, capsys):
+    labels = files["root"] / "labels.csv"  # what data.labels=file reads beside the images
+    labels.write_text("2b827.png,2b827\n")
+    with pytest.raises(SystemExit):
+        run(predict_cfg(files, output=str(labels)))
+    assert capsys.readouterr().err.startswith(f"error: output: {labels} is a folder's labels file")
+    assert labels.read_text() == "2b827.png,2b827\n"
+
+
 def test_output_over_an_earlier_csv_is_still_written(files, capsys):
     out = files["root"] / "predictions.csv"
     out.write_text("an earlier run's CSV\n")

@@ -23,6 +23,7 @@ from captcha_lab.cli.exits import user_errors
 from captcha_lab.cli.process import set_up_for_job
 from captcha_lab.cli.validation import check_checkpoint_file, check_keys, require, require_at_least_one
 from captcha_lab.data.images import IMAGE_SUFFIXES, list_images, printable
+from captcha_lab.data.labels import LABEL_FILES
 from captcha_lab.errors import CaptchaLabError, ConfigError, DataError, first_line, first_sentence
 from captcha_lab.inference.onnx_format import missing_export, onnx_path
 from captcha_lab.inference.reader import BATCH_SIZE, Prediction, Reader
@@ -98,6 +99,8 @@ def check_output(output: str, ckpt_path: str, inputs: Sequence[Path]) -> str:
         raise ConfigError(f"output: {output} links to {target}, not a .csv file name; predict.py writes a CSV there")
     folder = os.path.dirname(target)
     held = [name for name in RUN_FILES if os.path.lexists(os.path.join(folder, name))]
+    if existing is not None and os.path.basename(target) in LABEL_FILES:  # a folder's labels (data.labels)
+        raise ConfigError(f"output: {output} is a folder's labels file; the CSV would replace its labels")
     if existing is not None and held:
         raise ConfigError(
             f"output: {output} is a file of the run, eval or sweep in {folder} (it holds {held[0]}); "
