@@ -142,11 +142,18 @@ def test_good_trainer_settings_pass(make_cfg, overrides):
         # Replaced another run's last.ckpt from inside this run's checkpoints/.
         (["callbacks.last_checkpoint.filename=../../other/last"], "callbacks.last_checkpoint.filename: a file name,"),
         (["callbacks.checkpoint.filename=.."], "callbacks.checkpoint.filename: a file name, not a path, got '..'"),
+        # A quoting slip: a class no captcha's symbol is.
+        (["charset.symbols='2345678 bcdefgmnpwxy'"], r"charset.symbols: '2345678 bcdefgmnpwxy' holds whitespace"),
     ],
 )
 def test_settings_that_reach_past_the_run_or_nothing_fail_before_data(make_cfg, overrides, message):
     with pytest.raises(ConfigError, match=f"^{message}"):
         validate(make_cfg(*overrides))
+
+
+def test_a_checkpoint_name_may_hold_metric_fields_with_a_slash(make_cfg):
+    """Lightning fills {val/seq_acc:.3f} with the value: no folder in the name."""
+    validate(make_cfg("callbacks.checkpoint.filename='{epoch}-{val/seq_acc:.3f}'"))
 
 
 def test_a_logger_dir_holding_another_runs_events_is_refused(make_cfg, tmp_path):

@@ -155,6 +155,8 @@ def test_a_dir_that_is_a_file_or_inside_a_run_or_empty_is_refused(make_cfg, tmp_
     (tmp_path / "afile").write_text("x")
     (tmp_path / "done" / "checkpoints").mkdir(parents=True)
     (tmp_path / "done" / "checkpoints" / "best.ckpt").write_bytes(b"")
+    (tmp_path / "done" / ".hydra").mkdir()
+    (tmp_path / "done" / ".hydra" / "config.yaml").write_text("{}\n")
     for hook, key in (("on_run_start", "hydra.run.dir"), ("on_multirun_start", "hydra.sweep.dir")):
         for folder, why in [
             (tmp_path / "afile", f"{tmp_path}/afile is a file, not a folder"),
@@ -176,3 +178,11 @@ def test_predict_and_serve_refuse_a_sweep_before_it_makes_a_dir(capsys):
         NoSweeps().on_multirun_start(config)
     assert stop.value.code == 2
     assert capsys.readouterr().err == "error: serve.py runs one job, not a sweep (-m); run one command per setting\n"
+
+
+def test_a_stray_checkpoint_above_the_run_dir_is_no_run(make_cfg, tmp_path):
+    """A downloaded checkpoints/x.ckpt (or error.txt) in a folder above: no run's .hydra/ there."""
+    (tmp_path / "checkpoints").mkdir()
+    (tmp_path / "checkpoints" / "pretrained.ckpt").write_bytes(b"")
+    (tmp_path / "error.txt").write_text("sbatch's\n")
+    KeepEarlierRuns().on_run_start(make_cfg(f"hydra.run.dir={tmp_path}/outputs/runs/new"))

@@ -206,3 +206,12 @@ def test_a_recursive_glob_goes_down_no_linked_folder_and_lists_an_image_once(tmp
     assert expand_inputs(f"{tmp_path}/**/*.png") == expected
     # A plain `*` still follows a link, but a/top.png and b/top.png are one file in one folder.
     assert expand_inputs(f"{tmp_path}/*/*.png") == [tmp_path / "a" / "top.png", tmp_path / "sub" / "deep.png"]
+
+
+def test_the_same_command_may_write_its_csv_again_inside_a_run(files, capsys):
+    """A CSV predict.py wrote (its own header) is its own, also in a run's folder."""
+    (files["root"] / "metrics.json").write_text("{}")
+    out = files["root"] / "preds.csv"
+    assert run(predict_cfg(files, output=str(out))) == 0
+    assert run(predict_cfg(files, output=str(out))) == 0
+    assert out.read_text().splitlines()[0] == "path,text,confidence,error"

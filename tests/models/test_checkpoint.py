@@ -60,7 +60,9 @@ def test_checkpoint_of_other_charset_or_kind_is_a_clear_error(make_cfg, tmp_path
 def test_truncated_and_foreign_checkpoints_are_clear_errors(make_cfg, tmp_path):
     whole = fake_checkpoint(make_cfg, tmp_path / "whole.ckpt").read_bytes()
     (tmp_path / "cut.ckpt").write_bytes(whole[: len(whole) // 2])  # what a non-atomic write killed midway leaves
-    with pytest.raises(CheckpointError, match=r"cut.ckpt: not a readable checkpoint, truncated or damaged \(.+\)$"):
+    with pytest.raises(
+        CheckpointError, match=r"cut.ckpt: not a readable checkpoint, perhaps truncated or damaged \(.+\)$"
+    ):
         read_checkpoint(tmp_path / "cut.ckpt")
     torch.save({"state_dict": {}}, tmp_path / "foreign.ckpt")
     with pytest.raises(CheckpointError, match="not a captcha-lab checkpoint"):

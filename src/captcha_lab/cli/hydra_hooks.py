@@ -53,8 +53,8 @@ def check_dir(run_dir: Path, key: str) -> None:
     for folder in (run_dir, *run_dir.parents):
         if folder.exists() and not folder.is_dir():
             refuse(f"{key}: {folder} is a file, not a folder; choose another dir")
-    for folder in run_dir.parents:
-        if found := holds_a_run(folder):
+    for folder in run_dir.parents:  # a run's or eval's dir: its .hydra/ config and what it wrote
+        if (folder / ".hydra" / "config.yaml").is_file() and (found := holds_a_run(folder)):
             refuse(f"{key}: {run_dir} is inside the run in {folder} ({found}); choose another dir")
 
 

@@ -8,6 +8,7 @@ import csv
 import glob
 import io
 import os
+import stat
 import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -78,7 +79,8 @@ def checked(cfg: DictConfig) -> DictConfig:
 
 
 # What a run, eval or sweep dir holds: a CSV of theirs (an eval's per_char.csv) must stay theirs.
-RUN_FILES = ("eval.json", "metrics.json", ".hydra", "multirun.yaml")
+RUN_FILES = ("eval.json", "metrics.json", ".hydra", "multirun.yaml", "optimization_results.yaml")
+CSV_HEADER = ["path", "text", "confidence", "error"]
 
 
 def check_output(output: str, ckpt_path: str, inputs: Sequence[Path]) -> str:
@@ -97,16 +99,27 @@ def check_output(output: str, ckpt_path: str, inputs: Sequence[Path]) -> str:
         check_not_an_input(output, existing, ckpt_path, inputs)
     if not target.lower().endswith(".csv"):
         raise ConfigError(f"output: {output} links to {target}, not a .csv file name; predict.py writes a CSV there")
+    if existing is None or (stat.S_ISREG(existing.st_mode) and written_by_predict(target)):
+        return target  # a new file, or predict's own earlier CSV: the same command may run again
     folder = os.path.dirname(target)
     held = [name for name in RUN_FILES if os.path.lexists(os.path.join(folder, name))]
-    if existing is not None and os.path.basename(target) in LABEL_FILES:  # a folder's labels (data.labels)
+    if os.path.basename(target) in LABEL_FILES:  # a folder's labels (data.labels)
         raise ConfigError(f"output: {output} is a folder's labels file; the CSV would replace its labels")
-    if existing is not None and held:
+    if held:
         raise ConfigError(
             f"output: {output} is a file of the run, eval or sweep in {folder} (it holds {held[0]}); "
             "the CSV would replace it: write it elsewhere"
         )
     return target
+
+
+def written_by_predict(path: str) -> bool:
+    """Whether the CSV at `path` starts with predict.py's own header (write_csv's first row)."""
+    try:
+        with open(path, newline="", encoding="utf-8", errors="replace") as f:
+            return f.readline().rstrip("\r\n") == ",".join(CSV_HEADER)
+    except OSError:
+        return False
 
 
 def check_not_an_input(output: str, existing: os.stat_result, ckpt_path: str, inputs: Sequence[Path]) -> None:
@@ -217,7 +230,7 @@ def run(cfg: DictConfig) -> int:
                 print(f"error: {printable(str(result))}", file=sys.stderr, flush=True)
                 rows.append([str(path), "", "", str(result)])
         if output:
-            write_csv(output, [["path", "text", "confidence", "error"], *rows])
+            write_csv(output, [CSV_HEADER, *rows])
         return failed
 
 

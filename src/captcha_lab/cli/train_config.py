@@ -15,7 +15,9 @@ from hydra.types import RunMode
 from omegaconf import MISSING, DictConfig, OmegaConf
 
 from captcha_lab.cli import validation
+from captcha_lab.data.charset import check_symbols
 from captcha_lab.data.datamodule import MAX_SEED
+from captcha_lab.data.inferred import AUTO
 from captcha_lab.errors import ConfigError
 from captcha_lab.models.registry import check_kind
 from captcha_lab.training.eval_weights import has_eval_weights
@@ -62,6 +64,9 @@ def validate(cfg: DictConfig) -> None:
     for key, ok, expected in checks:
         if not ok:
             raise ConfigError(f"{key} must be {expected}, got {cfg[key]}")
+    symbols = cfg.charset.get("symbols")
+    if isinstance(symbols, str) and symbols != AUTO:  # as configured; the data module checks the rest
+        check_symbols(symbols)
     if cfg.trainer.get("max_epochs") != cfg.epochs:  # Lightning would assert an int mid-fit
         raise ConfigError(f"trainer.max_epochs follows epochs=; set that instead (got {cfg.trainer.max_epochs})")
     validation.check_trainer_settings(cfg)
@@ -151,6 +156,7 @@ def check_logger_settings(cfg: DictConfig) -> None:
     from torch.utils.tensorboard import SummaryWriter
 
     known = set(inspect.signature(TensorBoardLogger).parameters) | set(inspect.signature(SummaryWriter).parameters)
+    known -= {"log_dir", "kwargs"}  # TensorBoardLogger passes log_dir itself
     for key in logger:
         if not str(key).startswith("_") and key not in known:
             raise ConfigError(f"logger.{key}: TensorBoardLogger has no such setting; drop it with ~logger.{key}")

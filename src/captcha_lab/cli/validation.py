@@ -2,6 +2,7 @@
 that names the key."""
 
 import dataclasses
+import re
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
@@ -43,7 +44,9 @@ def check_checkpoint_dirs(cfg: DictConfig, run_dir: Path) -> None:
     resumed = Path(cfg.ckpt_path).resolve().parent if cfg.get("ckpt_path") else None
     for name, node in cfg.get("callbacks", {}).items():
         filename = node.get("filename") if node is not None else None
-        if filename is not None and (Path(str(filename)).name != str(filename) or str(filename) in ("", ".", "..")):
+        # Lightning's {val/seq_acc:.3f} fields become values, not folders (auto_insert_metric_name=false).
+        bare = re.sub(r"\{[^}]*\}", "x", str(filename))
+        if filename is not None and (Path(bare).name != bare or bare in ("", ".", "..")):
             raise ConfigError(f"callbacks.{name}.filename: a file name, not a path, got {filename!r}; use dirpath=")
         dirpath = node.get("dirpath") if node is not None else None
         folder = Path(dirpath).resolve() if dirpath else None

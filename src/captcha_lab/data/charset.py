@@ -10,16 +10,16 @@ UNKNOWN = -2  # target index of a test label's symbol outside the charset: never
 UNKNOWN_SYMBOL = "\ufffd"  # how such a symbol is written in texts
 
 
-def check_symbols(symbols: str) -> None:
-    """charset.symbols as a config names it, refused in one line naming the key: empty (else
-    data.synthetic would be blamed, 0 symbols making 0 labels), with whitespace (a quoting slip
-    such as '2345678 bcdefg' would add a class that no captcha's symbol is) or a symbol twice.
-    charset=auto's alphabet comes from the labels, a blank in them included, and is not checked."""
+def check_symbols(symbols: str, blanks: bool = True) -> None:
+    """charset.symbols refused in one line naming the key: empty (else data.synthetic would be
+    blamed, 0 symbols making 0 labels) or with a symbol twice; with `blanks`, also whitespace (a
+    quoting slip such as '2345678 bcdefg' would add a class that no captcha's symbol is). A
+    checkpoint's alphabet may hold a blank: charset=auto takes its symbols from the labels."""
     if not symbols:
         raise ConfigError(
             "charset.symbols: empty; name the captchas' symbols (e.g. charset=captcha_v2) or charset=auto"
         )
-    if blank := next((c for c in symbols if c.isspace()), None):
+    if blanks and (blank := next((c for c in symbols if c.isspace()), None)):
         raise ConfigError(f"charset.symbols: {symbols!r} holds whitespace ({blank!r}); name the symbols without it")
     if twice := next((c for c in symbols if symbols.count(c) > 1), None):
         raise ConfigError(f"charset.symbols: {symbols!r} holds {twice!r} twice; name each symbol once")

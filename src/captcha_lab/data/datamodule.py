@@ -62,8 +62,8 @@ def check_types(hp: dict) -> None:
         raise ConfigError(
             f"charset.symbols must be a string, got {hp['symbols']!r}: quote digits, charset.symbols=\"'0123456789'\""
         )
-    if hp["symbols"] != inferred.AUTO:
-        check_symbols(hp["symbols"])
+    if hp["symbols"] != inferred.AUTO:  # eval.py's are the checkpoint's, a blank included (charset=auto)
+        check_symbols(hp["symbols"], blanks=False)
 
 
 def check_settings(hp: dict) -> None:

@@ -90,11 +90,17 @@ def _over_white(buf: np.ndarray) -> np.ndarray | None:
 def open_regular(path: str | Path) -> io.BufferedReader:
     """`path` opened to read, or ImageError where it is no regular file: a named pipe would block
     the read until a writer comes (for ever), a device (a link to /dev/zero) would never end."""
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))  # opening a pipe waits too, else
-    if not stat.S_ISREG(os.fstat(fd).st_mode):  # of the file opened, not of a name that may change
-        os.close(fd)
+    if not stat.S_ISREG(os.stat(path).st_mode):  # before opening: opening a device may act on it
         raise ImageError("not a regular file")
-    return os.fdopen(fd, "rb")
+    # Not blocking: opening a pipe waits for a writer too. O_BINARY: no newline translation on Windows.
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):  # of the file opened, not of a name that may change
+            raise ImageError("not a regular file")
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
 
 
 def read_image(path: str | Path, size: tuple[int, int] = IMAGE_SIZE, channels: int = 1) -> np.ndarray:

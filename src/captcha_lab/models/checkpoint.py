@@ -35,7 +35,7 @@ def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         reason = str(e).split("WeightsUnpickler error:")[-1].strip().split(". ")[0].splitlines()[0]
         raise CheckpointError(f"{path}: refused, not a plain-data checkpoint ({reason})") from None
     except (RuntimeError, EOFError, OSError, ValueError) as e:  # e.g. a copy cut short
-        raise CheckpointError(f"{path}: not a readable checkpoint, truncated or damaged ({gist(e)})") from None
+        raise CheckpointError(f"{path}: not a readable checkpoint, perhaps truncated or damaged ({gist(e)})") from None
     hparams = ckpt.get("hyper_parameters") if isinstance(ckpt, dict) else None
     if not hparams or "net_spec" not in hparams or "symbols" not in hparams or "state_dict" not in ckpt:
         raise CheckpointError(f"{path}: not a captcha-lab checkpoint (no net_spec in its hyper-parameters)")
