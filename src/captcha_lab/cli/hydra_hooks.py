@@ -49,7 +49,8 @@ def resolved_dir(config: DictConfig, key: str) -> Path:
 
 def check_dir(run_dir: Path, key: str) -> None:
     """A dir Hydra could not create (a file, or under one: a traceback from mkdir), or one inside
-    an earlier run (its checkpoints/ or .hydra/), whose outputs would then hold this run's."""
+    an earlier run or eval (its checkpoints/, say), whose outputs would then hold this run's. A
+    folder above counts as one only with its .hydra/config.yaml: a stray checkpoint is no run."""
     for folder in (run_dir, *run_dir.parents):
         if folder.exists() and not folder.is_dir():
             refuse(f"{key}: {folder} is a file, not a folder; choose another dir")
