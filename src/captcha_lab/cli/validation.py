@@ -50,12 +50,18 @@ def check_checkpoint_dirs(cfg: DictConfig, run_dir: Path) -> None:
             raise ConfigError(f"callbacks.{name}.filename: a file name, not a path, got {filename!r}; use dirpath=")
         dirpath = node.get("dirpath") if node is not None else None
         folder = Path(dirpath).resolve() if dirpath else None
-        if folder is None or folder.is_relative_to(run_dir.resolve()) or folder == resumed:
-            continue
-        if held := sorted(folder.glob("*.ckpt")):
+        if folder is not None and folder != resumed and (held := others_file(folder, run_dir, "*.ckpt")):
             raise ConfigError(
-                f"callbacks.{name}.dirpath: {folder} holds another run's checkpoints ({held[0].name}); choose another"
+                f"callbacks.{name}.dirpath: {folder} holds another run's checkpoints ({held}); choose another"
             )
+
+
+def others_file(folder: Path, run_dir: Path, pattern: str) -> str | None:
+    """The first file matching `pattern` in a `folder` outside `run_dir` (another run's, which
+    this run's outputs there would replace or mix with), or None."""
+    if folder.is_relative_to(run_dir.resolve()):
+        return None
+    return next((p.name for p in sorted(folder.glob(pattern))), None)
 
 
 def _int_from(low: int):
@@ -99,10 +105,8 @@ def check_logger_dir(cfg: DictConfig, run_dir: Path) -> None:
         return
     parts = [logger.get(key) for key in ("name", "version")]
     folder = Path(logger.save_dir, *(str(p) for p in parts if p not in (None, ""))).resolve()
-    if folder.is_relative_to(run_dir.resolve()):
-        return
-    if held := sorted(folder.glob("events.out.tfevents.*")):
-        raise ConfigError(f"logger.save_dir: {folder} holds another run's events ({held[0].name}); choose another")
+    if held := others_file(folder, run_dir, "events.out.tfevents.*"):
+        raise ConfigError(f"logger.save_dir: {folder} holds another run's events ({held}); choose another")
 
 
 def check_targets(cfg: DictConfig, groups: tuple[str, ...]) -> None:
