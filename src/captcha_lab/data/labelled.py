@@ -58,12 +58,7 @@ def load_folder(
     as targets no read can match (so its accuracy counts every image)."""
     max_length = max_length or length
     found = found if found is not None else scan_labels(folder, labels)
-    if keep_unknown and found and all(map(charset.unknown, found.values())):  # all misreads, and no loss
-        raise DataError(
-            f"{folder}: none of its {len(found)} labels uses only the model's symbols {charset.symbols!r} (e.g. "
-            f"{next(iter(found)).name}): labels of another site, or another convention (data.labels)?"
-        )
-    kept = _usable(found, charset, length, max_length, keep_unknown)
+    kept = _usable(folder, found, charset, length, max_length, keep_unknown)
 
     def read(path):
         try:
@@ -94,11 +89,16 @@ def scan_labels(folder: str | Path, labels: str = "auto") -> dict[Path, str]:
 
 
 def _usable(
-    labels: dict[Path, str], charset: Charset, length: int, max_length: int, keep_unknown: bool = False
+    folder, labels: dict[Path, str], charset: Charset, length: int, max_length: int, keep_unknown: bool = False
 ) -> dict[Path, str]:
     """The files whose label the charset can write at an allowed length; counted warnings for the rest."""
     bad_chars = [p.name for p, label in labels.items() if charset.unknown(label)]
     bad_length = [p.name for p, t in labels.items() if not length <= len(t) <= max_length]
+    if keep_unknown and bad_chars and len(bad_chars) == len(labels):  # all misreads, and the loss of none
+        raise DataError(
+            f"{folder}: none of its {len(labels)} labels uses only the model's symbols {charset.symbols!r} (e.g. "
+            f"{bad_chars[0]}): labels of another site, or another convention (data.labels)?"
+        )
     if keep_unknown:  # a test folder of its own: every image scored, not only those the model can read
         _warn_scored("hold symbols the model cannot write, scored as misreads", bad_chars)
         _warn_scored(f"are not {_lengths(length, max_length)} characters long, as the model reads; scored", bad_length)
