@@ -10,6 +10,7 @@ from pathlib import Path
 import lightning as L
 import pytest
 import torch
+import yaml
 
 from captcha_lab.analysis.runs import read_history
 from captcha_lab.atomic import replacing
@@ -225,6 +226,8 @@ def test_run_dir_has_config_checkpoints_metrics_and_resumes(seeded_runs, make_cf
     # EpochTimer logs each epoch's time at the step of that epoch's other metrics (the plots'
     # history keys every scalar by epoch through that step).
     assert sorted(read_history(run)["perf/epoch_s"]) == [1, 2]
+    logged = yaml.safe_load((run / "hparams.yaml").read_text())  # what Lightning recorded at the start
+    assert logged["net_spec"]["kind"] == "report_cnn" and logged["optimizer_settings"]["class"] == "Adam"
 
     system = load_system(run / "checkpoints" / "best.ckpt")
     assert system.net(torch.rand(2, 1, 50, 200)).shape == (2, 5, 19)

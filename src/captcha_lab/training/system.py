@@ -52,7 +52,17 @@ class CaptchaSystem(L.LightningModule):
             raise ValueError(f"label_smoothing: {net.decoding} decoding has none, got {label_smoothing}")
         # Only plain values go into hparams (and checkpoints): the net is rebuilt from its spec.
         self.save_hyperparameters(ignore=["net", "optimizer", "scheduler", "augment"])
-        self.hparams["net_spec"] = net.spec
+        self.optimizer_factory = optimizer or partial(torch.optim.Adam, lr=1e-3)
+        self.scheduler_factory = scheduler
+        # Saved as hyper-parameters again, not set in self.hparams: Lightning logs (hparams.yaml)
+        # only what save_hyperparameters saw.
+        self.save_hyperparameters(
+            {
+                "net_spec": net.spec,
+                "optimizer_settings": factory_settings(self.optimizer_factory),
+                "scheduler_settings": factory_settings(scheduler),
+            }
+        )
         self.net = net
         # One blank image: Lightning's model summary then lists each part's in/out sizes and FLOPs.
         # requires_grad: a net runs its fused CPU kernels (models.kernels) only on images that need
@@ -60,10 +70,6 @@ class CaptchaSystem(L.LightningModule):
         image = torch.zeros(1, net.spec["in_channels"], *net.spec["image_size"], requires_grad=True)
         self.example_input_array = image
         self.charset = Charset(symbols)
-        self.optimizer_factory = optimizer or partial(torch.optim.Adam, lr=1e-3)
-        self.scheduler_factory = scheduler
-        self.hparams["optimizer_settings"] = factory_settings(self.optimizer_factory)
-        self.hparams["scheduler_settings"] = factory_settings(scheduler)
         self.augment = augment  # parameter-free, so checkpoints do not depend on it
         self.eval_weights = EvalWeights()  # for optimizers that evaluate at averaged weights
         self.length = net.spec["length"]
