@@ -16,8 +16,8 @@ from omegaconf import MISSING, DictConfig, OmegaConf
 
 from captcha_lab.cli import validation
 from captcha_lab.data.charset import check_symbols
-from captcha_lab.data.datamodule import MAX_SEED
 from captcha_lab.data.inferred import AUTO
+from captcha_lab.data.settings import MAX_SEED
 from captcha_lab.errors import ConfigError
 from captcha_lab.models.registry import check_kind
 from captcha_lab.training.eval_weights import has_eval_weights
