@@ -2,6 +2,7 @@
 mean runs written again over an earlier summary's."""
 
 from pathlib import Path
+from unittest import mock
 
 from tensorboard.compat.proto.event_pb2 import Event
 from tensorboard.compat.proto.summary_pb2 import Summary
@@ -10,11 +11,13 @@ from tensorboard.summary.writer.event_file_writer import EventFileWriter
 from captcha_lab.analysis.runs import MEAN_RUNS, read_history, write_history, write_mean_runs
 
 
-def write_segment(run_dir: Path, name: str, losses: dict[int, float]) -> None:
-    """One process's event file of a run, renamed to `name`: val/loss per epoch (from 0), each at
-    its step with the `epoch` scalar, as Lightning logs them."""
+def write_segment(run_dir: Path, name: str, losses: dict[int, float], started: float | None = None) -> None:
+    """One process's event file of a run, renamed to `name` and started at `started` (by default
+    the time in its name): val/loss per epoch (from 0), each at its step with the `epoch` scalar,
+    as Lightning logs them."""
     scratch = run_dir / "scratch"
-    writer = EventFileWriter(str(scratch))
+    with mock.patch("time.time", return_value=started or float(name.split(".")[3])):  # its first event's
+        writer = EventFileWriter(str(scratch))
     for epoch, loss in losses.items():
         step = 10 * (epoch + 1)
         values = [Summary.Value(tag="epoch", simple_value=epoch), Summary.Value(tag="val/loss", simple_value=loss)]
@@ -36,6 +39,14 @@ def test_a_resumed_runs_later_event_files_win_its_repeated_epochs(tmp_path):
     write_segment(tmp_path, third, {3: 0.25, 4: 0.125})
     write_segment(tmp_path, first, {0: 1.0, 1: 0.875, 2: 0.75})
     assert read_history(tmp_path)["val/loss"] == {1: 1.0, 2: 0.875, 3: 0.5, 4: 0.25, 5: 0.125}
+
+
+def test_event_files_started_in_the_same_second_are_read_in_start_order(tmp_path):
+    """File names hold the start to the second only, then host and pid: a run resumed within the
+    same second by a process of a lower pid has the name that sorts first."""
+    write_segment(tmp_path, "events.out.tfevents.1700000000.host.3.0", {0: 1.0, 1: 0.875}, 1700000000.25)
+    write_segment(tmp_path, "events.out.tfevents.1700000000.host.20.0", {1: 0.5, 2: 0.25}, 1700000000.75)
+    assert read_history(tmp_path)["val/loss"] == {1: 1.0, 2: 0.5, 3: 0.25}
 
 
 def test_mean_runs_leave_nothing_of_an_earlier_summary(tmp_path):

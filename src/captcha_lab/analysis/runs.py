@@ -23,15 +23,19 @@ History = dict[str, Points]  # tag -> {epoch: value}
 def read_history(run_dir: str | Path) -> History:
     """Every scalar of a run's event files keyed by epoch (Lightning logs `epoch` at each step);
     a resumed run's repeated epochs keep their latest value."""
-    history: History = {}
-    for events in sorted(Path(run_dir).glob("events.out.tfevents.*")):
+    runs = []
+    for events in Path(run_dir).glob("events.out.tfevents.*"):
         acc = EventAccumulator(str(events), size_guidance={"scalars": 0})
         acc.Reload()
-        tags = acc.Tags()["scalars"]
-        if "epoch" not in tags:
-            continue
+        if "epoch" in acc.Tags()["scalars"]:
+            runs.append(acc)
+    # In the order the files were started: their names hold the start only to the second, and
+    # compare by host and pid within it (a run resumed within the same second).
+    runs.sort(key=lambda acc: acc.FirstEventTimestamp())
+    history: History = {}
+    for acc in runs:
         epoch_at = {e.step: int(e.value) for e in acc.Scalars("epoch")}
-        for tag in tags:
+        for tag in acc.Tags()["scalars"]:
             for e in acc.Scalars(tag):
                 if e.step in epoch_at:
                     history.setdefault(tag, {})[epoch_at[e.step] + 1] = e.value  # epochs from 1
