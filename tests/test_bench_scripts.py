@@ -200,6 +200,15 @@ def test_onnx_inference_goal_line_is_met_only_at_or_above_the_goal(monkeypatch):
     assert bench["goal_line"](1999.6, 2000, 256).endswith(": 1999, NOT MET")
 
 
+def test_bench_says_what_share_of_the_peak_half_of_keras_needs(monkeypatch):
+    bench = load(monkeypatch, "bench.py")
+    ours = {"wall_s": 20.0, "epoch_s": 1.0}  # 10 epochs of 1.0 s and 10 s outside them
+    # Half of 90 s is 45 s: 35 s for 10 epochs, 3.5 s each, where the peak would take 2.8 s.
+    line = bench["half_run_needs"](ours, "Keras", 90.0, 10, 2.8)
+    assert "leaves 3.500 s an epoch beside our 10.0 s outside the epochs: 80% of the fp32 matmul peak" in line
+    assert "is less than our 10.0 s outside the epochs" in bench["half_run_needs"](ours, "Keras", 18.0, 10, 2.8)
+
+
 @pytest.mark.parametrize(
     ("script", "args", "error"),
     [
