@@ -6,6 +6,7 @@ import warnings
 import cv2
 import numpy as np
 import PIL.Image
+import PIL.PngImagePlugin
 import pytest
 
 from captcha_lab.data.images import (
@@ -168,6 +169,28 @@ def test_quiet_decoders_leaves_a_truncated_file_to_our_own_error(capfd):
         with pytest.raises(ImageError, match="more than the limit"):
             decode_image(png_header(10_000, 10_000))
     assert not caught
+
+
+def flip_crc(png: bytes, kind: bytes) -> bytes:
+    """`png` with one bit of its `kind` chunk's checksum flipped, as bit rot would leave it."""
+    data = bytearray(png)
+    at = data.find(kind)  # the chunk's type, after its 4-byte length
+    data[at + 4 + int.from_bytes(data[at - 4 : at], "big")] ^= 0x01
+    return bytes(data)
+
+
+def test_a_png_with_a_damaged_chunk_is_named_and_libpng_stays_quiet(capfd):
+    # capfd: OpenCV's libpng writes "libpng error: IDAT: CRC error" to the file descriptor itself.
+    info = PIL.PngImagePlugin.PngInfo()
+    info.add_text("Comment", "a captcha")
+    buffer = io.BytesIO()
+    PIL.Image.fromarray(np.arange(10_000, dtype=np.uint8).reshape(50, 200)).save(buffer, "PNG", pnginfo=info)
+    quiet_decoders()
+    with pytest.raises(ImageError, match="a damaged PNG: its IDAT chunk fails its checksum"):
+        decode_image(flip_crc(buffer.getvalue(), b"IDAT"))
+    # An ancillary chunk's damage costs only that chunk, as in libpng: the pixels read as they are.
+    assert np.array_equal(decode_image(flip_crc(buffer.getvalue(), b"tEXt")), decode_image(buffer.getvalue()))
+    assert "libpng" not in capfd.readouterr().err
 
 
 @pytest.mark.parametrize(

@@ -6,6 +6,7 @@ import io
 import os
 import stat
 import warnings
+import zlib
 from pathlib import Path
 from typing import BinaryIO
 
@@ -46,6 +47,7 @@ def decode_image(data: bytes | np.ndarray, size: tuple[int, int] = IMAGE_SIZE, c
     buf = np.frombuffer(data, np.uint8) if isinstance(data, bytes) else data
     if buf.size == 0:
         raise ImageError("empty file")
+    buf = _png_checked(buf)
     header = _header(io.BytesIO(buf.tobytes()))  # first: a decompression bomb is refused undecoded
     if header is None:
         raise ImageError("not a readable image")
@@ -70,6 +72,32 @@ def decode_image(data: bytes | np.ndarray, size: tuple[int, int] = IMAGE_SIZE, c
 
 
 ALPHA_MODES = {"RGBA", "LA", "PA", "RGBa", "La"}  # PIL modes with an alpha channel
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def _png_checked(buf: np.ndarray) -> np.ndarray:
+    """A PNG's bytes with their chunk checksums checked before cv2 decodes them: its libpng
+    prints "libpng error: IDAT: CRC error" (or a warning, for an ancillary chunk such as tEXt) on
+    stderr itself, past any log level, besides our one line naming the file. A damaged critical
+    chunk is an ImageError; a damaged ancillary one is left out, as libpng would drop it. Other
+    formats, and a file cut short (which cv2 reads quietly), pass as they are."""
+    if buf[: len(PNG_SIGNATURE)].tobytes() != PNG_SIGNATURE:
+        return buf
+    data = buf.tobytes()
+    at, dropped = len(PNG_SIGNATURE), []
+    while at + 12 <= len(data):  # length (4), type (4), data, CRC (4) of type + data
+        end = at + 8 + int.from_bytes(data[at : at + 4], "big")
+        kind = data[at + 4 : at + 8]
+        if end + 4 > len(data) or kind == b"IEND":
+            break
+        if zlib.crc32(data[at + 4 : end]) != int.from_bytes(data[end : end + 4], "big"):
+            if kind[:1].isupper():  # critical: IHDR, PLTE, IDAT
+                raise ImageError(f"a damaged PNG: its {kind.decode('latin-1')} chunk fails its checksum")
+            dropped.append((at, end + 4))
+        at = end + 4
+    for start, stop in reversed(dropped):
+        data = data[:start] + data[stop:]
+    return np.frombuffer(data, np.uint8) if dropped else buf
 
 
 def _over_white(buf: np.ndarray) -> np.ndarray | None:
