@@ -15,7 +15,9 @@ val seq_acc is at or above --target, and the folds' mean training time to it (wi
 pooled over them, and then each seed's own). --goal-s prints a goal line for it in seconds,
 --goal-cut one as a cut from --baseline's whole training per fold (the same bar on any CPU), for
 the recipe named by --goal-recipe (default: the last), and with several seeds whether each seed
-alone meets it."""
+alone meets it. --goal-img-s then reads the goal recipe's first run's best.onnx on ONNX Runtime
+(bench/onnx_inference.py, in a process of its own) and prints whether its batched images/s meet
+it: issue 24's goals 1 and 3 from one run."""
 
 import argparse
 import itertools
@@ -44,6 +46,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     )
     p.add_argument("--baseline", help="the recipe --goal-cut divides (default: the first)")
     p.add_argument("--goal-recipe", help="the recipe the goals are for (default: the last)")
+    p.add_argument("--goal-img-s", type=float, help="goal: the goal recipe's best.onnx, batched images/s")
     p.add_argument("--out", default="outputs/bench/time_to_accuracy", help="the runs go to a new folder in it")
     return p.parse_args(argv)
 
@@ -174,6 +177,18 @@ def main(argv=None) -> None:
         results = {key: fold_result(run, args.target) for key, run in runs[name].items()}
         summaries[name] = report(f"{name}: {overrides}", results, args.target)
     print_goals(summaries, args)
+    if args.goal_img_s is not None:
+        first = runs[args.goal_recipe or list(recipes)[-1]][args.seeds[0], folds[0]]
+        print(inference_goal(first / "checkpoints" / "best.onnx", args))
+
+
+def inference_goal(onnx: Path, args) -> str:
+    """bench/onnx_inference.py's goal line for `onnx`, read in a process without PyTorch."""
+    cmd = [sys.executable, "bench/onnx_inference.py", str(onnx), args.data, "--goal", f"{args.goal_img_s:g}"]
+    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+    if done.returncode != 0:
+        return f"GOAL: inference of {onnx} failed: {done.stderr.strip().splitlines()[-1:]}"
+    return f"\nbatched inference of {onnx} (ONNX Runtime):\n{done.stdout.strip()}"
 
 
 def print_goals(summaries: dict[str, dict], args) -> None:

@@ -4,6 +4,7 @@ already), as `python bench/X.py --help` would."""
 
 import re
 import runpy
+import subprocess
 import sys
 
 import pytest
@@ -184,6 +185,28 @@ def test_time_to_accuracy_recipes_take_turns_fold_by_fold(monkeypatch, capsys, t
     assert trained == [(r, s, f) for s in (0, 1) for f in (0, 1) for r in "ab"]
     out = capsys.readouterr().out
     assert out.index("## a: x=1") < out.index("## b: x=2")  # and each recipe's report still in one piece
+
+
+def test_time_to_accuracy_reads_the_goal_recipes_first_export_for_goal_3(monkeypatch, capsys, tmp_path):
+    tta = load(monkeypatch, "time_to_accuracy.py")
+    names = tta["main"].__globals__
+    monkeypatch.setitem(names, "train_fold", lambda name, overrides, args, seed, fold: tmp_path / f"{name}{seed}{fold}")
+    result = {**fold([1.0]), "seq": 1.0, "char": 1.0, "train_s": 1.0, "wall_s": 1.0, "epochs": 1, "reached": (1, 1.0)}
+    monkeypatch.setitem(names, "fold_result", lambda run, target: result)
+    calls = []
+
+    def run(cmd, **kwargs):
+        calls.append(cmd)
+        line = '{"img_per_s": 2500}\nGOAL: >= 2000 images/s batched (batch 256) on ONNX Runtime: 2500, MET'
+        return subprocess.CompletedProcess(cmd, 0, stdout=line, stderr="")
+
+    monkeypatch.setattr(names["subprocess"], "run", run)
+    argv = ["--data", "d", "--recipe", "a=x=1", "--recipe", "b=x=2", "--seeds", "3", "4", "--only-folds", "2", "1"]
+    tta["main"]([*argv, "--goal-img-s", "2000", "--out", str(tmp_path)])
+    # The goal recipe (the last) at its first seed and fold, read with the goal given.
+    assert calls == [[sys.executable, "bench/onnx_inference.py", str(tmp_path / "b32/checkpoints/best.onnx"), "d",
+                      "--goal", "2000"]]  # fmt: skip
+    assert capsys.readouterr().out.endswith("on ONNX Runtime: 2500, MET\n")
 
 
 def test_label_audit_lists_only_images_every_run_misreads(monkeypatch):
