@@ -135,6 +135,20 @@ def test_opaque_rgba_reads_as_cv2s_plain_read(tmp_path):
     assert arr[..., 3].min() == 255
 
 
+def test_opaque_rgba_reads_in_colour_from_one_decode(tmp_path, monkeypatch):
+    # Colour is the plain read's BGR taken from the decode that looked at alpha, not a second decode.
+    path = tmp_path / "2b827.png"
+    pixels = np.random.default_rng(0).integers(0, 256, (50, 200, 4), np.uint8)
+    pixels[..., 3] = 255
+    cv2.imwrite(str(path), pixels)
+    plain = cv2.cvtColor(cv2.imread(str(path), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+    decodes = []
+    imdecode = cv2.imdecode
+    monkeypatch.setattr(cv2, "imdecode", lambda *args: decodes.append(args[1]) or imdecode(*args))
+    np.testing.assert_array_equal(read_image(path, channels=3), plain)
+    assert decodes == [cv2.IMREAD_UNCHANGED]
+
+
 def test_exif_orientation_is_ignored_as_for_pil_images(tmp_path):
     # A JPEG tagged "rotate 90": the file, its bytes and the PIL image read the same 50x200 pixels.
     from PIL import Image

@@ -54,10 +54,8 @@ def decode_image(data: bytes | np.ndarray, size: tuple[int, int] = IMAGE_SIZE, c
     (h, w), alpha = header
     if w * h > MAX_PIXELS:
         raise ImageError(f"{w}x{h} pixels is more than the limit of {MAX_PIXELS}")
-    img = _over_white(buf) if alpha else None
-    if img is not None:
-        img = cv2.cvtColor(img, cv2.COLOR_BGR2GRAY if channels == 1 else cv2.COLOR_BGR2RGB)
-    else:
+    img = _alpha_read(buf, channels) if alpha else None
+    if img is None:
         # cv2's grayscale read is what the report used. The EXIF orientation is ignored, as PIL
         # images (to_pixels) and the header's size (image_size) ignore it.
         flags = cv2.IMREAD_GRAYSCALE if channels == 1 else cv2.IMREAD_COLOR
@@ -100,19 +98,22 @@ def _png_checked(buf: np.ndarray) -> np.ndarray:
     return np.frombuffer(data, np.uint8) if dropped else buf
 
 
-def _over_white(buf: np.ndarray) -> np.ndarray | None:
-    """An image with transparent pixels -> (H, W, 3) uint8 BGR, painted over white, the captchas'
-    background: cv2's plain reads drop alpha and keep the colour under it, often black. None
-    where every pixel is opaque, which the plain read gives as it is (captcha_v2's RGBA)."""
+def _alpha_read(buf: np.ndarray, channels: int) -> np.ndarray | None:
+    """An image with an alpha channel -> uint8 pixels as decode_image gives them, from one decode;
+    None where the plain read must give them. Transparent pixels are painted over white, the
+    captchas' background: cv2's plain reads drop alpha and keep the colour under it, often black.
+    An opaque image (captcha_v2's RGBA) is what the plain read gives: for RGB its BGR channels as
+    decoded (IMREAD_COLOR drops alpha, 8 bits the same), for grayscale a plain read again, since
+    cv2.cvtColor's weights round otherwise than libpng's, which read the report's images."""
     img = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)  # (H, W, 4) BGRA, 8 or 16 bits
     if img is None or img.ndim != 3 or img.shape[2] != 4:
         return None
     top = np.iinfo(img.dtype).max
     if (img[..., 3] == top).all():
-        return None
+        return cv2.cvtColor(img, cv2.COLOR_BGRA2RGB) if channels == 3 and img.dtype == np.uint8 else None
     alpha = img[..., 3:].astype(np.float32) / top  # (H, W, 1)
     bgr = img[..., :3].astype(np.float32) / top * alpha + (1 - alpha)
-    return np.rint(bgr * 255).astype(np.uint8)
+    return cv2.cvtColor(np.rint(bgr * 255).astype(np.uint8), cv2.COLOR_BGR2GRAY if channels == 1 else cv2.COLOR_BGR2RGB)
 
 
 def open_regular(path: str | Path) -> io.BufferedReader:
