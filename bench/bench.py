@@ -284,9 +284,10 @@ def print_goals(
 
 
 def half_run_needs(ours: dict, keras: str, keras_s: float, epochs: int, peak_epoch_s: float) -> str:
-    """What half of the strongest Keras row's whole run leaves our epochs, given the time this run
-    spent outside its median epochs (start-up, the first epoch's extra, test, export), as a share
-    of the matmul peak: above 100% no fp32 code of this model can meet it on this machine."""
+    """What half of the last Keras row's whole run (with oneDNN, the goal's baseline, where it ran)
+    leaves our epochs, given the time this run spent outside its median epochs (start-up, the
+    first epoch's extra, test, export), as a share of the matmul peak: above 100% no fp32 code of
+    this model can meet it on this machine."""
     outside = ours["wall_s"] - epochs * ours["epoch_s"]
     epoch_s = (0.5 * keras_s - outside) / epochs
     if epoch_s <= 0:

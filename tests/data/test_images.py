@@ -45,7 +45,7 @@ def test_wrong_size_is_resized(tmp_path):
     "data,reason",
     [
         (b"", "empty file"),
-        (b"\x89PNG\r\n\x1a\n" + b"\0" * 40, "not a readable image"),
+        (b"\x89PNG\r\n\x1a\n" + b"\0" * 40, "a damaged PNG: a chunk's length or type is broken"),
         (png_header(8_000, 8_000), f"8000x8000 pixels is more than the limit of {MAX_PIXELS}"),
         (png_header(20_000, 20_000), "more pixels than the limit"),  # PIL's own bomb check fires first
     ],
@@ -204,6 +204,12 @@ def test_a_png_with_a_damaged_chunk_is_named_and_libpng_stays_quiet(capfd):
         decode_image(flip_crc(buffer.getvalue(), b"IDAT"))
     # An ancillary chunk's damage costs only that chunk, as in libpng: the pixels read as they are.
     assert np.array_equal(decode_image(flip_crc(buffer.getvalue(), b"tEXt")), decode_image(buffer.getvalue()))
+    assert np.array_equal(decode_image(flip_crc(buffer.getvalue(), b"IEND")), decode_image(buffer.getvalue()))
+    # A broken length puts the next "type" anywhere: named as broken, with none of its raw bytes.
+    broken = bytearray(buffer.getvalue())
+    broken[broken.find(b"tEXt") - 1] ^= 0x01
+    with pytest.raises(ImageError, match=r"^a damaged PNG: a chunk's length or type is broken$"):
+        decode_image(bytes(broken))
     assert "libpng" not in capfd.readouterr().err
 
 

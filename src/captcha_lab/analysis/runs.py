@@ -31,7 +31,7 @@ def read_history(run_dir: str | Path) -> History:
             runs.append(acc)
     # In the order the files were started: their names hold the start only to the second, and
     # compare by host and pid within it (a run resumed within the same second).
-    runs.sort(key=lambda acc: acc.FirstEventTimestamp())
+    runs.sort(key=lambda acc: (acc.FirstEventTimestamp(), acc.path))
     history: History = {}
     for acc in runs:
         epoch_at = {e.step: int(e.value) for e in acc.Scalars("epoch")}

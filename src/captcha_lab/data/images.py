@@ -71,31 +71,44 @@ def decode_image(data: bytes | np.ndarray, size: tuple[int, int] = IMAGE_SIZE, c
 
 ALPHA_MODES = {"RGBA", "LA", "PA", "RGBa", "La"}  # PIL modes with an alpha channel
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+IEND = b"\0\0\0\0IEND" + zlib.crc32(b"IEND").to_bytes(4, "big")  # a PNG's last chunk, empty
 
 
 def _png_checked(buf: np.ndarray) -> np.ndarray:
     """A PNG's bytes with their chunk checksums checked before cv2 decodes them: its libpng
     prints "libpng error: IDAT: CRC error" (or a warning, for an ancillary chunk such as tEXt) on
     stderr itself, past any log level, besides our one line naming the file. A damaged critical
-    chunk is an ImageError; a damaged ancillary one is left out, as libpng would drop it. Other
-    formats, and a file cut short (which cv2 reads quietly), pass as they are."""
+    chunk is an ImageError; a damaged ancillary one is left out, as libpng would drop it, and a
+    damaged (empty) IEND replaced. Other formats, and a file cut short (which cv2 reads quietly),
+    pass as they are."""
     if buf[: len(PNG_SIGNATURE)].tobytes() != PNG_SIGNATURE:
         return buf
     data = buf.tobytes()
-    at, dropped = len(PNG_SIGNATURE), []
+    at, dropped, tail = len(PNG_SIGNATURE), [], None
     while at + 12 <= len(data):  # length (4), type (4), data, CRC (4) of type + data
         end = at + 8 + int.from_bytes(data[at : at + 4], "big")
         kind = data[at + 4 : at + 8]
-        if end + 4 > len(data) or kind == b"IEND":
+        if not kind.isalpha():  # a broken length or type: the chunks are out of step
+            raise ImageError("a damaged PNG: a chunk's length or type is broken")
+        if end + 4 > len(data):
             break
         if zlib.crc32(data[at + 4 : end]) != int.from_bytes(data[end : end + 4], "big"):
-            if kind[:1].isupper():  # critical: IHDR, PLTE, IDAT
-                raise ImageError(f"a damaged PNG: its {kind.decode('latin-1')} chunk fails its checksum")
-            dropped.append((at, end + 4))
+            if kind == b"IEND":
+                tail = at  # it holds nothing: a good one in its place
+            elif kind[:1].isupper():  # critical: IHDR, PLTE, IDAT
+                raise ImageError(f"a damaged PNG: its {kind.decode()} chunk fails its checksum")
+            else:
+                dropped.append((at, end + 4))
+        if kind == b"IEND":
+            break
         at = end + 4
-    for start, stop in reversed(dropped):
+    if not dropped and tail is None:
+        return buf
+    if tail is not None:
+        data = data[:tail] + IEND
+    for start, stop in reversed(dropped):  # before the tail: their offsets still hold
         data = data[:start] + data[stop:]
-    return np.frombuffer(data, np.uint8) if dropped else buf
+    return np.frombuffer(data, np.uint8)
 
 
 def _alpha_read(buf: np.ndarray, channels: int) -> np.ndarray | None:
